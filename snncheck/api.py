@@ -1,0 +1,118 @@
+"""The Python API: run networks in several simulators, align, compare, diagnose. The CLI is a thin layer on this.
+
+    from snncheck import api
+    runs = api.run_network(int_net, inputs, tag="b")          # {"reference:b": ..., "paibox:b": ..., ...}
+    report = api.check(int_net, inputs)                       # one network, every runner, every pair
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import numpy as np
+
+from . import ir
+from .align import align
+from .compare import compare
+from .diagnose import runs as run_diagnoses
+from .errors import InputError
+from .report import Report
+
+RUNNERS = ("reference", "spikingjelly", "paibox")
+
+
+def make_runner(kind: str, network: ir.Network, tag: str, module=None, timing: str = "pipeline",
+                progress: bool = False, record_v: bool = True):
+    label = f"{kind}:{tag}"
+    if kind == "reference":
+        from .runners.reference import ReferenceRunner
+        return ReferenceRunner(network, label, record_v=record_v)
+    if kind == "spikingjelly":
+        from .runners.spikingjelly import SpikingJellyRunner
+        return SpikingJellyRunner(network, label, module=module, record_v=record_v)
+    if kind == "paibox":
+        from .runners.paibox import PAIBoxRunner
+        return PAIBoxRunner(network, label, timing=timing, record_v=record_v, progress=progress)
+    raise InputError(f"unknown runner {kind!r}; known: {', '.join(RUNNERS)}")
+
+
+def run_network(network: ir.Network, inputs: np.ndarray, runners: Iterable[str] = RUNNERS, tag: str = "b",
+                module=None, timing: str = "pipeline", progress: bool = False) -> dict:
+    """Runs one network in each runner; pipelined runs come back aligned to the reference (lags in meta).
+
+    `module`: the user's own SpikingJelly module for the spikingjelly runner (e.g. BatchNorm unfolded);
+    the other runners get the network with BatchNorm folded."""
+    folded = ir.fold_batchnorm(network)
+    runners = list(runners)
+    if "paibox" in runners and "reference" not in runners:
+        runners.insert(0, "reference")       # alignment needs the same-step reference
+    results = {}
+    for kind in runners:
+        net = network if (kind == "spikingjelly" and module is not None) else folded
+        runner = make_runner(kind, net, tag, module=module if kind == "spikingjelly" else None,
+                             timing=timing, progress=progress)
+        results[runner.label] = runner.run(inputs)
+    ref = results.get(f"reference:{tag}")
+    return {label: align(res, ref) if res.meta.get("raw") else res for label, res in results.items()}
+
+
+def pairs_for(labels: list) -> list:
+    """Every runner against the reference of the same network, then A against B (float against integer)."""
+    out = []
+    for label in labels:
+        kind, tag = label.split(":")
+        if kind != "reference" and f"reference:{tag}" in labels:
+            out.append((label, f"reference:{tag}"))
+    if "spikingjelly:a" in labels and "reference:b" in labels:
+        out.append(("spikingjelly:a", "reference:b"))
+    return out
+
+
+def lags_of(results: dict) -> dict:
+    for res in results.values():
+        if "lags" in res.meta:
+            return res.meta["lags"]
+    return {}
+
+
+def check(network: ir.Network, inputs: np.ndarray, runners: Iterable[str] = RUNNERS, module=None,
+          timing: str = "pipeline", title: Optional[str] = None, inputs_info: Optional[dict] = None,
+          progress: bool = False) -> Report:
+    """One network in several simulators: every runner against the reference, the lags, the diagnoses."""
+    tag = "b" if ir.fold_batchnorm(network).is_integer else "a"
+    results = run_network(network, inputs, runners, tag, module, timing, progress)
+    return report_from_runs(results, title or network.name, inputs_info or {}, networks={tag: summary(network)})
+
+
+def report_from_runs(results: dict, title: str, inputs_info: dict, networks: dict,
+                     pairs: Optional[list] = None) -> Report:
+    pairs = [compare(results[a], results[b]) for a, b in (pairs or pairs_for(list(results)))]
+    lags = lags_of(results)
+    diagnoses = run_diagnoses.timing(lags)
+    late = {d.layer for d in diagnoses}
+    exact_tags = {tag for tag, info in networks.items() if info.get("integer")}
+    for p in pairs:
+        same_net = p.a.split(":")[1] == p.b.split(":")[1]
+        if same_net:
+            tag = p.a.split(":")[1]
+            diagnoses += run_diagnoses.disagreement(p, exact_required=tag in exact_tags,
+                                                     skip_layers=_downstream(late, results[p.a].names))
+    first = next(iter(results.values()))
+    runs = {label: {k: v for k, v in res.meta.items() if k not in ("lags",)} for label, res in results.items()}
+    return Report(title=title, layers=first.names, pairs=pairs, diagnoses=diagnoses, lags=lags, runs=runs,
+                  inputs=inputs_info, networks=networks)
+
+
+def summary(network: ir.Network) -> dict:
+    folded = ir.fold_batchnorm(network)
+    return {"name": network.name, "integer": folded.is_integer, "input_shape": list(network.input_shape),
+            "layers": [f"{l.name}:{type(l).__name__}" for l in network.layers],
+            "spiking_layers": [n.name for n in network.neurons],
+            "expected_lags": ir.expected_lags(folded)}
+
+
+def _downstream(layers: set, order: list) -> set:
+    """Layers at or after the first of `layers`: a timing fault explains every mismatch from there on."""
+    if not layers:
+        return set()
+    first = min(order.index(l) for l in layers)
+    return set(order[first:])

@@ -1,0 +1,42 @@
+"""The terminal view of a report: verdict, diagnoses with fixes, and a per-layer table."""
+from __future__ import annotations
+
+from ..diagnose import rank
+
+
+def render(report) -> str:
+    lines = [f"{report.title}: {report.verdict.upper()}"]
+    if report.inputs:
+        lines.append("inputs: " + ", ".join(f"{k}={v}" for k, v in report.inputs.items()))
+    head = ["layer", "lag exp/found"] + [p.key for p in report.pairs]
+    rows = []
+    for name in report.layers:
+        lag = report.lags.get(name)
+        lag_s = "-" if not lag else f"{lag['expected']}/{'?' if lag['detected'] is None else lag['detected']}" \
+            + (" !" if lag["anomaly"] else "")
+        cells = [name, lag_s]
+        for p in report.pairs:
+            lc = p.layer(name)
+            cell = f"{lc.mismatches}/{lc.total} ({lc.rate:.2%})"
+            if lc.v_max_abs_diff:
+                cell += f" dV<={lc.v_max_abs_diff:.3g}"
+            cells.append(cell)
+        rows.append(cells)
+    lines += _table(head, rows)
+    for p in report.pairs:
+        fd = p.first_divergence
+        where = "none" if fd is None else f"{fd['layer']} t={fd['t']} sample={fd['sample']} neuron={tuple(fd['neuron'])}"
+        lines.append(f"{p.key}: output agreement {p.output_agreement:.1%}, first divergence {where}")
+    if report.diagnoses:
+        lines.append("diagnoses:")
+        for d in rank(report.diagnoses):
+            lines.append(f"  [{d.severity}] {d.code} @ {d.layer or '-'}: {d.message}")
+            if d.fix:
+                lines.append(f"      fix: {d.fix}")
+    return "\n".join(lines)
+
+
+def _table(head, rows) -> list:
+    widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*head), fmt.format(*["-" * w for w in widths])] + [fmt.format(*r) for r in rows]
