@@ -116,3 +116,25 @@ def _downstream(layers: set, order: list) -> set:
         return set()
     first = min(order.index(l) for l in layers)
     return set(order[first:])
+
+
+def deployed_inputs(inputs: np.ndarray, input_scale: float) -> np.ndarray:
+    """What the integer network receives: round(x * input_scale)."""
+    return np.rint(np.asarray(inputs, np.float64) * input_scale)
+
+
+def diff(module, float_net: ir.Network, int_net: ir.Network, inputs: np.ndarray, input_scale: float,
+         runners: Iterable[str] = RUNNERS, timing: str = "pipeline", title: str = "diff",
+         inputs_info: Optional[dict] = None, progress: bool = False) -> Report:
+    """A float network (A) and its deployed integer version (B) on the same inputs.
+
+    A runs in SpikingJelly (the user's module) and the reference; B in every runner. Pairs: each runner against
+    its reference, and A (SpikingJelly) against B (reference)."""
+    runners = list(runners)
+    results = run_network(float_net, inputs, [r for r in ("spikingjelly", "reference") if r in runners] or
+                          ["reference"], "a", module, progress=progress)
+    results.update(run_network(int_net, deployed_inputs(inputs, input_scale), runners, "b", timing=timing,
+                               progress=progress))
+    networks = {"a": summary(float_net), "b": summary(int_net)}
+    report = report_from_runs(results, title, dict(inputs_info or {}, input_scale=input_scale), networks)
+    return report
