@@ -22,7 +22,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--out", default=str(zoo.DIGITS_CHECKPOINT))
+    ap.add_argument("--deploy-only", action="store_true", help="only rewrite the int8 checkpoint from --out")
     args = ap.parse_args()
+    if args.deploy_only:
+        return deploy(args.out)
     torch.manual_seed(0)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -53,6 +56,16 @@ def main():
             print(f"epoch {epoch + 1}: loss {loss.item():.4f}, test accuracy {accuracy(net, xte, yte):.3f}")
     torch.save(net.state_dict(), args.out)
     print(f"saved {args.out} after {time.time() - start:.0f} s")
+    deploy(args.out)
+
+
+def deploy(float_path, out=str(zoo.DIGITS_DEPLOYED)):
+    """The integer version for PAIBox: BatchNorm folded, int8 weights, 0-255 input (input_scale=255)."""
+    from snncheck import checkpoint, convert
+    model = checkpoint.load_float(float_path, "digits_csnn")
+    conv = convert.convert(model.network, input_scale=255, rule="max")
+    checkpoint.save_deployed(conv, out)
+    print(f"saved {out}: vthr {conv.vthr}")
 
 
 @torch.no_grad()

@@ -108,9 +108,10 @@ def run(case: Case):
     module, float_net = build_float(case)
     inputs, info = build_inputs(case, float_net.input_shape)
     runs = case.section("run")
-    runners = runs.get("runners", list(api.RUNNERS))
-    timing = runs.get("timing", "pipeline")
     conv_spec = case.section("conversion")
+    # PAIBox runs integer networks only: a float-only case runs the other two unless it asks for PAIBox
+    runners = runs.get("runners", list(api.RUNNERS) if conv_spec else ["reference", "spikingjelly"])
+    timing = runs.get("timing", "pipeline")
     if not conv_spec:
         return api.check(float_net, inputs, runners, module=module, timing=timing, title=case.name, inputs_info=info)
     conv = convert.convert(float_net, float(conv_spec.get("input_scale", 1.0)), conv_spec.get("rule", "max"),
