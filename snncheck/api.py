@@ -21,8 +21,12 @@ RUNNERS = ("reference", "spikingjelly", "paibox")
 
 
 def make_runner(kind: str, network: ir.Network, tag: str, module=None, timing: str = "pipeline",
-                progress: bool = False, record_v: bool = True):
+                progress: bool = False, record_v: bool = True, factories: Optional[dict] = None):
+    """factories: {kind: callable(network, label) -> Runner} replacing a built-in runner (e.g. a user's own
+    PAIBox network, snncheck.runners.paibox_user)."""
     label = f"{kind}:{tag}"
+    if factories and kind in factories:
+        return factories[kind](network, label)
     if kind == "reference":
         from .runners.reference import ReferenceRunner
         return ReferenceRunner(network, label, record_v=record_v)
@@ -36,7 +40,8 @@ def make_runner(kind: str, network: ir.Network, tag: str, module=None, timing: s
 
 
 def run_network(network: ir.Network, inputs: np.ndarray, runners: Iterable[str] = RUNNERS, tag: str = "b",
-                module=None, timing: str = "pipeline", progress: bool = False) -> dict:
+                module=None, timing: str = "pipeline", progress: bool = False,
+                factories: Optional[dict] = None) -> dict:
     """Runs one network in each runner; pipelined runs come back aligned to the reference (lags in meta).
 
     `module`: the user's own SpikingJelly module for the spikingjelly runner (e.g. BatchNorm unfolded);
@@ -49,7 +54,7 @@ def run_network(network: ir.Network, inputs: np.ndarray, runners: Iterable[str] 
     for kind in runners:
         net = network if (kind == "spikingjelly" and module is not None) else folded
         runner = make_runner(kind, net, tag, module=module if kind == "spikingjelly" else None,
-                             timing=timing, progress=progress)
+                             timing=timing, progress=progress, factories=factories)
         results[runner.label] = runner.run(inputs)
     ref = results.get(f"reference:{tag}")
     return {label: align(res, ref) if res.meta.get("raw") else res for label, res in results.items()}
@@ -125,16 +130,20 @@ def deployed_inputs(inputs: np.ndarray, input_scale: float) -> np.ndarray:
 
 def diff(module, float_net: ir.Network, int_net: ir.Network, inputs: np.ndarray, input_scale: float,
          runners: Iterable[str] = RUNNERS, timing: str = "pipeline", title: str = "diff",
-         inputs_info: Optional[dict] = None, progress: bool = False) -> Report:
+         inputs_info: Optional[dict] = None, progress: bool = False, factories: Optional[dict] = None,
+         keep_runs: bool = True) -> Report:
     """A float network (A) and its deployed integer version (B) on the same inputs.
 
     A runs in SpikingJelly (the user's module) and the reference; B in every runner. Pairs: each runner against
-    its reference, and A (SpikingJelly) against B (reference)."""
+    its reference, and A (SpikingJelly) against B (reference). `factories` replaces B's runners (see make_runner);
+    `keep_runs` keeps the aligned runs and both networks in report.figures for the HTML figures."""
     runners = list(runners)
     results = run_network(float_net, inputs, [r for r in ("spikingjelly", "reference") if r in runners] or
                           ["reference"], "a", module, progress=progress)
     results.update(run_network(int_net, deployed_inputs(inputs, input_scale), runners, "b", timing=timing,
-                               progress=progress))
+                               progress=progress, factories=factories))
     networks = {"a": summary(float_net), "b": summary(int_net)}
     report = report_from_runs(results, title, dict(inputs_info or {}, input_scale=input_scale), networks)
+    if keep_runs:
+        report.figures.update(runs=results, networks={"a": ir.fold_batchnorm(float_net), "b": int_net})
     return report
