@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -59,9 +60,11 @@ def main():
     deploy(args.out)
 
 
-def deploy(float_path, out=str(zoo.DIGITS_DEPLOYED)):
+def deploy(float_path):
     """The integer version for PAIBox: BatchNorm folded, int8 weights, 0-255 input (input_scale=255)."""
     from snncheck import checkpoint, convert
+    out = zoo.DIGITS_DEPLOYED if Path(float_path) == zoo.DIGITS_CHECKPOINT else \
+        Path(float_path).with_name(Path(float_path).stem + "_int8.pth")
     model = checkpoint.load_float(float_path, "digits_csnn")
     conv = convert.convert(model.network, input_scale=255, rule="max")
     checkpoint.save_deployed(conv, out)

@@ -42,6 +42,9 @@ def detect_lag(rec: LayerRecord, ref: LayerRecord, expected: int) -> dict:
         if rec.v is not None and ref.v is not None:
             differ |= rec.v[:, d:d + t] != ref.v
         scores.append(float(differ.mean()))
+    # a correctly timed stage is idle (no spike, v = 0) before its tick_wait_start; activity there means it
+    # started before its input could arrive (e.g. tick_wait_start=1 everywhere), whatever shift fits best
+    early = bool(rec.spikes[:, :expected].any()) or (rec.v is not None and bool(np.any(rec.v[:, :expected] != 0)))
     best = int(np.argmin(scores))
     ties = [d for d, s in enumerate(scores) if s == scores[best]]
     return {
@@ -52,7 +55,8 @@ def detect_lag(rec: LayerRecord, ref: LayerRecord, expected: int) -> dict:
         "mismatch_at_expected": scores[expected] if expected < len(scores) else None,
         "scores": scores,
         # another shift fits better, or no shift fits at all (the layer's output does not follow its input)
-        "anomaly": (len(ties) == 1 and best != expected) or (len(ties) > 1 and scores[best] > 0),
+        "early_activity": early,
+        "anomaly": (len(ties) == 1 and best != expected) or (len(ties) > 1 and scores[best] > 0) or early,
     }
 
 

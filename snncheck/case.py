@@ -53,7 +53,10 @@ def build_float(case: Case):
     name = model.get("name", "digits_csnn")
     options = model.get("options", {})
     weights = str(model.get("weights", "trained"))
-    factory = checkpoint.resolve_factory(name if ":" in name or name in zoo.ZOO else name)
+    target, sep, attr = name.rpartition(":")
+    if sep and target.endswith(".py"):
+        name = f"{case._path(target)}:{attr}"      # a model file is found relative to the case file
+    factory = checkpoint.resolve_factory(name)
     if weights.startswith("seed:"):
         torch.manual_seed(int(weights.split(":")[1]))
     module = factory(**options)

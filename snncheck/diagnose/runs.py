@@ -11,7 +11,11 @@ def timing(lags: dict, runner: str = "paibox") -> list:
         if not lag["anomaly"]:
             continue
         found = lag["detected"]
-        if found is None:
+        if lag.get("early_activity"):
+            msg = (f"{runner} layer {layer} is already active in the {lag['expected']} step(s) before its input "
+                   f"can reach it through the pipeline: it starts too early (tick_wait_start too small), so it "
+                   f"integrates empty input")
+        elif found is None:
             msg = (f"{runner} layer {layer} matches the reference at no time shift (best mismatch "
                    f"{lag['best_mismatch']:.1%}); it is expected {lag['expected']} step(s) late: it does not "
                    "receive its input when the pipeline says it should")
@@ -19,7 +23,8 @@ def timing(lags: dict, runner: str = "paibox") -> list:
             msg = f"{runner} layer {layer} answers {found} step(s) late, the pipeline expects {lag['expected']}"
         out.append(Diagnosis(
             "timing", layer, "error", msg,
-            evidence={k: lag[k] for k in ("expected", "detected", "best_mismatch", "mismatch_at_expected")},
+            evidence={k: lag.get(k) for k in ("expected", "detected", "best_mismatch", "mismatch_at_expected",
+                                               "early_activity")},
             fix="give pipeline stage k (each neuron layer and each spiking pool, k = 1 for the layer fed by "
                 "InputProj) tick_wait_start=k and delay=1"))
     return out
