@@ -1,0 +1,54 @@
+"""Small SpikingJelly models for the case files that the built-in zoo does not have.
+
+Each factory returns a fresh eval-mode module with seeded (untrained) weights; the case files set
+`calibrate = q` so that every spiking layer's threshold is balanced on the case's own inputs.
+"""
+from __future__ import annotations
+
+from snncheck.zoo import _chain, _if
+
+
+def qcfs_net(size: int = 8, channels: int = 8, classes: int = 10):
+    """QCFS-style ANN-to-SNN conversion target: IF neurons with soft reset that start at theta/2
+    (SpikingJelly's HalfThresholdIFNode), conv-pool-linear on 1-channel frames."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer, neuron
+    return _chain(net=nn.Sequential(
+        layer.Conv2d(1, channels, 3, padding=1), neuron.HalfThresholdIFNode(), layer.MaxPool2d(2, 2),
+        layer.Flatten(), layer.Linear(channels * (size // 2) ** 2, classes), neuron.HalfThresholdIFNode(),
+    ))
+
+
+def biased_mlp(inputs: int = 64, hidden: int = 32, classes: int = 10, reset: str = "soft", bias_gain: float = 3.0):
+    """Linear-IF x2 whose biases are large (bias_gain times PyTorch's default range), so that the constant
+    current matters as much as the input: on PAIBox each bias becomes a pb.LIF's per-neuron bias."""
+    import torch
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer
+    net = _chain(fc=nn.Sequential(layer.Flatten(), layer.Linear(inputs, hidden), _if(reset),
+                                  layer.Linear(hidden, classes), _if(reset)))
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Linear):
+                m.bias.mul_(bias_gain)
+    return net
+
+
+def event_csnn(size: int = 16, channels=(8, 16), classes: int = 10, reset: str = "hard"):
+    """A CSNN for event-camera frames: two polarity channels (ON, OFF) in, conv-IF-pool x2, linear-IF."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer
+    c1, c2 = channels
+    return _chain(conv_fc=nn.Sequential(
+        layer.Conv2d(2, c1, 3, padding=1, bias=False), layer.BatchNorm2d(c1), _if(reset), layer.MaxPool2d(2, 2),
+        layer.Conv2d(c1, c2, 3, padding=1, bias=False), layer.BatchNorm2d(c2), _if(reset), layer.MaxPool2d(2, 2),
+        layer.Flatten(), layer.Linear(c2 * (size // 4) ** 2, classes), _if(reset),
+    ))
+
+
+def lif_mlp(inputs: int = 64, hidden: int = 32, classes: int = 10, tau: float = 2.0):
+    """Linear-LIF x2 (SpikingJelly's multiplicative leak, hard reset): a float network PAIBox cannot run."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer, neuron
+    return _chain(fc=nn.Sequential(layer.Flatten(), layer.Linear(inputs, hidden), neuron.LIFNode(tau=tau),
+                                   layer.Linear(hidden, classes), neuron.LIFNode(tau=tau)))

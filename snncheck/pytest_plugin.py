@@ -1,0 +1,96 @@
+"""pytest plugin: every `*.toml` file under a `cases/` directory is a test (adding a case is adding a file).
+
+A case runs as `snncheck compare CASE.toml` would (snncheck.case.run) and passes when the report meets the
+case's [expect] table. A failure shows what differs: the unmet expectations, then the per-layer table and the
+diagnoses. `--case-html DIR` writes each case's HTML report there (pass or fail), `--case-json DIR` its JSON.
+Load it from a conftest.py with `pytest_plugins = ["snncheck.pytest_plugin"]`.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from . import case as cases
+from .errors import InputError
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("snncheck", "snncheck case files")
+    group.addoption("--case-html", metavar="DIR", help="write each case's HTML report into DIR")
+    group.addoption("--case-json", metavar="DIR", help="write each case's JSON report into DIR")
+
+
+def pytest_collect_file(file_path: Path, parent):
+    if file_path.suffix == ".toml" and "cases" in file_path.parent.parts:
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CaseFile(pytest.File):
+    def collect(self):
+        try:
+            case = cases.Case.load(self.path)
+        except InputError as exc:
+            raise self.CollectError(f"{self.path}: {exc}") from None
+        item = CaseItem.from_parent(self, name=case.name, case=case)
+        for mark in case.section("run").get("marks", []):
+            item.add_marker(getattr(pytest.mark, mark))
+        missing = _missing_module(case)
+        if missing:
+            item.add_marker(pytest.mark.xfail(reason=f"{missing} is not there yet: the case's conversion needs it",
+                                              run=False))
+        yield item
+
+
+def _missing_module(case) -> str:
+    """The module a case needs that is not installed yet (the injected-bug mutations), or ''."""
+    if case.section("conversion").get("mutation") and importlib.util.find_spec("snncheck.mutations") is None:
+        return "snncheck.mutations"
+    return ""
+
+
+class CaseFailed(Exception):
+    def __init__(self, failures: list, report):
+        super().__init__("; ".join(failures))
+        self.failures, self.report = failures, report
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, case, **kwargs):
+        super().__init__(**kwargs)
+        self.case = case
+
+    def runtest(self):
+        report = cases.run(self.case)
+        self._write_reports(report)
+        failures = cases.check_expectations(self.case, report)
+        if failures:
+            raise CaseFailed(failures, report)
+
+    def _write_reports(self, report) -> None:
+        from .report import io
+        html_dir, json_dir = self.config.getoption("--case-html"), self.config.getoption("--case-json")
+        if json_dir:
+            io.write_json(report, Path(json_dir) / f"{self.case.name}.json")
+        if html_dir:
+            try:
+                from .report import html
+            except ImportError:
+                self.warn(pytest.PytestWarning("--case-html: snncheck.report.html is not available"))
+                return
+            io.atomic_write_text(Path(html_dir) / f"{self.case.name}.html", html.render(report))
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, CaseFailed):
+            from .report import text
+            unmet = "\n".join(f"  - {f}" for f in excinfo.value.failures)
+            return f"case {self.case.name} ({self.path}): expectations not met:\n{unmet}\n\n" \
+                   f"{text.render(excinfo.value.report)}"
+        if isinstance(excinfo.value, InputError):
+            return f"case {self.case.name} ({self.path}): {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, 0, f"case {self.case.name}"
