@@ -84,15 +84,21 @@ def cmd_compare(args) -> int:
     return 0 if report.verdict == "consistent" else 1
 
 
-def write_outputs(report, json_path=None, html_path=None) -> None:
+def write_outputs(report, json_path=None, html_path=None, quiet: bool = False) -> None:
+    """Renders first, then writes each file atomically: an interrupted run leaves no half-written report."""
     from .report import io
-    if json_path:
-        io.write_json(report, json_path)
-        print(f"JSON report: {json_path}")
+    page = None
     if html_path:
         from .report import html
-        io.atomic_write_text(html_path, html.render(report))
-        print(f"HTML report: {html_path}")
+        page = html.render(report)
+    if json_path:
+        io.write_json(report, json_path)
+        if not quiet:
+            print(f"JSON report: {json_path}")
+    if html_path:
+        io.atomic_write_text(html_path, page)
+        if not quiet:
+            print(f"HTML report: {html_path}")
 
 
 def _quiet_libraries() -> None:

@@ -191,3 +191,18 @@ def _synapse(layer, syn, bias, spec: str):
     require(conn.shape == layer.weight.T.shape, f"{where}: weights {conn.shape} (in, out), A's Linear is "
                                                  f"{layer.weight.T.shape}")
     return dataclasses.replace(layer, weight=conn.T.copy(), bias=bias)
+
+
+def infer_input_scale(user: UserNetwork, float_net: ir.Network, inputs: np.ndarray) -> tuple:
+    """(scale, reason) when nobody gives B's input scale: 1 for spike inputs (the chip's input is 1-bit); for
+    analog inputs, 1 or 255, whichever is nearer (in ratio) to the first layer's theta_B / (theta_A * s_w)."""
+    from ..checkpoint import fit_scale
+    if np.isin(inputs, (0, 1)).all():
+        return 1.0, "A's inputs are spikes"
+    folded = ir.fold_batchnorm(float_net)
+    first = folded.neurons[0]
+    syn_a, syn_b = folded.input_of(first.name), user.int_net.input_of(first.name)
+    s_w = fit_scale(syn_b.weight, syn_a.weight)
+    ratio = float(user.int_net.layer(first.name).threshold) / (float(first.threshold) * s_w) if s_w > 0 else 1.0
+    scale = 255.0 if ratio > 0 and abs(np.log(ratio / 255.0)) < abs(np.log(ratio)) else 1.0
+    return scale, f"analog inputs; first layer's threshold ratio over its weight scale is {ratio:.3g}"
