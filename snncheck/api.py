@@ -131,12 +131,13 @@ def deployed_inputs(inputs: np.ndarray, input_scale: float) -> np.ndarray:
 def diff(module, float_net: ir.Network, int_net: ir.Network, inputs: np.ndarray, input_scale: float,
          runners: Iterable[str] = RUNNERS, timing: str = "pipeline", title: str = "diff",
          inputs_info: Optional[dict] = None, progress: bool = False, factories: Optional[dict] = None,
-         keep_runs: bool = True) -> Report:
+         keep_runs: bool = True, diagnose: bool = True) -> Report:
     """A float network (A) and its deployed integer version (B) on the same inputs.
 
     A runs in SpikingJelly (the user's module) and the reference; B in every runner. Pairs: each runner against
     its reference, and A (SpikingJelly) against B (reference). `factories` replaces B's runners (see make_runner);
-    `keep_runs` keeps the aligned runs and both networks in report.figures for the HTML figures."""
+    `keep_runs` keeps the aligned runs and both networks in report.figures for the HTML figures; `diagnose` adds
+    the static diagnosis of B's parameters against A's and the dynamic one of the runs (see diagnose_conversion)."""
     runners = list(runners)
     results = run_network(float_net, inputs, [r for r in ("spikingjelly", "reference") if r in runners] or
                           ["reference"], "a", module, progress=progress)
@@ -144,6 +145,32 @@ def diff(module, float_net: ir.Network, int_net: ir.Network, inputs: np.ndarray,
                                progress=progress, factories=factories))
     networks = {"a": summary(float_net), "b": summary(int_net)}
     report = report_from_runs(results, title, dict(inputs_info or {}, input_scale=input_scale), networks)
+    if diagnose:
+        diagnose_conversion(report, float_net, int_net, results, inputs, input_scale)
     if keep_runs:
         report.figures.update(runs=results, networks={"a": ir.fold_batchnorm(float_net), "b": int_net})
+    return report
+
+
+def diagnose_conversion(report: Report, float_net: ir.Network, int_net: ir.Network, results: dict,
+                        inputs: np.ndarray, input_scale: float) -> Report:
+    """Adds to a diff report: per-layer weight statistics (report.weights), the static diagnoses first (they name
+    the parameter), then the dynamic ones that no static finding explains, the isolated per-layer mode
+    (report.extras["isolated"]), and the A~B membrane differences in A's units (B's potentials divided by the
+    layer's scale k = s_in * s_w; raw integer-against-float differences mean nothing)."""
+    from .diagnose import dynamic, static
+    stats, found = static.analyse(float_net, int_net, input_scale)
+    report.weights.update(stats)
+    extras, more = dynamic.analyse(float_net, int_net, results, inputs, input_scale,
+                                   {name: st["scale"] for name, st in stats.items()})
+    report.extras.update(extras)
+    report.diagnoses = found + report.diagnoses + dynamic.merge(found, more, report.layers)
+    scales = {name: st["expected_scale"] for name, st in stats.items()}
+    for p in report.pairs:
+        if p.a.endswith(":a") and p.b.endswith(":b"):
+            scaled = dynamic.scaled_membrane_diff(results[p.a], results[p.b], scales)
+            for lc in p.layers:
+                lc.v_max_abs_diff, lc.v_mismatches = scaled.get(lc.name), None
+    report.extras["membrane_units"] = {"A~B pairs": "A's units: v_B / k, k = input scale x fitted weight scale",
+                                       "k": scales}
     return report

@@ -26,6 +26,7 @@ CODES = {
     "simulator_mismatch": "two simulators disagree on the same integer network, with no other explanation",
     "transposed_weights": "a layer's weight matrix is transposed",
     "float_rounding": "float32 runs differ only at spikes within rounding of the threshold",
+    "weight_scale": "a layer's weights are scaled differently from its bias and threshold (e.g. exported before normalisation)",
 }
 
 

@@ -1,0 +1,312 @@
+"""Static diagnosis: the float network A against its integer version B, parameters only, nothing run.
+
+Per spiking layer, with k_w the fitted scale of B's weights against A's folded weights and s_in the input scale
+(the first layer only): B's bias should be k_w*s_in times A's bias and B's threshold k_w*s_in times A's. The
+parameter whose scale is the odd one out is the bug. Before that, the weights themselves are checked: do they
+match A's weights at all, or better A's weights before BatchNorm folding, permuted HWC instead of CHW after a
+Flatten, or transposed? Wrapped (sign-flipped) large weights, residuals one-sided toward zero (truncation) and
+the reset mode are checked too. Per-layer statistics: scale, SQNR, RMSE over the quantization step (0.29 for
+round-to-nearest, 0.58 for truncation), clipped weights, sign flips.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import ir
+from . import Diagnosis
+from .dynamic import segments
+
+INT8 = 127
+BIAS_TOL = 0.10            # relative deviation of the bias scale tolerated beyond rounding
+THRESHOLD_TOL = 0.005      # same for the threshold (a single number, rounded once)
+TRUNCATION_OFFSET = -0.25  # mean residual toward zero (in steps) that says "truncated"; rounding gives ~0
+STRUCTURAL_GAIN = 4.0      # an alternative reading of A's weights must explain B this many times better
+RANGE_USED = 0.5           # weights using less than this share of int8 are the odd one out, not bias/threshold
+
+
+@dataclass
+class Fit:
+    """B's integer values against s * A's float values."""
+    scale: float
+    offset: float          # mean residual toward zero, in steps (truncation: about -0.5)
+    sigma_rel: float       # relative standard error of the scale
+    rmse: float            # RMSE of b - scale*a over the entries that did not saturate, in steps
+    sqnr_db: float
+    clipped: int
+    wrapped: int           # sign-flipped entries among those beyond the int8 range
+    sign_flips: int        # all significant entries whose sign differs
+    unexplained: float     # share of B's energy that no single scale of A explains (1 - cos^2)
+
+
+def fit(b_int: np.ndarray, a: np.ndarray) -> Fit:
+    """Robust fit: a median ratio finds the scale among wrapped or clipped outliers, then least squares on the
+    entries within a step of it, with a sign(a) term that captures truncation's one-sided residuals."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b_int, np.float64).ravel()
+    sat = np.abs(b) >= INT8
+    usable = ~sat & (a != 0)
+    s0 = max(_candidates(a, b, usable), key=lambda s: np.sum(usable & (np.abs(b - s * a) <= 1.5)))
+    inl = usable & (np.abs(b - s0 * a) <= 1.5)
+    if inl.sum() < 3:
+        inl = usable if usable.sum() >= 1 else np.ones_like(usable)
+    x = np.stack([a[inl], np.sign(a[inl])], axis=1)
+    (s, c), *_ = np.linalg.lstsq(x, b[inl], rcond=None) if inl.sum() >= 2 else ((s0, 0.0),)
+    if not np.isfinite(s) or s == 0:
+        s, c = s0, 0.0
+    res = b - s * a
+    kept = ~sat
+    rmse = float(np.sqrt(np.mean(res[kept] ** 2))) if kept.any() else 0.0
+    energy = float(np.sum((s * a[inl]) ** 2))
+    over = np.abs(s * a) > INT8 + 0.5
+    flips = (np.sign(b) != np.sign(a)) & (np.abs(s * a) >= 1)
+    cos2 = float((a @ b) ** 2 / ((a @ a) * (b @ b))) if (a @ a) > 0 and (b @ b) > 0 else 0.0
+    return Fit(scale=float(s), offset=float(c),
+               sigma_rel=float(np.sqrt(np.mean(res[inl] ** 2)) / np.sqrt(energy)) if energy > 0 else 1.0,
+               rmse=rmse, sqnr_db=_db(np.sum((s * a) ** 2), np.sum(res ** 2)),
+               clipped=int(np.sum(over & sat & ~flips)), wrapped=int(np.sum(over & flips)),
+               sign_flips=int(flips.sum()), unexplained=1.0 - cos2)
+
+
+def analyse(float_net: ir.Network, int_net: ir.Network, input_scale: float = 1.0):
+    """(stats {spiking layer: dict}, [Diagnosis]) for A (float, BatchNorm folded or not) against B."""
+    folded = ir.fold_batchnorm(float_net)
+    b_segs = dict(segments(ir.fold_batchnorm(int_net)))
+    stats, found = {}, []
+    s_in = float(input_scale)
+    for index, (name, seg) in enumerate(segments(folded)):
+        if name not in b_segs or not _synapse(seg) or not _synapse(b_segs[name]):
+            continue
+        st, diags = _layer(float_net, folded, seg, b_segs[name], s_in, index == 0)
+        stats[name] = st
+        found += diags
+        s_in = 1.0
+    return stats, found
+
+
+def _layer(float_net, folded, seg_a, seg_b, s_in, first):
+    syn_a, syn_b, na, nb = _synapse(seg_a), _synapse(seg_b), seg_a[-1], seg_b[-1]
+    where = dict(layer=na.name, synapse=syn_a.name)
+    f = fit(syn_b.weight, syn_a.weight)
+    range_used = float(np.abs(syn_b.weight).max()) / INT8 if syn_b.weight.size else 0.0
+    k = s_in * f.scale
+    st = {"synapse": syn_a.name, "scale": f.scale, "input_scale": s_in, "expected_scale": k,
+          "sqnr_db": f.sqnr_db, "rmse_over_step": f.rmse, "rounding_offset": f.offset, "clipped": f.clipped,
+          "sign_flips": f.sign_flips, "wrapped": f.wrapped, "weights": int(syn_a.weight.size),
+          "range_used": range_used, "scale_sigma_rel": f.sigma_rel}
+    diags = _structural(float_net, seg_a, syn_a, syn_b, f, where)
+    diags += _reset(na, nb, where)
+    if any(d.code != "reset_mode" for d in diags):
+        return st, diags                       # scales mean nothing while the weights are the wrong ones
+    if f.wrapped:
+        diags.append(_overflow(f, syn_a, where))
+    if f.offset < TRUNCATION_OFFSET and abs(f.offset) > 4 * 0.29 / np.sqrt(max(1, syn_a.weight.size)):
+        diags.append(Diagnosis(
+            "rounding", na.name, "error",
+            f"the weights of {syn_a.name} were truncated toward zero, not rounded: their residuals against "
+            f"{f.scale:.4g} x the float weights sit {f.offset:+.2f} step toward zero on average (rounding: 0), "
+            f"RMSE {f.rmse:.2f} step (rounding: 0.29)",
+            evidence=dict(where, rounding_offset=f.offset, rmse_over_step=f.rmse, scale=f.scale),
+            fix=f"quantize {syn_a.name} with round-to-nearest and saturation (np.clip(np.rint(w * s), -128, 127)), "
+                "not .to(torch.int8) or int()"))
+    bias = _bias_ratio(syn_a, syn_b, k)
+    thr = float(nb.threshold) / (k * float(na.threshold)) if na.threshold and k else np.inf
+    st.update(bias_ratio=None if bias is None else bias[0], threshold_ratio=thr)
+    diags += _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f, range_used, where)
+    if not diags and f.rmse > 0.7:
+        diags.append(Diagnosis(
+            "quantization_error", na.name, "warning",
+            f"{syn_a.name}: the weights differ from {f.scale:.4g} x the float weights by an RMSE of {f.rmse:.2f} "
+            "step; round-to-nearest gives 0.29",
+            evidence=dict(where, rmse_over_step=f.rmse, sqnr_db=f.sqnr_db),
+            fix=f"re-quantize {syn_a.name} from the folded float weights with round-to-nearest"))
+    if f.clipped > 0.01 * syn_a.weight.size:
+        diags.append(Diagnosis(
+            "weight_overflow", na.name, "info",
+            f"{f.clipped} of {syn_a.weight.size} weights of {syn_a.name} saturate at the int8 range "
+            f"(scale {f.scale:.4g}); clipping is a choice of some conversion rules",
+            evidence=dict(where, clipped=f.clipped, scale=f.scale)))
+    return st, diags
+
+
+# ------------------------------------------------------------------------------------------------ weights
+def _structural(float_net, seg_a, syn_a, syn_b, f: Fit, where) -> list:
+    """B's weights explained far better by another reading of A's weights than by A's folded weights."""
+    for code, label, alt, fix in _alternatives(float_net, seg_a, syn_a):
+        g = fit(syn_b.weight, alt)
+        if f.unexplained > 1e-3 and g.unexplained * STRUCTURAL_GAIN < f.unexplained:
+            return [Diagnosis(
+                code, where["layer"], "error",
+                f"the weights of {syn_a.name} are {label}: they match that reading of the float weights "
+                f"(unexplained energy {g.unexplained:.2%}) far better than the folded float weights "
+                f"({f.unexplained:.2%})",
+                evidence=dict(where, unexplained=f.unexplained, unexplained_alternative=g.unexplained,
+                              scale_alternative=g.scale),
+                fix=fix)]
+    return []
+
+
+def _alternatives(float_net, seg_a, syn_a):
+    """(code, what B's weights would be, A's weights read that way, fix) for the layer's known mix-ups."""
+    w = np.asarray(syn_a.weight, np.float64)
+    names = [l.name for l in float_net.layers]
+    i = names.index(syn_a.name)
+    if i + 1 < len(names) and isinstance(float_net.layers[i + 1], ir.BatchNorm):
+        bn = float_net.layers[i + 1].name
+        yield ("bn_not_folded", f"the weights from before folding BatchNorm {bn}",
+               float_net.layers[i].weight, f"fold {bn} into {syn_a.name} (W' = W*gamma/sqrt(var+eps), "
+               f"b' = (b-mean)*gamma/sqrt(var+eps)+beta) before quantizing, and carry the folded bias")
+    if isinstance(syn_a, ir.Linear):
+        shape = flattened_shape(float_net, seg_a)
+        if shape is not None:
+            c, h, wd = shape
+            yield ("flatten_order", f"in HWC order (channels last) while the flattened input is CHW",
+                   w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1),
+                   f"permute the columns of {syn_a.name} from HWC to CHW order: "
+                   f"w.reshape(out, {h}, {wd}, {c}).transpose(0, 3, 1, 2).reshape(out, -1)")
+        yield ("transposed_weights", "transposed (stored in PAIBox FullConn's (in, out) layout)",
+               w.T.reshape(w.shape), f"store {syn_a.name}.weight as (out, in), torch's Linear layout "
+                                     "(PAIBox's FullConn takes its transpose)")
+
+
+def flattened_shape(float_net, seg_a):
+    """(C, H, W) entering the Flatten right before this segment's Linear, if C > 1 and H*W > 1."""
+    shapes = dict(zip([l.name for l in float_net.layers], float_net.shapes()))
+    names = [l.name for l in float_net.layers]
+    for l in seg_a:
+        if isinstance(l, ir.Flatten):
+            j = names.index(l.name)
+            shape = tuple(float_net.input_shape) if j == 0 else shapes[names[j - 1]]
+            if len(shape) == 3 and shape[0] > 1 and shape[1] * shape[2] > 1:
+                return shape
+    return None
+
+
+def _overflow(f: Fit, syn_a, where) -> Diagnosis:
+    return Diagnosis(
+        "weight_overflow", where["layer"], "error",
+        f"{f.wrapped} weights of {syn_a.name} wrapped around the int8 range: at scale {f.scale:.4g} they exceed "
+        f"127 in magnitude and came out with the opposite sign ({f.sign_flips} sign flips in all)",
+        evidence=dict(where, wrapped=f.wrapped, sign_flips=f.sign_flips, scale=f.scale, clipped=f.clipped),
+        fix=f"saturate instead of wrapping (np.clip(np.rint(w * s), -128, 127); .to(torch.int8) wraps), or use "
+            f"a scale of at most {INT8 / max(1e-12, float(np.abs(syn_a.weight).max())):.4g} for {syn_a.name}")
+
+
+# ------------------------------------------------------------------------------------------------ scales
+def _bias_ratio(syn_a, syn_b, k):
+    """(B's bias scale / k, whether it is consistent) or None when A has no bias to compare."""
+    a = None if syn_a.bias is None else np.asarray(syn_a.bias, np.float64)
+    if a is None or not np.any(a):
+        return None
+    b = np.zeros_like(a) if syn_b.bias is None else np.asarray(syn_b.bias, np.float64)
+    ratio = float(a @ b / (a @ a)) / k
+    rms = float(np.sqrt(np.mean((k * a) ** 2)))
+    return ratio, abs(ratio - 1) <= BIAS_TOL + 1.0 / max(rms, 1e-12)
+
+
+def _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f: Fit, range_used, where) -> list:
+    """The odd one out among weights, bias, threshold (and input scale, first layer)."""
+    theta_ok = abs(float(nb.threshold) - k * float(na.threshold)) <= \
+        0.5 + max(4 * f.sigma_rel, THRESHOLD_TOL) * k * abs(float(na.threshold))
+    bias_ok = bias is None or bias[1]
+    if theta_ok and bias_ok:
+        return []
+    ev = dict(where, weight_scale=f.scale, input_scale=s_in, expected_scale=k, threshold_ratio=thr,
+              bias_ratio=None if bias is None else bias[0], threshold_a=float(na.threshold),
+              threshold_b=float(nb.threshold), range_used=range_used)
+    want_theta = int(max(1, round(k * float(na.threshold))))
+    together = not theta_ok and bias is not None and not bias_ok and abs(bias[0] / thr - 1) <= BIAS_TOL
+    if (together or (bias is None and not theta_ok)) and range_used < RANGE_USED:
+        return [Diagnosis(
+            "weight_scale", na.name, "error",
+            f"the weights of {syn_a.name} carry {_ratio_words(1 / thr)} the scale that its "
+            f"{'bias and threshold' if bias is not None else 'threshold'} imply (weights use only "
+            f"{range_used:.0%} of the int8 range): they look exported before normalisation",
+            evidence=ev, fix=f"{_scale_words(thr, 'the weights of ' + syn_a.name)} (re-quantize them from "
+                             "the folded, normalised float weights with the layer's scale)")]
+    if together and first:
+        implied = s_in * thr
+        if abs(implied - 1) < 0.05 and s_in != 1:
+            msg = (f"the bias and threshold of the first layer ({syn_a.name}, {na.name}) ignore the input scale "
+                   f"{s_in:g}: both are {_ratio_words(thr)} what input multiplied by {s_in:g} needs")
+            fix = (f"{_scale_words(1 / thr, f'the bias of {syn_a.name} and the threshold of {na.name}')} "
+                   f"(threshold {want_theta}), i.e. convert with input_scale={s_in:g}")
+        else:
+            msg = (f"the bias and threshold of the first layer ({syn_a.name}, {na.name}) expect the input "
+                   f"multiplied by {implied:.4g}, but it is multiplied by {s_in:g}")
+            fix = f"feed round(x * {implied:.4g}) (--input-scale {implied:.4g}), or re-convert with input_scale={s_in:g}"
+        return [Diagnosis("input_scale", na.name, "error", msg, evidence=dict(ev, implied_input_scale=implied),
+                          fix=fix)]
+    out = []
+    if bias is not None and not bias_ok:
+        r = bias[0]
+        unscaled = first and s_in != 1 and abs(r * s_in - 1) < 0.05
+        msg = (f"the bias of {syn_a.name} is {_ratio_words(r)} what its weights and threshold imply"
+               + (f": it was not multiplied by the input scale {s_in:g}" if unscaled else "")) if r else \
+            f"{syn_a.name} has no bias in B although its folded float bias is not zero"
+        out.append(Diagnosis(
+            "bias_scale", na.name, "error", msg, evidence=ev,
+            fix=_scale_words(1 / r, f"the bias of {syn_a.name}") if r else
+            f"give {syn_a.name} its folded bias times {k:.6g}, rounded"))
+    if not theta_ok:
+        out.append(Diagnosis(
+            "vthr_scale", na.name, "error",
+            f"the threshold of {na.name} is {float(nb.threshold):g}, {_ratio_words(thr)} what the weights of "
+            f"{syn_a.name} imply (their scale {k:.6g} x A's threshold {float(na.threshold):g} = {want_theta})",
+            evidence=ev, fix=f"set the threshold of {na.name} to {want_theta} ({_scale_words(1 / thr, 'it')})"))
+    return out
+
+
+def _reset(na, nb, where) -> list:
+    if na.soft_reset == nb.soft_reset:
+        return []
+    mode = {True: "soft (subtracts the threshold)", False: "hard (to v_reset)"}
+    return [Diagnosis(
+        "reset_mode", na.name, "error",
+        f"{na.name} resets {mode[na.soft_reset]} in A but {mode[nb.soft_reset]} in B",
+        evidence=dict(where, reset_a="soft" if na.soft_reset else "hard", reset_b="soft" if nb.soft_reset else "hard"),
+        fix=("build B's layer with a hard reset: pb.IF(..., reset_v=0) with a Python int (PAIBox resets softly by "
+             "default) / convert with --reset hard") if not na.soft_reset else
+        "build B's layer with a soft reset (pb.IF without reset_v) / convert with --reset soft")]
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _synapse(seg):
+    syns = [l for l in seg if isinstance(l, ir.SYNAPSE_TYPES)]
+    return syns[-1] if syns else None
+
+
+def _candidates(a, b, usable) -> list:
+    """Scale guesses: median ratios over the smallest quarter, half and all of the weights (small weights do not
+    wrap), and least squares; the fit keeps the one that the most entries agree with."""
+    big = usable & (np.abs(b) >= 2)
+    out = [_lsq(b[usable], a[usable])]
+    for q in (25, 50, 100):
+        band = big & (np.abs(a) <= np.percentile(np.abs(a[usable]), q)) if usable.any() else big
+        if band.sum() >= 3:
+            out.append(float(np.median(b[band] / a[band])))
+    return out
+
+
+def _lsq(b, a) -> float:
+    den = float(a @ a)
+    return float(a @ b / den) if den > 0 else 1.0
+
+
+def _db(signal, noise) -> float:
+    if noise <= 0:
+        return float("inf")
+    return float(10 * np.log10(max(float(signal), 1e-300) / float(noise)))
+
+
+def _scale_words(f: float, what: str) -> str:
+    """'multiply the bias of conv_fc.0 by 255' / 'divide ... by 2', as a person says it."""
+    return f"multiply {what} by {_nice(f)}" if f >= 1 else f"divide {what} by {_nice(1 / f)}"
+
+
+def _nice(x: float) -> str:
+    return str(int(round(x))) if abs(x - round(x)) <= 0.02 * x else f"{x:.4g}"
+
+
+def _ratio_words(r: float) -> str:
+    return f"{_nice(r)}x" if r >= 1 else f"1/{_nice(1 / r)} of"
