@@ -1,11 +1,12 @@
 """The NumPy reference: same-step semantics (every layer sees this step's output of the layer before), batched
 over samples, and the arbiter between the simulators.
 
-Synaptic layers are time-independent, so they run once on all N*T frames through BLAS. Integer networks are
-exact: products and sums run in float32 when every partial sum is provably below 2**24, else float64 (exact
-below 2**53), and are then held in int64. Float networks run in float32 with the neuron update in SpikingJelly's
-operation order (the equations live in `snncheck.ir`), so what differs from SpikingJelly is only the summation
-order of the synaptic input.
+Synaptic layers are time-independent, so they run once on all N*T frames through BLAS; the layers before the first
+neuron run once per sample when every step carries the same frame (direct encoding). Integer networks are exact:
+products and sums run in float32 when every partial sum is provably below 2**24, else float64 (exact below 2**53),
+and are then held in int64. Float networks run in float32 with the neuron update in SpikingJelly's operation order
+(the equations live in `snncheck.ir`), so what differs from SpikingJelly is only the summation order of the
+synaptic input. Spikes travel as bool and are cast once, straight to the dtype of the next product.
 """
 from __future__ import annotations
 
@@ -28,16 +29,19 @@ class ReferenceRunner(Runner):
                 "the reference runs folded networks: call snncheck.ir.fold_batchnorm first")
         exact = (net.is_integer and bool(np.all(inputs == np.round(inputs)))
                  and not any(isinstance(l, ir.AvgPool2d) for l in net.layers))   # averages are fractions
+        work = np.int64 if exact else np.float32
         n, t = inputs.shape[:2]
-        x = inputs.reshape((n * t,) + inputs.shape[2:])
-        x = x.astype(np.int64) if exact else x.astype(np.float32)
+        # direct encoding repeats one frame: what comes before the first neuron needs to see it only once
+        frames = inputs[:, :1] if t > 1 and np.array_equal(inputs[:, 1:], inputs[:, :-1]) else inputs
+        x = frames.reshape((-1,) + inputs.shape[2:]).astype(work)
         bounds = rounding_bounds(net, float(np.abs(inputs).max()))
         records = []
         for layer in net.layers:
             if isinstance(layer, ir.NEURON_TYPES):
-                spikes, v, h = run_neuron(layer, x.reshape((n, t) + x.shape[1:]), self.record_v)
+                x = x.astype(work, copy=False).reshape((n, -1) + x.shape[1:])
+                spikes, v, h = run_neuron(layer, np.broadcast_to(x, (n, t) + x.shape[2:]), self.record_v)
                 records.append(LayerRecord(layer.name, spikes, v, h, float(layer.threshold), bounds[layer.name]))
-                x = spikes.reshape(x.shape).astype(x.dtype)
+                x = spikes.reshape((n * t,) + spikes.shape[2:])
             else:
                 x = apply_synapse(layer, x, exact)
         meta = {"exact": exact, "seconds": time.perf_counter() - start}
@@ -48,8 +52,8 @@ def run_neuron(neuron: ir.Neuron, x: np.ndarray, record_v: bool = True):
     """x: [N, T, ...] synaptic input. Returns spikes (bool), v after reset and h before firing, [N, T, ...]."""
     v = np.full(x[:, 0].shape, neuron.initial_v, dtype=x.dtype)
     spikes = np.empty(x.shape, dtype=bool)
-    vs = np.empty_like(x) if record_v else None
-    hs = np.empty_like(x) if record_v else None
+    vs = np.empty(x.shape, x.dtype) if record_v else None
+    hs = np.empty(x.shape, x.dtype) if record_v else None
     for step in range(x.shape[1]):
         h = neuron.charge(v, x[:, step])
         s = neuron.fire(h)
@@ -61,15 +65,17 @@ def run_neuron(neuron: ir.Neuron, x: np.ndarray, record_v: bool = True):
 
 
 def apply_synapse(layer, x: np.ndarray, exact: bool) -> np.ndarray:
-    """Applies a non-neuron layer to a batch `[B, *shape]`."""
+    """Applies a non-neuron layer to a batch `[B, *shape]` (bool spikes or numbers)."""
     if isinstance(layer, ir.Flatten):
         return x.reshape(x.shape[0], -1)
     if isinstance(layer, ir.MaxPool2d):
-        return _windows(x, layer.kernel, layer.stride, layer.padding).max(axis=(-2, -1))
+        return max_pool(x, layer.kernel, layer.stride, layer.padding)
     if isinstance(layer, ir.AvgPool2d):
         return _windows(x.astype(np.float32), layer.kernel, layer.stride, (0, 0)).mean(axis=(-2, -1), dtype=np.float32)
     if isinstance(layer, ir.Linear):
-        y = _matmul(x, layer.weight.T, exact, _bound(x, layer.weight))
+        dtype = _dtype(x, layer.weight, exact)
+        y = x.astype(dtype, copy=False) @ layer.weight.T.astype(dtype)
+        y = _finish(y, exact)
         return y + _bias(layer, y)
     if isinstance(layer, ir.Conv2d):
         return conv2d(x, layer, exact)
@@ -77,32 +83,54 @@ def apply_synapse(layer, x: np.ndarray, exact: bool) -> np.ndarray:
 
 
 def conv2d(x: np.ndarray, layer: ir.Conv2d, exact: bool) -> np.ndarray:
+    """im2col per group, laid out [B, C*kh*kw, OH*OW] so that one stacked matmul W @ cols gives NCHW directly."""
     o, cg, kh, kw = layer.weight.shape
-    cols = _windows(x, (kh, kw), layer.stride, layer.padding)           # [B, C, OH, OW, kh, kw]
-    bound = _bound(x, layer.weight)
-    outs = []
+    dtype = _dtype(x, layer.weight, exact)
+    win = _windows(x.astype(dtype, copy=False), (kh, kw), layer.stride, layer.padding)   # [B, C, OH, OW, kh, kw]
+    b, _, oh, ow = win.shape[:4]
+    og = o // layer.groups
+    y = np.empty((b, o, oh * ow), dtype)
     for g in range(layer.groups):
-        part = cols[:, g * cg:(g + 1) * cg]                               # [B, cg, OH, OW, kh, kw]
-        part = part.transpose(0, 2, 3, 1, 4, 5).reshape(part.shape[0], part.shape[2], part.shape[3], -1)
-        w = layer.weight[g * (o // layer.groups):(g + 1) * (o // layer.groups)].reshape(o // layer.groups, -1)
-        outs.append(_matmul(part, w.T, exact, bound))                     # [B, OH, OW, o/g]
-    y = np.concatenate(outs, axis=-1).transpose(0, 3, 1, 2)
-    y = np.ascontiguousarray(y)
+        cols = win[:, g * cg:(g + 1) * cg].transpose(0, 1, 4, 5, 2, 3).reshape(b, cg * kh * kw, oh * ow)
+        np.matmul(layer.weight[g * og:(g + 1) * og].reshape(og, -1).astype(dtype), cols, out=y[:, g * og:(g + 1) * og])
+    y = _finish(y.reshape(b, o, oh, ow), exact)
     return y + _bias(layer, y)[:, None, None]
 
 
-def _matmul(a: np.ndarray, b: np.ndarray, exact: bool, bound: float) -> np.ndarray:
+def max_pool(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
+    """Max over each window as a running maximum of kh*kw strided slices (on bool spikes: an OR)."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    if ph or pw:
+        low = False if x.dtype == bool else (-np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min)
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=low)
+    oh, ow = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    out = None
+    for u in range(kh):
+        for v in range(kw):
+            part = x[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw]
+            out = part.copy() if out is None else np.maximum(out, part, out=out)
+    return out
+
+
+def _dtype(x: np.ndarray, weight: np.ndarray, exact: bool):
+    """float32 unless an exact product could reach 2**24 (then float64, exact below 2**53)."""
     if not exact:
-        return np.matmul(a.astype(np.float32), b.astype(np.float32))
-    dtype = np.float32 if bound < 2 ** 24 else np.float64               # BLAS, exact in either range
+        return np.float32
+    bound = _bound(x, weight)
     require(bound < 2 ** 53, "synaptic sums exceed 2**53: integer network too large for exact float64")
-    return np.rint(np.matmul(a.astype(dtype), b.astype(dtype))).astype(np.int64)
+    return np.float32 if bound < 2 ** 24 else np.float64
+
+
+def _finish(y: np.ndarray, exact: bool) -> np.ndarray:
+    """Exact sums are integers already: held in int64 from here on."""
+    return y.astype(np.int64) if exact else y
 
 
 def _bound(x: np.ndarray, weight: np.ndarray) -> float:
     """Largest possible |partial sum| of one output: max_o sum_i |W_oi| * max|x|."""
     w = np.abs(weight.astype(np.float64)).reshape(weight.shape[0], -1).sum(axis=1).max()
-    return float(w * (np.abs(x).max() if x.size else 0))
+    x_max = (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max() if x.size else 0)
+    return float(w * x_max)
 
 
 def _bias(layer, y: np.ndarray):
