@@ -45,6 +45,11 @@ def detect_lag(rec: LayerRecord, ref: LayerRecord, expected: int) -> dict:
     # a correctly timed stage is idle (no spike, v = 0) before its tick_wait_start; activity there means it
     # started before its input could arrive (e.g. tick_wait_start=1 everywhere), whatever shift fits best
     early = bool(rec.spikes[:, :expected].any()) or (rec.v is not None and bool(np.any(rec.v[:, :expected] != 0)))
+    return lag_verdict(scores, expected, early)
+
+
+def lag_verdict(scores: list, expected: int, early: bool = False) -> dict:
+    """The lag finding from the mismatch score of every shift (also used on scores summed over chunks)."""
     best = int(np.argmin(scores))
     ties = [d for d, s in enumerate(scores) if s == scores[best]]
     return {

@@ -21,31 +21,34 @@ RUNNERS = ("reference", "spikingjelly", "paibox")
 
 
 def make_runner(kind: str, network: ir.Network, tag: str, module=None, timing: str = "pipeline",
-                progress: bool = False, record_v: bool = True, factories: Optional[dict] = None):
+                progress: bool = False, record_v: bool = True, factories: Optional[dict] = None,
+                options: Optional[dict] = None):
     """factories: {kind: callable(network, label) -> Runner} replacing a built-in runner (e.g. a user's own
-    PAIBox network, snncheck.runners.paibox_user)."""
+    PAIBox network, snncheck.runners.paibox_user). options: more keyword arguments for the runner, e.g.
+    {"batch": 32, "workers": 2} for PAIBox (samples per simulation, worker processes)."""
+    options = options or {}
     label = f"{kind}:{tag}"
     if factories and kind in factories:
         return factories[kind](network, label)
     if kind == "reference":
         from .runners.reference import ReferenceRunner
-        return ReferenceRunner(network, label, record_v=record_v)
+        return ReferenceRunner(network, label, record_v=record_v, **options)
     if kind == "spikingjelly":
         from .runners.spikingjelly import SpikingJellyRunner
-        return SpikingJellyRunner(network, label, module=module, record_v=record_v)
+        return SpikingJellyRunner(network, label, module=module, record_v=record_v, **options)
     if kind == "paibox":
         from .runners.paibox import PAIBoxRunner
-        return PAIBoxRunner(network, label, timing=timing, record_v=record_v, progress=progress)
+        return PAIBoxRunner(network, label, timing=timing, record_v=record_v, progress=progress, **options)
     raise InputError(f"unknown runner {kind!r}; known: {', '.join(RUNNERS)}")
 
 
 def run_network(network: ir.Network, inputs: np.ndarray, runners: Iterable[str] = RUNNERS, tag: str = "b",
                 module=None, timing: str = "pipeline", progress: bool = False,
-                factories: Optional[dict] = None) -> dict:
+                factories: Optional[dict] = None, options: Optional[dict] = None) -> dict:
     """Runs one network in each runner; pipelined runs come back aligned to the reference (lags in meta).
 
     `module`: the user's own SpikingJelly module for the spikingjelly runner (e.g. BatchNorm unfolded);
-    the other runners get the network with BatchNorm folded."""
+    the other runners get the network with BatchNorm folded. `options`: {kind: runner keyword arguments}."""
     folded = ir.fold_batchnorm(network)
     runners = list(runners)
     if "paibox" in runners and "reference" not in runners:
@@ -54,7 +57,8 @@ def run_network(network: ir.Network, inputs: np.ndarray, runners: Iterable[str] 
     for kind in runners:
         net = network if (kind == "spikingjelly" and module is not None) else folded
         runner = make_runner(kind, net, tag, module=module if kind == "spikingjelly" else None,
-                             timing=timing, progress=progress, factories=factories)
+                             timing=timing, progress=progress, factories=factories,
+                             options=(options or {}).get(kind))
         results[runner.label] = runner.run(inputs)
     ref = results.get(f"reference:{tag}")
     return {label: align(res, ref) if res.meta.get("raw") else res for label, res in results.items()}
@@ -89,8 +93,11 @@ def check(network: ir.Network, inputs: np.ndarray, runners: Iterable[str] = RUNN
 
 
 def report_from_runs(results: dict, title: str, inputs_info: dict, networks: dict,
-                     pairs: Optional[list] = None) -> Report:
-    pairs = [compare(results[a], results[b]) for a, b in (pairs or pairs_for(list(results)))]
+                     pairs: Optional[list] = None, compared: Optional[list] = None) -> Report:
+    """`compared`: the PairComparisons already made (snncheck.stream compares chunk by chunk); `results` then
+    only need their layer names and meta."""
+    pairs = compared if compared is not None else \
+        [compare(results[a], results[b]) for a, b in (pairs or pairs_for(list(results)))]
     lags = lags_of(results)
     diagnoses = run_diagnoses.timing(lags)
     late = {d.layer for d in diagnoses}

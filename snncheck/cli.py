@@ -52,10 +52,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _extensions():
-    """Sub-commands that live in their own modules (diff, convert, demo, fuzz), registered if present."""
+    """Sub-commands that live in their own modules (diff, convert, demo, fuzz, fullset), registered if present."""
     import importlib
     found = []
-    for name in ("diff", "convert", "demo", "fuzz"):
+    for name in ("diff", "convert", "demo", "fuzz", "fullset"):
         try:
             mod = importlib.import_module(f"snncheck.commands.{name}")
         except ModuleNotFoundError:
