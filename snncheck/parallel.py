@@ -60,7 +60,8 @@ class ProcessExecutor(LocalExecutor):
 class DaskExecutor(LocalExecutor):
     """Dask distributed: a LocalCluster of worker processes by default, or the scheduler at `address`."""
 
-    def __init__(self, workers: Optional[int] = None, address: Optional[str] = None, processes: bool = True):
+    def __init__(self, workers: Optional[int] = None, address: Optional[str] = None, processes: bool = True,
+                 timeout: str = "10s"):
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
@@ -68,14 +69,15 @@ class DaskExecutor(LocalExecutor):
         self.cluster = None
         if address:
             try:
-                self.client = Client(address, timeout="10s")
-            except OSError as exc:
+                self.client = Client(address, timeout=timeout)
+            except (OSError, ValueError, TypeError) as exc:      # unreachable, or not an address
                 raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         else:
             self.cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                                         processes=processes, dashboard_address=None)
             self.client = Client(self.cluster)
-        self.client.run(_worker_init)
+        if address or processes:        # threads in this process: leave this process's settings alone
+            self.client.run(_worker_init)
         self.workers = max(1, len(self.client.scheduler_info()["workers"]))
 
     def submit(self, fn, *args):

@@ -15,6 +15,7 @@ worker processes or a Dask cluster) and only summaries travel back.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from typing import Optional
 
@@ -300,7 +301,16 @@ def _setup(job: Job) -> dict:
 def run_chunk(job: Job, lo: int, hi: int) -> Summary:
     """Samples [lo, hi) of a job through its runners, compared: a Summary (small, whatever the chunk size).
     A case with a conversion runs like `api.diff` (A in SpikingJelly and the reference, B in every runner),
-    one without like `api.check`."""
+    one without like `api.check`. One chunk at a time per process: the SpikingJelly module (hooks, state) and
+    PAIBox (global step counter, names) are not thread-safe, and Dask workers may run several threads."""
+    with _ONE_AT_A_TIME:
+        return _run_chunk(job, lo, hi)
+
+
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def _run_chunk(job: Job, lo: int, hi: int) -> Summary:
     s = _setup(job)
     x, ids = s["inputs"][lo:hi], np.arange(lo, hi)
     results = {}
