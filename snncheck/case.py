@@ -8,6 +8,7 @@
     [inputs]      source = "digits" | "random_spikes" | "events" | "file:x.npy" | "inline"   samples = 32  timesteps = 8
                   seed = 0   (inline: values = [N][T][...])
     [run]         runners = ["reference", "spikingjelly", "paibox"]  timing = "pipeline" | "flat"  marks = ["slow"]
+                  xfail = "why" (a known open bug: pytest reports XPASS once it is fixed)
     [expect]      verdict = "consistent"  exact = ["paibox:b~reference:b"]  diagnoses = [{code = "timing", layer = "conv_fc.6"}]
                   (code may be a list: any of them)  unsupported = {paibox = "initial membrane"}
 

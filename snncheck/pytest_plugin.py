@@ -35,8 +35,11 @@ class CaseFile(pytest.File):
         except InputError as exc:
             raise self.CollectError(f"{self.path}: {exc}") from None
         item = CaseItem.from_parent(self, name=case.name, case=case)
-        for mark in case.section("run").get("marks", []):
+        run = case.section("run")
+        for mark in run.get("marks", []):
             item.add_marker(getattr(pytest.mark, mark))
+        if run.get("xfail"):        # a known, open bug: the case reports XPASS once it is fixed
+            item.add_marker(pytest.mark.xfail(reason=str(run["xfail"]), strict=False))
         missing = _missing_module(case)
         if missing:
             item.add_marker(pytest.mark.xfail(reason=f"{missing} is not there yet: the case's conversion needs it",

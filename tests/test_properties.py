@@ -1,0 +1,247 @@
+"""Properties of the simulators and of the conversion, on random networks (tests/strategies.py).
+
+Profiles (conftest.py): "ci", the default, is derandomized and small; `--hypothesis-profile=deep` runs long.
+Each test takes a share of the profile's max_examples by its cost (PAIBox builds a network per example).
+"""
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import Phase, assume, event, given, note, settings, strategies as st, target
+
+from snncheck import api, checkpoint, convert, ir
+from snncheck import case as cases
+from snncheck.compare import compare
+from snncheck.errors import InputError
+from snncheck.runners.reference import apply_synapse
+
+import strategies as S
+
+# the conversion with the scales a test draws (convert's rules receive `calibration` untouched)
+convert.register_rule("given", lambda weight, bias, layer, calibration, **_: calibration[layer])
+
+
+def examples(share: float):
+    return settings(max_examples=max(2, int(settings().max_examples * share)))
+
+
+def _reference(net, x, tag):
+    return api.run_network(net, x, ["reference"], tag)[f"reference:{tag}"]
+
+
+# ------------------------------------------------------------------------------ simulators agree on integers
+def check_simulators_agree(net: ir.Network, x: np.ndarray) -> None:
+    """PAIBox and (for IF networks) SpikingJelly equal the reference bit for bit after alignment: spikes and
+    membranes of every spiking layer at every step, each layer at the lag the pipeline predicts."""
+    runners = ["reference", "paibox"] + (["spikingjelly"] if all(type(n) is ir.IF for n in net.neurons) else [])
+    runs = api.run_network(net, x, runners)
+    firing = sum(0 < r.spikes.mean() < 1 for r in runs["reference:b"].layers)
+    event(f"{firing} of {len(net.neurons)} layers fire")
+    for label, run in runs.items():
+        if label != "reference:b":
+            pair = compare(run, runs["reference:b"])
+            assert pair.exact, f"{pair.key} differ: first divergence {pair.first_divergence}, " + \
+                ", ".join(f"{lc.name}: {lc.mismatches} spikes, {lc.v_mismatches} membranes" for lc in pair.layers)
+    late = {name: lag for name, lag in api.lags_of(runs).items() if lag["anomaly"]}
+    assert not late, f"lag anomalies: {late}"
+
+
+@examples(3)
+@given(S.int_networks_with_inputs())
+def test_integer_networks_run_bit_exact_in_every_simulator(net_inputs):
+    check_simulators_agree(*net_inputs)
+
+
+# ------------------------------------------------------------------------------ integer rescaling
+@examples(5)
+@given(S.int_networks_with_inputs(), st.integers(2, 9), st.data())
+def test_scaling_weights_bias_and_threshold_by_an_integer_keeps_every_spike(net_inputs, factor, data):
+    """H scales by the factor, so every comparison H >= theta and every reset come out the same."""
+    net, x = net_inputs
+    neuron = data.draw(st.sampled_from(net.neurons), label="layer")
+    syn = net.input_of(neuron.name)
+    scaled = net.with_layer(syn.name, weight=syn.weight * factor,
+                            bias=None if syn.bias is None else syn.bias * factor)
+    scaled = scaled.with_layer(neuron.name, **_times(neuron, factor))
+    a, b = _reference(net, x, "b"), _reference(scaled, x, "b")
+    for ra, rb in zip(a.layers, b.layers):
+        assert np.array_equal(ra.spikes, rb.spikes), f"{ra.name}: {int((ra.spikes != rb.spikes).sum())} spikes moved"
+    assert np.array_equal(b.layer(neuron.name).v, factor * a.layer(neuron.name).v)
+
+
+def _times(neuron: ir.Neuron, f: int) -> dict:
+    out = {"threshold": neuron.threshold * f}
+    for key in ("v_reset", "v_init", "leak"):
+        value = getattr(neuron, key, None)
+        if value is not None:
+            out[key] = value * f
+    return out
+
+
+# ------------------------------------------------------------------------------ quantization error bound
+@st.composite
+def float_conversions(draw):
+    net = draw(S.networks(integer=False, leak=False))
+    s_in, scales = draw(S.quantization(net))
+    x = draw(S.float_inputs(net.input_shape, analog=s_in != 1.0, max_samples=8, max_steps=6))
+    return net, s_in, scales, x
+
+
+@examples(5)
+@given(float_conversions())
+def test_spike_flips_of_a_conversion_lie_within_the_quantization_bound(conversion):
+    """Float net A converted with scales s (W_int = round(s_w W), b and theta times k = s_in s_w, rounded).
+
+    In integer units, while a neuron and its inputs still agree in A and B, B's charged potential differs from
+    k * A's by at most E[t] = sum_{tau <= t} (0.5 * sum_i |x_i| + s_w * sum_i |W_i| |eps_i| + 0.5 [bias])
+    + 0.5 per soft reset so far: half a step per weight times each input x_i of B, the input's own rounding eps_i
+    (first layer), half a step of bias. A spike flips only if k |H_A - theta_A| <= E[t] + 0.5 (threshold
+    rounding) + k * the float32 error of A's run. Every first flip of a neuron, with its layer's input still
+    agreeing, must lie within that margin.
+    """
+    net, s_in, scales, x = conversion
+    conv = convert.convert(net, s_in, "given", calibration=scales)
+    checked, beyond = flips_beyond_bound(net, conv.network, scales, s_in, x)
+    event("some flips to check" if checked else "no flip")
+    target(float(checked), label="first flips checked")        # steer the search towards networks that flip
+    assert not beyond, f"{len(beyond)} of {checked} spike flips beyond the quantization bound: {beyond[:5]}"
+
+
+def test_the_bound_check_finds_flips_and_catches_a_threshold_off_by_a_third():
+    """The property above is not vacuous: a seeded conversion with a coarse scale does flip spikes, all within
+    the bound, and the same conversion with one threshold 4/3 too large has flips beyond it."""
+    rng = np.random.default_rng(7)
+    net = ir.Network([ir.Flatten("flat"), ir.Linear("fc0", rng.uniform(-1, 1, (24, 36)).astype(np.float32), None),
+                      ir.IF("n0", 1.5, None), ir.Linear("fc1", rng.uniform(-1, 1, (8, 24)).astype(np.float32),
+                                                         rng.uniform(-0.5, 0.5, 8).astype(np.float32)),
+                      ir.IF("n1", 1.0, 0.0)], (1, 6, 6))
+    x = np.repeat(rng.random((32, 1, 1, 6, 6)).astype(np.float32), 8, axis=1)
+    scales = {"fc0": 4.0, "fc1": 120.0}         # coarse first layer: flips; fine second: a tight bound
+    conv = convert.convert(net, 255.0, "given", calibration=scales)
+    checked, beyond = flips_beyond_bound(net, conv.network, scales, 255.0, x)
+    assert checked > 0 and not beyond, (checked, beyond[:3])
+    n1 = conv.network.layer("n1")
+    wrong = conv.network.with_layer("n1", threshold=int(round(n1.threshold * 4 / 3)))
+    assert flips_beyond_bound(net, wrong, scales, 255.0, x)[1]
+
+
+def flips_beyond_bound(float_net: ir.Network, int_net: ir.Network, scales: dict, s_in: float, x: np.ndarray):
+    a = _reference(float_net, x, "a")
+    xi = api.deployed_inputs(x, s_in)
+    b = _reference(int_net, xi, "b")
+    n, t = x.shape[:2]
+    cur = xi.reshape((n * t,) + xi.shape[2:])                  # B's input to the next synapse
+    eps = np.abs(cur - s_in * x.reshape(cur.shape).astype(np.float64))
+    upstream = np.full(n, t)                                      # per sample: first step an earlier layer differs
+    k, err, beyond, checked = s_in, None, [], 0
+    for fa, lb in zip(float_net.layers, int_net.layers):
+        if isinstance(lb, ir.SYNAPSE_TYPES):
+            ones = dataclasses.replace(lb, weight=np.ones(lb.weight.shape), bias=None)
+            err = 0.5 * apply_synapse(ones, np.abs(cur).astype(np.float64), False)
+            if eps is not None:
+                absw = dataclasses.replace(fa, weight=np.abs(fa.weight.astype(np.float64)), bias=None)
+                err = err + scales[lb.name] * apply_synapse(absw, eps, False)
+            err = err + (0.5 if lb.bias is not None else 0.0)
+            k *= scales[lb.name]
+        elif isinstance(lb, ir.NEURON_TYPES):
+            ra, rb = a.layer(lb.name), b.layer(lb.name)
+            shape = (n, t) + rb.shape
+            steps = np.arange(t).reshape((1, t) + (1,) * len(rb.shape))
+            before = np.cumsum(rb.spikes, axis=1) - rb.spikes
+            bound = (np.cumsum(err.reshape(shape), axis=1) + 0.5 * (1 + (before if lb.soft_reset else 0))
+                     + k * ra.rounding_bound * (steps + 1) + 1e-9 * k)
+            margin = k * np.abs(ra.h.astype(np.float64) - float(fa.threshold))
+            differ = ra.spikes != rb.spikes
+            first = differ & (np.cumsum(differ, axis=1) - differ == 0) & (steps < upstream.reshape((n,) + (1,) * (len(shape) - 1)))
+            checked += int(first.sum())
+            for where in np.argwhere(first & (margin > bound))[:5]:
+                beyond.append({"layer": lb.name, "sample_step_neuron": where.tolist(),
+                               "margin": float(margin[tuple(where)]), "bound": float(bound[tuple(where)])})
+            hit = differ.reshape(n, t, -1).any(axis=2)
+            upstream = np.minimum(upstream, np.where(hit.any(axis=1), hit.argmax(axis=1), t))
+            cur, eps, k = rb.spikes.reshape((n * t,) + rb.shape).astype(np.float64), None, 1.0
+        else:                                                     # flatten, pooling: the same on both sides
+            cur = apply_synapse(lb, cur, False)
+            eps = None if eps is None else apply_synapse(lb, eps, False)
+    return checked, beyond
+
+
+# ------------------------------------------------------------------------------ a mis-scaled threshold
+@examples(1)
+@given(S.networks(integer=False, leak=False), st.data())
+def test_a_threshold_misscaled_beyond_rounding_is_diagnosed_at_its_layer(net, data):
+    mutations = pytest.importorskip("snncheck.mutations", reason="issue 3's mutations are not there yet")
+    x = data.draw(S.float_inputs(net.input_shape, analog=False, max_samples=4, max_steps=4), label="inputs")
+    conv = convert.convert(net, 1.0, "max")
+    layer = data.draw(st.sampled_from(conv.network.neurons), label="layer").name
+    factor = data.draw(st.sampled_from([0.25, 0.5, 2.0, 3.0, 4.0]), label="factor")
+    theta = conv.network.layer(layer).threshold
+    assume(theta * min(factor, 1 / factor) >= 4)       # the change is many rounding steps, not one
+    # the static diagnosis estimates a layer's scale and its uncertainty from the weights: it needs several
+    assume(conv.network.input_of(layer).weight.size >= 8)
+    bad = mutations.apply(conv.network, net, {"name": "vthr_scale", "layer": layer, "factor": factor}, conv)
+    report = api.diff(None, net, bad, x, 1.0, runners=["reference", "spikingjelly"])
+    found = [(d.code, d.layer, d.severity) for d in report.diagnoses]
+    note(f"thresholds {[n.threshold for n in bad.neurons]}, diagnoses {found}")
+    assert ("vthr_scale", layer, "error") in found, found
+
+
+# ------------------------------------------------------------------------------ round trips through files
+@examples(2)
+@given(S.networks(integer=False, leak=False, reset=st.sampled_from(["hard", "soft"])),
+       st.sampled_from(sorted(convert.RULES)), st.sampled_from([1.0, 255.0]))
+def test_the_deployed_checkpoint_round_trips_losslessly(net, rule, s_in):
+    conv = convert.convert(net, s_in, "max" if rule == "given" else rule)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "deployed.pth"
+        checkpoint.save_deployed(conv, path)
+        loaded = checkpoint.load_deployed(path, net)
+    assert loaded.inferred == [] and loaded.input_scale == s_in and loaded.reset == conv.reset
+    assert_same_network(loaded.network, conv.network)
+
+
+@pytest.mark.xfail(strict=True, reason="the deployed format has one reset mode and no v_reset: save_deployed "
+                   "writes reset='mixed', which load_deployed refuses, and a hard reset to v_reset != 0 loads as 0")
+@settings(max_examples=5, phases=[Phase.generate])       # an expected failure: no need to shrink it
+@given(S.networks(integer=False, leak=False), st.floats(-1.0, 0.0, width=32))
+def test_a_network_the_deployed_format_cannot_hold_is_refused_when_saved(net, v_reset):
+    """What the format cannot represent must be refused when saving (InputError), not changed on the way."""
+    net = net.replace(layers=[dataclasses.replace(l, v_reset=v_reset) if l is net.neurons[0] and
+                              l.v_reset is not None else l for l in net.layers])
+    conv = convert.convert(net, 1.0, "max")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "deployed.pth"
+        try:
+            checkpoint.save_deployed(conv, path)
+        except InputError:
+            return
+        assert_same_network(checkpoint.load_deployed(path, net).network, conv.network)
+
+
+@examples(2)
+@given(S.int_networks_with_inputs())
+def test_a_case_file_carries_its_network_and_inputs_exactly(net_inputs):
+    net, x = net_inputs
+    spec = {"name": "roundtrip", "model": cases.network_to_spec(net),
+            "inputs": {"source": "inline", "values": x.astype(np.int64)}}
+    case = cases.Case("roundtrip", None, tomllib.loads(cases.to_toml(spec)))
+    module, back = cases.build_float(case)
+    assert module is None
+    assert_same_network(back, net)
+    assert np.array_equal(cases.build_inputs(case, back.input_shape)[0], x)
+
+
+def assert_same_network(got: ir.Network, want: ir.Network) -> None:
+    assert [type(l) for l in got.layers] == [type(l) for l in want.layers]
+    for lg, lw in zip(got.layers, want.layers):
+        for f in dataclasses.fields(lw):
+            if f.name == "name":
+                continue
+            g, w = getattr(lg, f.name), getattr(lw, f.name)
+            assert (g is None) == (w is None) and (w is None or np.array_equal(np.asarray(g), np.asarray(w))), \
+                f"{lw.name}.{f.name}: {g!r} != {w!r}"
