@@ -186,7 +186,7 @@ def _check_ranges(net: ir.Network, input_scale: float) -> None:
     for l in net.layers:
         if isinstance(l, ir.NEURON_TYPES):
             require(l.threshold <= THRESHOLD_MAX,
-                    f"layer {l.name!r}: integer threshold {int(l.threshold)} exceeds PAIBox's {THRESHOLD_MAX} "
+                    f"layer {l.name!r}: integer threshold {int(l.threshold)} is beyond PAIBox's maximum {THRESHOLD_MAX} "
                     f"(input scale {input_scale:g}); use a smaller input scale or weight scale")
         elif isinstance(l, ir.SYNAPSE_TYPES) and l.bias is not None:
             big = float(np.abs(l.bias).max())

@@ -23,6 +23,7 @@ from . import Diagnosis
 
 EXCESS_FACTOR = 3.0        # isolated mismatches this many times the requantized layer's ...
 EXCESS_ABS = 0.005         # ... and this much above it (fraction of all spikes) are beyond quantization
+EXCESS_MIN = 10            # ... and by at least this many spikes (a few flips in a small layer are noise)
 SILENT_RATE = 0.01         # A fires at least this often where B never fires: silent
 SATURATED = 0.95           # B fires this often where A fires at most half as often: saturated
 HARD_SIGNATURE = 0.99      # share of post-spike potentials equal to v_reset that says "hard reset"
@@ -99,7 +100,7 @@ def isolated(float_net: ir.Network, int_net: ir.Network, a_run, inputs: np.ndarr
             "requantized_rate": yard / total, "firing_rate_a": float(rec.spikes.mean()),
             "firing_rate_b": float(spikes.mean()), "membrane_slope": slope, "threshold_ratio": theta_ratio,
             "slope_over_threshold_ratio": None if slope is None else slope / theta_ratio,
-            "beyond_quantization": own > EXCESS_FACTOR * yard and (own - yard) / total > EXCESS_ABS,
+            "beyond_quantization": own > EXCESS_FACTOR * yard and own - yard > max(EXCESS_ABS * total, EXCESS_MIN),
         }
         s_in = 1.0
     return out

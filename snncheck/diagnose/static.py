@@ -52,8 +52,8 @@ def fit(b_int: np.ndarray, a: np.ndarray) -> Fit:
         inl = usable if usable.sum() >= 1 else np.ones_like(usable)
     x = np.stack([a[inl], np.sign(a[inl])], axis=1)
     (s, c), *_ = np.linalg.lstsq(x, b[inl], rcond=None) if inl.sum() >= 2 else ((s0, 0.0),)
-    if not np.isfinite(s) or s == 0:
-        s, c = s0, 0.0
+    if c > TRUNCATION_OFFSET or not np.isfinite(s) or s == 0:
+        s = _lsq(b[inl], a[inl]) or s0      # no one-sided offset: the plain fit has the smaller variance
     res = b - s * a
     kept = ~sat
     rmse = float(np.sqrt(np.mean(res[kept] ** 2))) if kept.any() else 0.0
@@ -215,6 +215,7 @@ def _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f: Fit, range_used,
               bias_ratio=None if bias is None else bias[0], threshold_a=float(na.threshold),
               threshold_b=float(nb.threshold), range_used=range_used)
     want_theta = int(max(1, round(k * float(na.threshold))))
+    snap = (s_in,) if first else ()
     together = not theta_ok and bias is not None and not bias_ok and abs(bias[0] / thr - 1) <= BIAS_TOL
     if (together or (bias is None and not theta_ok)) and range_used < RANGE_USED:
         return [Diagnosis(
@@ -228,8 +229,8 @@ def _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f: Fit, range_used,
         implied = s_in * thr
         if abs(implied - 1) < 0.05 and s_in != 1:
             msg = (f"the bias and threshold of the first layer ({syn_a.name}, {na.name}) ignore the input scale "
-                   f"{s_in:g}: both are {_ratio_words(thr)} what input multiplied by {s_in:g} needs")
-            fix = (f"{_scale_words(1 / thr, f'the bias of {syn_a.name} and the threshold of {na.name}')} "
+                   f"{s_in:g}: both are {_ratio_words(thr, snap)} what input multiplied by {s_in:g} needs")
+            fix = (f"{_scale_words(1 / thr, f'the bias of {syn_a.name} and the threshold of {na.name}', snap)} "
                    f"(threshold {want_theta}), i.e. convert with input_scale={s_in:g}")
         else:
             msg = (f"the bias and threshold of the first layer ({syn_a.name}, {na.name}) expect the input "
@@ -241,19 +242,19 @@ def _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f: Fit, range_used,
     if bias is not None and not bias_ok:
         r = bias[0]
         unscaled = first and s_in != 1 and abs(r * s_in - 1) < 0.05
-        msg = (f"the bias of {syn_a.name} is {_ratio_words(r)} what its weights and threshold imply"
+        msg = (f"the bias of {syn_a.name} is {_ratio_words(r, snap)} what its weights and threshold imply"
                + (f": it was not multiplied by the input scale {s_in:g}" if unscaled else "")) if r else \
             f"{syn_a.name} has no bias in B although its folded float bias is not zero"
         out.append(Diagnosis(
             "bias_scale", na.name, "error", msg, evidence=ev,
-            fix=_scale_words(1 / r, f"the bias of {syn_a.name}") if r else
+            fix=_scale_words(1 / r, f"the bias of {syn_a.name}", snap) if r else
             f"give {syn_a.name} its folded bias times {k:.6g}, rounded"))
     if not theta_ok:
         out.append(Diagnosis(
             "vthr_scale", na.name, "error",
-            f"the threshold of {na.name} is {float(nb.threshold):g}, {_ratio_words(thr)} what the weights of "
+            f"the threshold of {na.name} is {float(nb.threshold):g}, {_ratio_words(thr, snap)} what the weights of "
             f"{syn_a.name} imply (their scale {k:.6g} x A's threshold {float(na.threshold):g} = {want_theta})",
-            evidence=ev, fix=f"set the threshold of {na.name} to {want_theta} ({_scale_words(1 / thr, 'it')})"))
+            evidence=ev, fix=f"set the threshold of {na.name} to {want_theta} ({_scale_words(1 / thr, 'it', snap)})"))
     return out
 
 
@@ -299,14 +300,18 @@ def _db(signal, noise) -> float:
     return float(10 * np.log10(max(float(signal), 1e-300) / float(noise)))
 
 
-def _scale_words(f: float, what: str) -> str:
+def _scale_words(f: float, what: str, snap=()) -> str:
     """'multiply the bias of conv_fc.0 by 255' / 'divide ... by 2', as a person says it."""
-    return f"multiply {what} by {_nice(f)}" if f >= 1 else f"divide {what} by {_nice(1 / f)}"
+    return f"multiply {what} by {_nice(f, snap)}" if f >= 1 else f"divide {what} by {_nice(1 / f, snap)}"
 
 
-def _nice(x: float) -> str:
+def _nice(x: float, snap=()) -> str:
+    """A factor as a person writes it: a known one (the input scale) or an integer when the fit is that close."""
+    for v in snap:
+        if v > 1 and abs(x / v - 1) <= 0.02:
+            return f"{v:g}"
     return str(int(round(x))) if abs(x - round(x)) <= 0.02 * x else f"{x:.4g}"
 
 
-def _ratio_words(r: float) -> str:
-    return f"{_nice(r)}x" if r >= 1 else f"1/{_nice(1 / r)} of"
+def _ratio_words(r: float, snap=()) -> str:
+    return f"{_nice(r, snap)}x" if r >= 1 else f"1/{_nice(1 / r, snap)} of"
