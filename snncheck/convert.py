@@ -16,8 +16,9 @@ import numpy as np
 from . import ir
 from .errors import InputError, require
 
+from .runners.paibox import THRESHOLD_MAX
+
 INT8_MAX = 127
-THRESHOLD_MAX = 2 ** 29 - 1      # PAIBox threshold register
 
 
 def round_saturate(x: np.ndarray, lo: int = -128, hi: int = 127) -> np.ndarray:

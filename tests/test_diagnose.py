@@ -97,6 +97,16 @@ def test_scales_and_sqnr_are_measured(digits):
     assert stats["conv_fc.2"]["expected_scale"] == pytest.approx(255 * stats["conv_fc.2"]["scale"])
 
 
+def test_few_weights_many_scales_explain_them():
+    """Found by `snncheck fuzz`: weights 1.0 and 0.5 at scale 127 give 127 and 64, which scale 128 fits just as
+    well; the threshold 255*127 must not then look mis-scaled."""
+    net = ir.Network([ir.Conv2d("c", np.array([[[[1.0]]], [[[0.5]]]], np.float32)), ir.IF("n", 1.0, 0.0)], (1, 3, 3))
+    stats, found = static.analyse(net, convert.convert(net, 255.0, "max").network, 255.0)
+    assert not found and stats["n"]["clipped"] == 0
+    twice = convert.convert(net, 255.0, "max").network.with_layer("n", threshold=2 * 255 * 127)
+    assert [d.code for d in static.analyse(net, twice, 255.0)[1]] == ["vthr_scale"]
+
+
 def test_wrap_counts_sign_flips(digits):
     _, net, _, conv = digits
     stats, _ = static.analyse(net, mutations.apply(conv.network, net, {"name": "int8_wrap"}, conv), 255)

@@ -11,10 +11,12 @@ round-to-nearest, 0.58 for truncation), clipped weights, sign flips.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from .. import ir
+from ..checkpoint import fit_scale
 from . import Diagnosis
 from .dynamic import segments
 
@@ -38,6 +40,8 @@ class Fit:
     wrapped: int           # sign-flipped entries among those beyond the int8 range
     sign_flips: int        # all significant entries whose sign differs
     unexplained: float     # share of B's energy that no single scale of A explains (1 - cos^2)
+    feasible: Optional[tuple] = None   # (lo, hi): every scale that rounds A to B exactly, if any does
+
 
 
 def fit(b_int: np.ndarray, a: np.ndarray) -> Fit:
@@ -52,8 +56,11 @@ def fit(b_int: np.ndarray, a: np.ndarray) -> Fit:
         inl = usable if usable.sum() >= 1 else np.ones_like(usable)
     x = np.stack([a[inl], np.sign(a[inl])], axis=1)
     (s, c), *_ = np.linalg.lstsq(x, b[inl], rcond=None) if inl.sum() >= 2 else ((s0, 0.0),)
+    feasible = _feasible(a, b, sat)
     if c > TRUNCATION_OFFSET or not np.isfinite(s) or s == 0:
-        s = _lsq(b[inl], a[inl]) or s0      # no one-sided offset: the plain fit has the smaller variance
+        s = fit_scale(b[inl], a[inl]) or s0      # no one-sided offset: the plain fit has the smaller variance
+        if feasible and np.any(a):               # of the scales that explain B exactly, one that clips nothing
+            s = float(np.clip(s, feasible[0], max(feasible[0], min(feasible[1], (INT8 + 0.5) / np.abs(a).max()))))
     res = b - s * a
     kept = ~sat
     rmse = float(np.sqrt(np.mean(res[kept] ** 2))) if kept.any() else 0.0
@@ -65,7 +72,20 @@ def fit(b_int: np.ndarray, a: np.ndarray) -> Fit:
                sigma_rel=float(np.sqrt(np.mean(res[inl] ** 2)) / np.sqrt(energy)) if energy > 0 else 1.0,
                rmse=rmse, sqnr_db=_db(np.sum((s * a) ** 2), np.sum(res ** 2)),
                clipped=int(np.sum(over & sat & ~flips)), wrapped=int(np.sum(over & flips)),
-               sign_flips=int(flips.sum()), unexplained=1.0 - cos2)
+               sign_flips=int(flips.sum()), unexplained=1.0 - cos2, feasible=feasible)
+
+
+def _feasible(a, b, sat):
+    """The interval of scales s with round(s*a) = b for every unsaturated entry and |s*a| >= 126.5 for the
+    saturated ones (None if empty): with few weights, many scales explain B equally well."""
+    nz = a != 0
+    lo_b, hi_b = (b - 0.5) / np.where(nz, a, 1), (b + 0.5) / np.where(nz, a, 1)
+    lo = np.where(a > 0, lo_b, hi_b)[nz & ~sat]
+    hi = np.where(a > 0, hi_b, lo_b)[nz & ~sat]
+    floor = (INT8 - 0.5) / np.abs(a[nz & sat & (np.sign(a) == np.sign(b))])
+    low = max(float(lo.max()) if lo.size else 0.0, float(floor.max()) if floor.size else 0.0)
+    high = float(hi.min()) if hi.size else np.inf
+    return (low, high) if 0 < low <= high else None
 
 
 def analyse(float_net: ir.Network, int_net: ir.Network, input_scale: float = 1.0):
@@ -206,8 +226,10 @@ def _bias_ratio(syn_a, syn_b, k):
 
 def _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f: Fit, range_used, where) -> list:
     """The odd one out among weights, bias, threshold (and input scale, first layer)."""
-    theta_ok = abs(float(nb.threshold) - k * float(na.threshold)) <= \
-        0.5 + max(4 * f.sigma_rel, THRESHOLD_TOL) * k * abs(float(na.threshold))
+    theta_a = float(na.threshold)
+    theta_ok = abs(float(nb.threshold) - k * theta_a) <= 0.5 + max(4 * f.sigma_rel, THRESHOLD_TOL) * k * abs(theta_a) \
+        or (f.feasible is not None and
+            f.feasible[0] * s_in * theta_a - 0.5 <= float(nb.threshold) <= f.feasible[1] * s_in * theta_a + 0.5)
     bias_ok = bias is None or bias[1]
     if theta_ok and bias_ok:
         return []
@@ -281,17 +303,12 @@ def _candidates(a, b, usable) -> list:
     """Scale guesses: median ratios over the smallest quarter, half and all of the weights (small weights do not
     wrap), and least squares; the fit keeps the one that the most entries agree with."""
     big = usable & (np.abs(b) >= 2)
-    out = [_lsq(b[usable], a[usable])]
+    out = [fit_scale(b[usable], a[usable])]
     for q in (25, 50, 100):
         band = big & (np.abs(a) <= np.percentile(np.abs(a[usable]), q)) if usable.any() else big
         if band.sum() >= 3:
             out.append(float(np.median(b[band] / a[band])))
     return out
-
-
-def _lsq(b, a) -> float:
-    den = float(a @ a)
-    return float(a @ b / den) if den > 0 else 1.0
 
 
 def _db(signal, noise) -> float:
