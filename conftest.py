@@ -22,7 +22,7 @@ def _hypothesis_profiles():
         return
     relaxed = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     settings.register_profile("ci", max_examples=10, derandomize=True, database=None, print_blob=True, **relaxed)
-    settings.register_profile("deep", max_examples=2000, derandomize=False, print_blob=True, **relaxed)
+    settings.register_profile("deep", max_examples=1000, derandomize=False, print_blob=True, **relaxed)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -223,8 +223,9 @@ def check_expectations(case: Case, report) -> list:
         if pair is None:
             failures.append(f"pair {key} was not compared (pairs: {[p.key for p in report.pairs]})")
         elif not pair.exact:
-            fd = pair.first_divergence
-            failures.append(f"{key} is not bit-exact: first divergence {fd}")
+            where = "; ".join(f"{lc.name}: {lc.mismatches} spikes, {lc.v_mismatches or 0} membranes differ"
+                              for lc in pair.layers if not lc.exact)
+            failures.append(f"{key} is not bit-exact ({where}); first spike divergence {pair.first_divergence}")
     for key, tol in exp.get("max_unexplained", {}).items():
         pair = next((p for p in report.pairs if p.key == key), None)
         if pair is None or pair.unexplained > tol:
