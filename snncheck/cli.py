@@ -79,6 +79,11 @@ def cmd_compare(args) -> int:
     if args.runners:
         run["runners"] = [r.strip() for r in args.runners.split(",") if r.strip()]
     report = cases.run(case)
+    # a runner that cannot run the network is a usage error here, unless the case says it is expected
+    expected = case.section("expect").get("unsupported", {})
+    for kind, message in report.extras.get("unsupported", {}).items():
+        if kind not in expected:
+            raise InputError(f"{kind} cannot run {case.name}: {message}")
     print(text.render(report))
     write_outputs(report, args.json, args.out)
     return 0 if report.verdict == "consistent" else 1
