@@ -129,12 +129,18 @@ def chunks(n: int, size: int) -> list:
 def blas_threads(n: int = 1):
     """Context manager limiting BLAS threads (a no-op without threadpoolctl). On a shared machine an idle second
     BLAS thread waits for a busy core: small matrix products got 10-20x slower with two threads here."""
+    global _CONTROLLER
     try:
-        from threadpoolctl import threadpool_limits
+        if _CONTROLLER is None:
+            from threadpoolctl import ThreadpoolController
+            _CONTROLLER = ThreadpoolController()     # finding the libraries takes ms: once per process
     except ImportError:
         import contextlib
         return contextlib.nullcontext()
-    return threadpool_limits(n, user_api="blas")
+    return _CONTROLLER.limit(limits=n, user_api="blas")
+
+
+_CONTROLLER = None
 
 
 class _Done:
