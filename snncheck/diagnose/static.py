@@ -145,7 +145,9 @@ def _layer(float_net, folded, seg_a, seg_b, s_in, first):
             "weight_overflow", na.name, "info",
             f"{f.clipped} of {syn_a.weight.size} weights of {syn_a.name} saturate at the int8 range "
             f"(scale {f.scale:.4g}); clipping is a choice of some conversion rules",
-            evidence=dict(where, clipped=f.clipped, scale=f.scale)))
+            evidence=dict(where, clipped=f.clipped, scale=f.scale),
+            fix=f"none if the rule clips on purpose (percentile, search); else quantize {syn_a.name} with a scale "
+                f"of at most {INT8 / max(1e-12, float(np.abs(syn_a.weight).max())):.4g}"))
     return st, diags
 
 
