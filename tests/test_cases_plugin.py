@@ -115,6 +115,17 @@ def test_calibration_makes_every_layer_of_seeded_models_fire_and_keeps_qcfs_at_h
             assert all(n.v_init == pytest.approx(n.threshold / 2) for n in net.neurons)
 
 
+def test_the_biased_case_deploys_its_biases_as_pb_lif():
+    from snncheck import convert
+    from snncheck.runners.paibox import build
+    case = cases.Case.load(CASES / "if_bias_as_lif.toml")
+    module, net, inputs, _ = cases.build(case)
+    int_net = convert.convert(net, 1.0, "max").network
+    assert all(np.any(int_net.input_of(n.name).bias != 0) for n in int_net.neurons)
+    built = build(int_net)
+    assert {type(p[0].target).__name__ for p in built.probes.values()} == {"LIF"}
+
+
 def test_fuzz_writes_the_shrunk_failure_as_a_case_that_reproduces_it(tmp_path, monkeypatch):
     """Plant `>` for `>=` in the reference's firing rule; a short campaign must find it, shrink it, and write a
     case that fails with the planted bug and passes without it."""

@@ -12,6 +12,7 @@ extra (hypothesis) and a source checkout (the strategies live in tests/strategie
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
 import time
@@ -27,7 +28,7 @@ PROPERTIES = ("integer", "conversion")
 
 def register(sub) -> None:
     p = sub.add_parser("fuzz", help="search random networks for disagreements; write each as a case file",
-                       description=__doc__)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=5.0, help="how long to search (default 5)")
     p.add_argument("--out", default=str(CHECKOUT / "cases" / "found"), help="where found cases go")
     p.add_argument("--properties", default=",".join(PROPERTIES), help=f"comma-separated subset of {PROPERTIES}")
@@ -80,6 +81,8 @@ class Campaign:
         try:
             hseed(seed)(test)()
         except Exception as exc:       # hypothesis re-raises the shrunk failure(s) after replaying them last
+            if not failing:
+                raise                  # not a failing example: a problem of the campaign itself
             count = len(getattr(exc, "exceptions", [exc]))
             for spec, problem in failing[-count:]:
                 self._write(prop, spec, problem, seed)
