@@ -55,12 +55,12 @@ def story(fm, inputs, y, a_run, n_diff) -> dict:
           f"{sum(lc.mismatches for lc in report.pair('paibox:b~reference:b').layers)}")
     print(f"top diagnosis: [{top.severity}] {top.code} @ {top.layer}: {top.message}")
     print(f"fix: {top.fix}")
-    factor = round(1 / top.evidence["bias_ratio"])
-    fixed = buggy.with_layer(top.evidence["synapse"], bias=buggy.layer(top.evidence["synapse"]).bias * factor)
+    factor = top.evidence["factor"]                      # the number the printed fix names
+    fixed = buggy.with_layer(top.evidence["synapse"], bias=np.rint(buggy.layer(top.evidence["synapse"]).bias * factor))
     after = static.analyse(fm.network, fixed, INPUT_SCALE)[1]
     runs = {name: b_run(net, inputs) for name, net in (("buggy", buggy), ("fixed", fixed), ("correct", conv.network))}
     acc = {"float (SpikingJelly)": accuracy(a_run, y), "buggy (bias not x255)": accuracy(runs["buggy"], y),
-           f"fixed as printed (bias x{factor})": accuracy(runs["fixed"], y),
+           f"fixed as printed (bias x{factor:g})": accuracy(runs["fixed"], y),
            "converted correctly": accuracy(runs["correct"], y)}
     print(f"after the fix, errors left: {[d.code for d in after if d.severity == 'error'] or 'none'}")
     print(f"accuracy on the digits test split ({len(y)} samples, T={inputs.shape[1]}):")

@@ -124,7 +124,7 @@ def test_seed_story_names_the_first_layer_bias_and_the_fix(digits):
     assert (top.code, top.layer, top.severity) == ("bias_scale", "conv_fc.2", "error")
     assert top.fix == "multiply the bias of conv_fc.0 by 255"
     assert "conv_fc.0" in top.message and "255" in top.message
-    assert top.evidence["bias_ratio"] == pytest.approx(1 / 255, rel=0.02)
+    assert top.evidence["bias_ratio"] == pytest.approx(1 / 255, rel=0.02) and top.evidence["factor"] == 255
     fixed = buggy.with_layer("conv_fc.0", bias=buggy.layer("conv_fc.0").bias * 255)
     assert not [d for d in static.analyse(net, fixed, 255)[1] if d.severity == "error"]
 

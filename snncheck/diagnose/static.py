@@ -247,7 +247,8 @@ def _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f: Fit, range_used,
             f"the weights of {syn_a.name} carry {_ratio_words(1 / thr)} the scale that its "
             f"{'bias and threshold' if bias is not None else 'threshold'} imply (weights use only "
             f"{range_used:.0%} of the int8 range): they look exported before normalisation",
-            evidence=ev, fix=f"{_scale_words(thr, 'the weights of ' + syn_a.name)} (re-quantize them from "
+            evidence=dict(ev, factor=_factor(thr)),
+            fix=f"{_scale_words(thr, 'the weights of ' + syn_a.name)} (re-quantize them from "
                              "the folded, normalised float weights with the layer's scale)")]
     if together and first:
         implied = s_in * thr
@@ -260,8 +261,8 @@ def _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f: Fit, range_used,
             msg = (f"the bias and threshold of the first layer ({syn_a.name}, {na.name}) expect the input "
                    f"multiplied by {implied:.4g}, but it is multiplied by {s_in:g}")
             fix = f"feed round(x * {implied:.4g}) (--input-scale {implied:.4g}), or re-convert with input_scale={s_in:g}"
-        return [Diagnosis("input_scale", na.name, "error", msg, evidence=dict(ev, implied_input_scale=implied),
-                          fix=fix)]
+        return [Diagnosis("input_scale", na.name, "error", msg, fix=fix,
+                          evidence=dict(ev, implied_input_scale=implied, factor=_factor(1 / thr, snap)))]
     out = []
     if bias is not None and not bias_ok:
         r = bias[0]
@@ -270,7 +271,7 @@ def _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f: Fit, range_used,
                + (f": it was not multiplied by the input scale {s_in:g}" if unscaled else "")) if r else \
             f"{syn_a.name} has no bias in B although its folded float bias is not zero"
         out.append(Diagnosis(
-            "bias_scale", na.name, "error", msg, evidence=ev,
+            "bias_scale", na.name, "error", msg, evidence=dict(ev, factor=_factor(1 / r, snap) if r else None),
             fix=_scale_words(1 / r, f"the bias of {syn_a.name}", snap) if r else
             f"give {syn_a.name} its folded bias times {k:.6g}, rounded"))
     if not theta_ok:
@@ -278,7 +279,8 @@ def _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f: Fit, range_used,
             "vthr_scale", na.name, "error",
             f"the threshold of {na.name} is {float(nb.threshold):g}, {_ratio_words(thr, snap)} what the weights of "
             f"{syn_a.name} imply (their scale {k:.6g} x A's threshold {float(na.threshold):g} = {want_theta})",
-            evidence=ev, fix=f"set the threshold of {na.name} to {want_theta} ({_scale_words(1 / thr, 'it', snap)})"))
+            evidence=dict(ev, factor=_factor(1 / thr, snap)),
+            fix=f"set the threshold of {na.name} to {want_theta} ({_scale_words(1 / thr, 'it', snap)})"))
     return out
 
 
@@ -325,11 +327,21 @@ def _scale_words(f: float, what: str, snap=()) -> str:
 
 
 def _nice(x: float, snap=()) -> str:
-    """A factor as a person writes it: a known one (the input scale) or an integer when the fit is that close."""
+    v = _nice_value(x, snap)
+    return str(int(v)) if v == int(v) else f"{v:.4g}"
+
+
+def _nice_value(x: float, snap=()) -> float:
+    """A factor >= 1 as a person writes it: a known one (the input scale) or an integer when the fit is that close."""
     for v in snap:
         if v > 1 and abs(x / v - 1) <= 0.02:
-            return f"{v:g}"
-    return str(int(round(x))) if abs(x - round(x)) <= 0.02 * x else f"{x:.4g}"
+            return float(v)
+    return float(round(x)) if abs(x - round(x)) <= 0.02 * x else x
+
+
+def _factor(f: float, snap=()) -> float:
+    """The multiplier a fix names (0.5 for 'divide by 2')."""
+    return _nice_value(f, snap) if f >= 1 else 1 / _nice_value(1 / f, snap)
 
 
 def _ratio_words(r: float, snap=()) -> str:
