@@ -51,7 +51,7 @@ class PairAccumulator:
         if first is not None:
             local = int(np.flatnonzero(ids == first[2])[0])
             chunk.evidence = {"key": first, "sample": first[2], "layer": chunk.layers[first[0]]["name"],
-                              "a": _sample(ra, local), "b": _sample(rb, local)}
+                              "a": subset(ra, [local]), "b": subset(rb, [local])}
         return self.merge(chunk)
 
     def merge(self, other: "PairAccumulator") -> "PairAccumulator":
@@ -109,13 +109,6 @@ def _merge_sums(x: dict, y: dict) -> dict:
 def _first_key(layers: list) -> Optional[tuple]:
     """(layer index, t, sample, neuron) of the pair's first divergence: first layer in order, then its earliest."""
     return next(((s["index"],) + s["first"][0] for s in layers if s["first"]), None)
-
-
-def _sample(run: RunResult, i: int) -> RunResult:
-    """One sample's records of a run (copies, so the chunk can be freed)."""
-    pick = lambda a: None if a is None else np.array(a[i:i + 1])        # noqa: E731
-    layers = [dataclasses.replace(r, spikes=pick(r.spikes), v=pick(r.v), h=pick(r.h)) for r in run.layers]
-    return RunResult(run.runner, run.label, layers, dict(run.meta))
 
 
 class LagAccumulator:
@@ -223,7 +216,7 @@ def _common(ra: RunResult, rb: RunResult, ids_a, ids_b):
 
 
 def subset(run: RunResult, rows) -> RunResult:
-    """The run restricted to some samples (rows of every record)."""
+    """The run restricted to some samples (rows of every record; a list of rows copies, so the rest can go)."""
     pick = lambda a: None if a is None else a[rows]        # noqa: E731
     layers = [dataclasses.replace(r, spikes=pick(r.spikes), v=pick(r.v), h=pick(r.h)) for r in run.layers]
     return RunResult(run.runner, run.label, layers, dict(run.meta))

@@ -106,5 +106,6 @@ def _peak_rss_kb(samples: int) -> int:
 
 @pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_number_of_samples():
+    """Ten chunks hold what one does (allocator slack aside); all 1000 at once took 2.4x the memory of 100 here."""
     small, large = _peak_rss_kb(100), _peak_rss_kb(1000)
-    assert large < 1.15 * small, (small, large)
+    assert large < 1.3 * small, (small, large)
