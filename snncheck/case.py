@@ -70,10 +70,10 @@ def build(case: Case) -> tuple:
 
 def build_float(case: Case):
     """(module, float ir.Network) for the case's model and weights; (None, network) for an inline network."""
-    import torch
     model = case.section("model")
     if "layers" in model:
         return None, network_from_spec(model, case.name)
+    import torch
     name = model.get("name", "digits_csnn")
     options = model.get("options", {})
     weights = str(model.get("weights", "trained"))

@@ -22,8 +22,15 @@ from snncheck.runners.reference import apply_synapse
 
 import strategies as S
 
-# the conversion with the scales a test draws (convert's rules receive `calibration` untouched)
-convert.register_rule("given", lambda weight, bias, layer, calibration, **_: calibration[layer])
+# the conversion with the scales a test draws: a rule that reads them from here
+_DRAWN: dict = {}
+convert.register_rule("given", lambda weight, bias, layer, **_: _DRAWN[layer])
+
+
+def convert_with(net: ir.Network, s_in: float, scales: dict):
+    _DRAWN.clear()
+    _DRAWN.update(scales)
+    return convert.convert(net, s_in, "given")
 
 
 def examples(share: float):
@@ -105,7 +112,7 @@ def test_spike_flips_of_a_conversion_lie_within_the_quantization_bound(conversio
     agreeing, must lie within that margin.
     """
     net, s_in, scales, x = conversion
-    conv = convert.convert(net, s_in, "given", calibration=scales)
+    conv = convert_with(net, s_in, scales)
     checked, beyond = flips_beyond_bound(net, conv.network, scales, s_in, x)
     event("some flips to check" if checked else "no flip")
     target(float(checked), label="first flips checked")        # steer the search towards networks that flip
@@ -122,7 +129,7 @@ def test_the_bound_check_finds_flips_and_catches_a_threshold_off_by_a_third():
                       ir.IF("n1", 1.0, 0.0)], (1, 6, 6))
     x = np.repeat(rng.random((32, 1, 1, 6, 6)).astype(np.float32), 8, axis=1)
     scales = {"fc0": 4.0, "fc1": 120.0}         # coarse first layer: flips; fine second: a tight bound
-    conv = convert.convert(net, 255.0, "given", calibration=scales)
+    conv = convert_with(net, 255.0, scales)
     checked, beyond = flips_beyond_bound(net, conv.network, scales, 255.0, x)
     assert checked > 0 and not beyond, (checked, beyond[:3])
     n1 = conv.network.layer("n1")
@@ -183,7 +190,8 @@ def test_a_threshold_misscaled_beyond_rounding_is_diagnosed_at_its_layer(net, da
     theta = conv.network.layer(layer).threshold
     assume(theta * min(factor, 1 / factor) >= 4)       # the change is many rounding steps, not one
     # the static diagnosis estimates a layer's scale and its uncertainty from the weights: it needs several
-    assume(conv.network.input_of(layer).weight.size >= 8)
+    # that are not zero (one alone is an open false negative: cases/found/found_vthr_single_weight.toml)
+    assume(np.count_nonzero(conv.network.input_of(layer).weight) >= 8)
     bad = mutations.apply(conv.network, net, {"name": "vthr_scale", "layer": layer, "factor": factor}, conv)
     report = api.diff(None, net, bad, x, 1.0, runners=["reference", "spikingjelly"])
     found = [(d.code, d.layer, d.severity) for d in report.diagnoses]
@@ -194,9 +202,11 @@ def test_a_threshold_misscaled_beyond_rounding_is_diagnosed_at_its_layer(net, da
 # ------------------------------------------------------------------------------ round trips through files
 @examples(2)
 @given(S.networks(integer=False, leak=False, reset=st.sampled_from(["hard", "soft"])),
-       st.sampled_from(sorted(convert.RULES)), st.sampled_from([1.0, 255.0]))
-def test_the_deployed_checkpoint_round_trips_losslessly(net, rule, s_in):
-    conv = convert.convert(net, s_in, "max" if rule == "given" else rule)
+       st.sampled_from(sorted(set(convert.RULES) - {"given"})), st.sampled_from([1.0, 255.0]), st.data())
+def test_the_deployed_checkpoint_round_trips_losslessly(net, rule, s_in, data):
+    """Every rule, data-aware ones with calibration inputs: what convert gives is what loading gives back."""
+    calibration = data.draw(S.float_inputs(net.input_shape, analog=s_in != 1.0), label="calibration")
+    conv = convert.convert(net, s_in, rule, calibration=calibration)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "deployed.pth"
         checkpoint.save_deployed(conv, path)
