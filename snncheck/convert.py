@@ -92,7 +92,6 @@ def convert(net: ir.Network, input_scale: float = 1.0, rule: str = "max", reset:
     bias_correction: with calibration, add to each integer bias the mean rounding error of its layer's input
     where that loses fewer spikes (default: on for the data-aware rules).
     """
-    from .diagnose.dynamic import segments
     require(rule in RULES, f"unknown conversion rule {rule!r}; known: {', '.join(sorted(RULES))}")
     require(reset in (None, "hard", "soft"), f"reset must be 'hard' or 'soft', got {reset!r}")
     require(np.isfinite(input_scale) and input_scale > 0, f"input scale must be positive, got {input_scale}")
@@ -101,7 +100,7 @@ def convert(net: ir.Network, input_scale: float = 1.0, rule: str = "max", reset:
     probe = _Calibration(net, calibration, float(input_scale), reset) \
         if calibration is not None and (rule in DATA_AWARE or correct) else None   # else: the rule's own data
     layers, scales, vthr, s_in = [], {}, [], float(input_scale)
-    for name, seg in segments(net):
+    for name, seg in ir.segments(net):
         syn = _only_synapse(seg)
         s_w = RULES[rule](syn.weight, syn.bias, threshold=seg[-1].threshold, s_in=s_in, layer=syn.name,
                           network=net, calibration=calibration,
@@ -162,7 +161,7 @@ class _Calibration:
         self.reset = reset
 
     def misses(self, name: str, seg_int: list) -> int:
-        from .diagnose.dynamic import run_segment
+        from .runners.reference import run_segment
         spikes = run_segment(seg_int, self.inputs[name], record_v=False)[0]
         return int(np.sum(spikes != self.run.layer(name).spikes))
 
@@ -172,7 +171,7 @@ class _Calibration:
     def correct_bias(self, name: str, seg: list, seg_int: list, k: float) -> list:
         """Bias correction: shift the integer bias by the mean error of the synaptic input, k * X_float - X_int,
         over the calibration data (per output channel), if that misses fewer spikes."""
-        from .diagnose.dynamic import synaptic_input
+        from .runners.reference import synaptic_input
         err = k * synaptic_input(seg, self.float_inputs[name]).astype(np.float64) \
             - synaptic_input(seg_int, self.inputs[name])
         err = err.mean(axis=(0, 1) + tuple(range(3, err.ndim)))       # per channel / per output neuron

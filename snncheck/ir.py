@@ -285,7 +285,7 @@ class Network:
 
     @property
     def is_integer(self) -> bool:
-        return all(_is_integer_valued(a) for a in self.parameters())
+        return all(is_integer_valued(a) for a in self.parameters())
 
     def parameters(self):
         for layer in self.layers:
@@ -344,11 +344,30 @@ def stages(net: Network) -> list:
     return out
 
 
+def segments(net: Network) -> list:
+    """[(neuron name, [layers after the previous neuron up to and including this one])], in order.
+
+    A segment is what one spiking layer computes from the previous one's spikes (or the input)."""
+    out, current = [], []
+    for layer in net.layers:
+        current.append(layer)
+        if isinstance(layer, NEURON_TYPES):
+            out.append((layer.name, current))
+            current = []
+    return out
+
+
+def parameters_of(layer) -> list:
+    """The numeric parameters of one layer (weights, bias, threshold, reset value)."""
+    return [np.asarray(getattr(layer, f.name)) for f in dataclasses.fields(layer)
+            if f.name in ("weight", "bias", "threshold", "v_reset") and getattr(layer, f.name) is not None]
+
+
 def expected_lags(net: Network) -> dict:
     return {name: k for k, name in enumerate(stages(net)) if isinstance(net.layer(name), NEURON_TYPES)}
 
 
-def _is_integer_valued(a: np.ndarray) -> bool:
+def is_integer_valued(a: np.ndarray) -> bool:
     if a.dtype.kind in "iub":
         return True
     return bool(np.all(np.isfinite(a)) and np.all(a == np.round(a)))

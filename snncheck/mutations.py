@@ -18,7 +18,6 @@ import numpy as np
 
 from . import ir
 from .convert import Conversion, round_saturate
-from .diagnose.dynamic import segments
 from .diagnose.static import flattened_shape
 from .errors import InputError, require
 
@@ -206,7 +205,7 @@ def _targets(net: ir.Network, float_net: ir.Network, conversion: Conversion):
     folded = ir.fold_batchnorm(float_net)
     a_layers = {l.name: l for l in folded.layers}
     names = [l.name for l in float_net.layers]
-    for i, (name, seg) in enumerate(segments(net)):
+    for i, (name, seg) in enumerate(ir.segments(net)):
         syn = next(l for l in seg if isinstance(l, ir.SYNAPSE_TYPES))
         j = names.index(syn.name)
         nxt = float_net.layers[j + 1] if j + 1 < len(names) else None

@@ -9,7 +9,7 @@
 - Reset signature: after a spike, a hard reset leaves exactly v_reset, a soft one leaves H - theta.
 - Layers that fall silent (or saturate) in B while A's fire, and samples that end without a single output spike.
 
-The building blocks (`segments`, `run_segment`) run pieces of a network with the reference runner's functions.
+Pieces of a network (`ir.segments`) run with the reference runner's `run_segment`.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 
 from .. import ir
-from ..runners.reference import apply_synapse, run_neuron
+from ..runners.reference import run_segment
 from . import Diagnosis
 
 EXCESS_FACTOR = 3.0        # isolated mismatches this many times the requantized layer's ...
@@ -30,44 +30,10 @@ HARD_SIGNATURE = 0.99      # share of post-spike potentials equal to v_reset tha
 
 
 # ------------------------------------------------------------------------------------------- building blocks
-def segments(net: ir.Network) -> list:
-    """[(neuron name, [layers after the previous neuron up to and including this one])] of a folded network."""
-    out, current = [], []
-    for layer in net.layers:
-        current.append(layer)
-        if isinstance(layer, ir.NEURON_TYPES):
-            out.append((layer.name, current))
-            current = []
-    return out
-
-
-def run_segment(layers: list, x: np.ndarray, record_v: bool = True):
-    """Runs one segment on x [N, T, *in_shape]; returns (spikes, v, h) of its neuron, [N, T, *shape]."""
-    return run_neuron(layers[-1], synaptic_input(layers, x), record_v)
-
-
-def synaptic_input(layers: list, x: np.ndarray) -> np.ndarray:
-    """The input X [N, T, *shape] that a segment's neuron receives: every layer but the neuron applied to x.
-
-    Integer segments on integer input run exactly in int64, float ones in float32 (reference runner semantics)."""
-    n, t = x.shape[:2]
-    exact = all(ir._is_integer_valued(p) for l in layers for p in _params(l)) and bool(np.all(x == np.round(x)))
-    flat = x.reshape((n * t,) + x.shape[2:])
-    flat = flat.astype(np.int64) if exact else flat.astype(np.float32)
-    for layer in layers[:-1]:
-        flat = apply_synapse(layer, flat, exact)
-    return flat.reshape((n, t) + flat.shape[1:])
-
-
-def _params(layer):
-    return [np.asarray(getattr(layer, f.name)) for f in dataclasses.fields(layer)
-            if f.name in ("weight", "bias", "threshold", "v_reset") and getattr(layer, f.name) is not None]
-
-
 def segment_inputs(net: ir.Network, run, inputs: np.ndarray) -> dict:
     """{neuron name: the input of its segment in `run`}: `inputs` for the first, the previous layer's spikes after."""
     out, prev = {}, inputs
-    for name, _ in segments(net):
+    for name, _ in ir.segments(net):
         out[name] = prev
         prev = run.layer(name).spikes
     return out
@@ -82,9 +48,9 @@ def isolated(float_net: ir.Network, int_net: ir.Network, a_run, inputs: np.ndarr
     own flip."""
     from ..convert import scale_segment
     folded_a = ir.fold_batchnorm(float_net)
-    segs_b = dict(segments(ir.fold_batchnorm(int_net)))
+    segs_b = dict(ir.segments(ir.fold_batchnorm(int_net)))
     deployed = np.rint(np.asarray(inputs, np.float64) * input_scale)
-    segs_a = dict(segments(folded_a))
+    segs_a = dict(ir.segments(folded_a))
     out, s_in = {}, float(input_scale)
     for name, x in segment_inputs(folded_a, a_run, deployed).items():
         seg_a, rec = segs_a[name], a_run.layer(name)
@@ -92,26 +58,36 @@ def isolated(float_net: ir.Network, int_net: ir.Network, a_run, inputs: np.ndarr
         theta_ratio = float(segs_b[name][-1].threshold) / float(seg_a[-1].threshold)
         total = int(rec.spikes.size)
         own = int(np.sum(spikes != rec.spikes))
-        yard = min(int(np.sum(run_segment(scale_segment(seg_a, s_w, s_in), x, record_v=False)[0] != rec.spikes))
-                   for s_w in _plausible_scales(seg_a, scales.get(name), theta_ratio / s_in))
+        yard = None
+        # the yardstick is the best requantization; stop as soon as one explains B's own mismatches
+        for s_w in _plausible_scales(seg_a, scales.get(name), theta_ratio / s_in):
+            n = int(np.sum(run_segment(scale_segment(seg_a, s_w, s_in), x, record_v=False)[0] != rec.spikes))
+            yard = n if yard is None else min(yard, n)
+            if not _beyond(own, yard, total):
+                break
         slope = _slope(rec, spikes, h)
         out[name] = {
             "total": total, "mismatches": own, "rate": own / total, "requantized_mismatches": yard,
             "requantized_rate": yard / total, "firing_rate_a": float(rec.spikes.mean()),
             "firing_rate_b": float(spikes.mean()), "membrane_slope": slope, "threshold_ratio": theta_ratio,
             "slope_over_threshold_ratio": None if slope is None else slope / theta_ratio,
-            "beyond_quantization": own > EXCESS_FACTOR * yard and own - yard > max(EXCESS_ABS * total, EXCESS_MIN),
+            "beyond_quantization": _beyond(own, yard, total),
         }
         s_in = 1.0
     return out
 
 
-def _plausible_scales(seg_a: list, fitted, from_threshold: float) -> set:
+def _beyond(own: int, yard: int, total: int) -> bool:
+    return own > EXCESS_FACTOR * yard and own - yard > max(EXCESS_ABS * total, EXCESS_MIN)
+
+
+def _plausible_scales(seg_a: list, fitted, from_threshold: float) -> list:
     """Weight scales a correct conversion of this layer may have used: the one fitted to B's weights, the one
     B's threshold implies, and the full int8 range; the yardstick is the best of them."""
     from ..convert import rule_max
     syn = next(l for l in seg_a if isinstance(l, ir.SYNAPSE_TYPES))
-    return {s for s in (fitted, from_threshold, rule_max(syn.weight, syn.bias)) if s and np.isfinite(s) and s > 0}
+    found = [s for s in (fitted, from_threshold, rule_max(syn.weight, syn.bias)) if s and np.isfinite(s) and s > 0]
+    return list(dict.fromkeys(found))
 
 
 def _slope(rec, spikes_b: np.ndarray, h_b: np.ndarray):
@@ -119,10 +95,11 @@ def _slope(rec, spikes_b: np.ndarray, h_b: np.ndarray):
     if rec.h is None:
         return None
     differ = spikes_b != rec.spikes
-    in_sync = (np.cumsum(differ, axis=1) - differ) == 0
-    a, b = rec.h[in_sync].astype(np.float64), h_b[in_sync].astype(np.float64)
-    den = float(a @ a)
-    return float(a @ b / den) if den > 0 else None
+    flipped_before = np.zeros_like(differ)
+    np.logical_or.accumulate(differ[:, :-1], axis=1, out=flipped_before[:, 1:])
+    a, b = rec.h.astype(np.float64), h_b.astype(np.float64)
+    den = float(np.sum(a * a, where=~flipped_before))
+    return float(np.sum(a * b, where=~flipped_before) / den) if den > 0 else None
 
 
 # ------------------------------------------------------------------------------------------- signatures

@@ -18,7 +18,6 @@ import numpy as np
 from .. import ir
 from ..checkpoint import fit_scale
 from . import Diagnosis
-from .dynamic import segments
 
 INT8 = 127
 BIAS_TOL = 0.10            # relative deviation of the bias scale tolerated beyond rounding
@@ -91,10 +90,10 @@ def _feasible(a, b, sat):
 def analyse(float_net: ir.Network, int_net: ir.Network, input_scale: float = 1.0):
     """(stats {spiking layer: dict}, [Diagnosis]) for A (float, BatchNorm folded or not) against B."""
     folded = ir.fold_batchnorm(float_net)
-    b_segs = dict(segments(ir.fold_batchnorm(int_net)))
+    b_segs = dict(ir.segments(ir.fold_batchnorm(int_net)))
     stats, found = {}, []
     s_in = float(input_scale)
-    for index, (name, seg) in enumerate(segments(folded)):
+    for index, (name, seg) in enumerate(ir.segments(folded)):
         if name not in b_segs or not _synapse(seg) or not _synapse(b_segs[name]):
             continue
         st, diags = _layer(float_net, folded, seg, b_segs[name], s_in, index == 0)

@@ -29,23 +29,40 @@ class ReferenceRunner(Runner):
                 "the reference runs folded networks: call snncheck.ir.fold_batchnorm first")
         exact = (net.is_integer and bool(np.all(inputs == np.round(inputs)))
                  and not any(isinstance(l, ir.AvgPool2d) for l in net.layers))   # averages are fractions
-        work = np.int64 if exact else np.float32
-        n, t = inputs.shape[:2]
-        # direct encoding repeats one frame: what comes before the first neuron needs to see it only once
-        frames = inputs[:, :1] if t > 1 and np.array_equal(inputs[:, 1:], inputs[:, :-1]) else inputs
-        x = frames.reshape((-1,) + inputs.shape[2:]).astype(work)
         bounds = rounding_bounds(net, float(np.abs(inputs).max()))
-        records = []
-        for layer in net.layers:
-            if isinstance(layer, ir.NEURON_TYPES):
-                x = x.astype(work, copy=False).reshape((n, -1) + x.shape[1:])
-                spikes, v, h = run_neuron(layer, np.broadcast_to(x, (n, t) + x.shape[2:]), self.record_v)
-                records.append(LayerRecord(layer.name, spikes, v, h, float(layer.threshold), bounds[layer.name]))
-                x = spikes.reshape((n * t,) + spikes.shape[2:])
-            else:
-                x = apply_synapse(layer, x, exact)
+        records, x = [], inputs
+        for name, segment in ir.segments(net):
+            spikes, v, h = run_segment(segment, x, self.record_v, exact)
+            records.append(LayerRecord(name, spikes, v, h, float(segment[-1].threshold), bounds[name]))
+            x = spikes
         meta = {"exact": exact, "seconds": time.perf_counter() - start}
         return RunResult(self.name, self.label, records, meta)
+
+
+def run_segment(layers: list, x: np.ndarray, record_v: bool = True, exact=None):
+    """One segment (the layers after a neuron up to and including the next one) on x [N, T, *in_shape]:
+    (spikes, v, h) of its neuron, [N, T, *shape]."""
+    return run_neuron(layers[-1], synaptic_input(layers, x, exact), record_v)
+
+
+def synaptic_input(layers: list, x: np.ndarray, exact=None) -> np.ndarray:
+    """The input X [N, T, *shape] that a segment's neuron receives: every layer but the neuron applied to x.
+
+    Exact (int64) when the segment's parameters and x are integers, else float32. Direct encoding repeats one
+    frame at every step: then the layers see it once per sample and the result is broadcast over time."""
+    n, t = x.shape[:2]
+    if exact is None:
+        exact = (all(ir.is_integer_valued(p) for l in layers for p in ir.parameters_of(l))
+                 and (x.dtype == bool or bool(np.all(x == np.round(x)))))
+    work = np.int64 if exact else np.float32
+    frames = x[:, :1] if t > 1 and np.array_equal(x[:, 1:], x[:, :-1]) else x
+    flat = frames.reshape((-1,) + x.shape[2:])
+    if flat.dtype != bool:
+        flat = flat.astype(work, copy=False)
+    for layer in layers[:-1]:
+        flat = apply_synapse(layer, flat, exact)
+    out = flat.astype(work, copy=False).reshape((n, -1) + flat.shape[1:])
+    return np.broadcast_to(out, (n, t) + out.shape[2:])
 
 
 def run_neuron(neuron: ir.Neuron, x: np.ndarray, record_v: bool = True):
