@@ -217,7 +217,8 @@ def check_expectations(case: Case, report) -> list:
     exp = case.section("expect")
     failures = []
     if "verdict" in exp and report.verdict != exp["verdict"]:
-        failures.append(f"verdict is {report.verdict}, expected {exp['verdict']}")
+        errors = ", ".join(f"{d.code} @ {d.layer}" for d in report.diagnoses if d.severity == "error")
+        failures.append(f"verdict is {report.verdict}{f' ({errors})' if errors else ''}, expected {exp['verdict']}")
     for key in exp.get("exact", []):
         pair = next((p for p in report.pairs if p.key == key), None)
         if pair is None:

@@ -23,9 +23,13 @@ def pytest_addoption(parser):
 
 
 def pytest_collect_file(file_path: Path, parent):
-    if file_path.suffix == ".toml" and "cases" in file_path.parent.parts:
-        return CaseFile.from_parent(parent, path=file_path)
-    return None
+    if file_path.suffix != ".toml":
+        return None
+    try:                     # a `cases` folder inside the project, not one that happens to hold the project
+        rel = file_path.relative_to(parent.config.rootpath)
+    except ValueError:
+        rel = file_path
+    return CaseFile.from_parent(parent, path=file_path) if "cases" in rel.parts[:-1] else None
 
 
 class CaseFile(pytest.File):
