@@ -73,7 +73,7 @@ def test_a_case_file_is_a_test_and_a_failing_one_shows_what_differs(pytester):
                                            "html", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     out = result.stdout.str()
-    for needle in ("expectations not met", "verdict is inconsistent, expected consistent",
+    for needle in ("expectations not met", "verdict is inconsistent (timing @ conv_fc.6", "expected consistent",
                    "paibox:b~reference:b is not bit-exact", "layer       lag exp/found",
                    "[error] timing @ conv_fc.6", "fix: give pipeline stage k"):
         assert needle in out, needle
