@@ -157,8 +157,13 @@ def save_deployed(conversion, path) -> None:
             out[f"{layer.name}.weight"] = torch.from_numpy(np.asarray(layer.weight, np.int8))
             if layer.bias is not None:
                 out[f"{layer.name}.bias"] = torch.from_numpy(np.asarray(layer.bias, np.int32))
-    out[DEPLOY_KEY] = {"vthr": [int(v) for v in conversion.vthr], "input_scale": float(conversion.input_scale),
-                       "reset": conversion.reset, "rule": conversion.rule}
+    neurons = conversion.network.neurons
+    modes = ["soft" if n.v_reset is None else "hard" for n in neurons]
+    meta = {"vthr": [int(v) for v in conversion.vthr], "input_scale": float(conversion.input_scale),
+            "reset": modes[0] if len(set(modes)) == 1 else modes, "rule": conversion.rule}
+    if any(n.v_reset not in (None, 0) for n in neurons):       # an extension of DESIGN.md's format
+        meta["v_reset"] = [None if n.v_reset is None else int(n.v_reset) for n in neurons]
+    out[DEPLOY_KEY] = meta
     atomic_torch_save(out, path)
 
 
@@ -197,7 +202,9 @@ def load_deployed(path, float_net: ir.Network, vthr=None, input_scale=None, rese
     input_scale = _pick(input_scale, meta.get("input_scale"), 1.0, "input_scale", inferred)
     require(np.isfinite(input_scale) and input_scale > 0, f"input scale must be positive, got {input_scale}")
     reset = _pick(reset, meta.get("reset"), None, "reset", inferred)
-    require(reset in (None, "hard", "soft"), f"reset must be 'hard' or 'soft', got {reset!r}")
+    modes = _per_layer(reset, folded, "reset", path)
+    require(all(m in (None, "hard", "soft") for m in modes), f"reset must be 'hard' or 'soft', got {reset!r}")
+    v_resets = _per_layer(meta.get("v_reset"), folded, "v_reset", path)
     layers, scales = [], {}
     for layer in folded.layers:
         if isinstance(layer, ir.SYNAPSE_TYPES):
@@ -224,14 +231,25 @@ def load_deployed(path, float_net: ir.Network, vthr=None, input_scale=None, rese
             k = s_in * scales.get(syn, 1.0)
             theta = vthr_list[len([l for l in out if isinstance(l, ir.NEURON_TYPES)])] if vthr_list else \
                 max(1, int(np.rint(layer.threshold * k)))
-            mode = reset or ("soft" if layer.v_reset is None else "hard")
-            layer = dataclasses.replace(layer, threshold=int(theta), v_reset=None if mode == "soft" else 0,
-                                        v_init=None)
+            index = len([l for l in out if isinstance(l, ir.NEURON_TYPES)])
+            mode = modes[index] or ("soft" if layer.v_reset is None else "hard")
+            layer = dataclasses.replace(layer, threshold=int(theta), v_init=None,
+                                        v_reset=None if mode == "soft" else int(v_resets[index] or 0))
             s_in = 1.0
         out.append(layer)
-    final_reset = reset or ("soft" if folded.neurons[0].v_reset is None else "hard")
+    kinds = {"soft" if n.v_reset is None else "hard" for n in out if isinstance(n, ir.NEURON_TYPES)}
+    final_reset = kinds.pop() if len(kinds) == 1 else "mixed"
     net = dataclasses.replace(folded, layers=out, name=Path(str(path)).stem, input_scale=input_scale)
     return Deployed(net, input_scale, final_reset, inferred)
+
+
+def _per_layer(value, net: ir.Network, what: str, path) -> list:
+    """A value for every spiking layer: one for all, or a list in spiking-layer order."""
+    count = len(net.neurons)
+    if not isinstance(value, (list, tuple)):
+        return [value] * count
+    require(len(value) == count, f"{path}: {what} has {len(value)} values for {count} spiking layers")
+    return list(value)
 
 
 def fit_scale(int_w: np.ndarray, float_w: np.ndarray) -> float:

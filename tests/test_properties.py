@@ -215,12 +215,10 @@ def test_the_deployed_checkpoint_round_trips_losslessly(net, rule, s_in, data):
     assert_same_network(loaded.network, conv.network)
 
 
-@pytest.mark.xfail(strict=True, reason="the deployed format has one reset mode and no v_reset: save_deployed "
-                   "writes reset='mixed', which load_deployed refuses, and a hard reset to v_reset != 0 loads as 0")
-@settings(max_examples=5, phases=[Phase.generate])       # an expected failure: no need to shrink it
+@settings(max_examples=5)
 @given(S.networks(integer=False, leak=False), st.floats(-1.0, 0.0, width=32))
-def test_a_network_the_deployed_format_cannot_hold_is_refused_when_saved(net, v_reset):
-    """What the format cannot represent must be refused when saving (InputError), not changed on the way."""
+def test_mixed_resets_and_nonzero_v_reset_survive_the_deployed_format(net, v_reset):
+    """Per-layer reset modes and a non-zero v_reset are saved and loaded back as they were (or refused)."""
     net = net.replace(layers=[dataclasses.replace(l, v_reset=v_reset) if l is net.neurons[0] and
                               l.v_reset is not None else l for l in net.layers])
     conv = convert.convert(net, 1.0, "max")
