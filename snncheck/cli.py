@@ -113,6 +113,8 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     logging.getLogger("torch").setLevel(logging.ERROR)
+    # torch re-configures its loggers on import; a filter survives that (CPU-only: no Triton is expected)
+    logging.getLogger("torch._library.triton").addFilter(lambda r: "Triton not available" not in r.getMessage())
 
 
 if __name__ == "__main__":
