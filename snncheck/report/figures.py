@@ -129,12 +129,9 @@ def rate_maps(run_a, run_b, name: str) -> tuple:
 
 def membrane(run_a, run_b, name: str) -> tuple:
     la, lb = run_a.layer(name), run_b.layer(name)
-    xa = la.h if la.h is not None else la.v
-    xb = lb.h if lb.h is not None else lb.v
-    x, y = np.asarray(xa, np.float64).ravel(), np.asarray(xb, np.float64).ravel()
+    x, y = _potential(la).ravel(), _potential(lb).ravel()
     differ = (la.spikes != lb.spikes).ravel()
-    slope = fit_scale(y, x)
-    ratio = lb.threshold / la.threshold if la.threshold else float("nan")
+    slope, ratio = membrane_fit(run_a, run_b, name)
     fig, axes = _figure(2)
     near = np.abs(x - la.threshold) <= 0.5 * max(abs(la.threshold), 1e-9)
     for ax, keep, title in ((axes[0], np.ones_like(near), "all"), (axes[1], near, "near A's threshold")):
@@ -157,6 +154,20 @@ def membrane(run_a, run_b, name: str) -> tuple:
     return "membrane", caption, _png(fig)
 
 
+def membrane_fit(run_a, run_b, name: str) -> tuple:
+    """(least-squares slope of B's membrane over A's, threshold ratio theta_B / theta_A): equal when B is A scaled."""
+    la, lb = run_a.layer(name), run_b.layer(name)
+    ratio = lb.threshold / la.threshold if la.threshold else float("nan")
+    return fit_scale(_potential(lb), _potential(la)), ratio
+
+
+def bias_fit(net_a: ir.Network, net_b: ir.Network, name: str) -> tuple:
+    """(least-squares slope of B's bias over A's, threshold ratio): a bias must scale like the threshold."""
+    syn_a, syn_b = net_a.input_of(name), net_b.input_of(name)
+    ratio = float(net_b.layer(name).threshold) / float(net_a.layer(name).threshold)
+    return fit_scale(_bias(syn_b), _bias(syn_a)), ratio
+
+
 def weights(net_a: ir.Network, net_b: ir.Network, name: str, scale: Optional[float]) -> Optional[tuple]:
     syn_a, syn_b = net_a.input_of(name), net_b.input_of(name)
     if syn_a is None or syn_b is None or syn_a.weight.shape != syn_b.weight.shape:
@@ -175,10 +186,8 @@ def weights(net_a: ir.Network, net_b: ir.Network, name: str, scale: Optional[flo
     axes[0].legend(fontsize=6, frameon=False)
     caption = f"Weights of {syn_b.name} (into {name}): B against A, fitted scale {scale:.4g}."
     if has_bias:
-        ba = _bias(syn_a)
-        bb = _bias(syn_b)
-        ratio = float(net_b.layer(name).threshold) / float(net_a.layer(name).threshold)
-        slope = fit_scale(bb, ba)
+        ba, bb = _bias(syn_a), _bias(syn_b)
+        slope, ratio = bias_fit(net_a, net_b, name)
         axes[1].scatter(ba, bb, s=10, c="#34495e", alpha=0.8, lw=0)
         span = np.array([min(ba.min(), 0), max(ba.max(), 0)])
         axes[1].plot(span, slope * span, color="#2c3e50", lw=1.2, label=f"fitted {slope:.4g}")
@@ -192,6 +201,11 @@ def weights(net_a: ir.Network, net_b: ir.Network, name: str, scale: Optional[flo
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+def _potential(rec) -> np.ndarray:
+    """The charged membrane before firing where the run records it, else the membrane after reset."""
+    return np.asarray(rec.h if rec.h is not None else rec.v, np.float64)
+
+
 def _flat(spikes: np.ndarray) -> np.ndarray:
     return spikes.reshape(spikes.shape[0], spikes.shape[1], -1)
 
