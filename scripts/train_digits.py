@@ -9,7 +9,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional, surrogate, neuron

@@ -116,7 +116,6 @@ class FloatModel:
 
 
 def load_float(path, spec: Optional[str] = None, input_shape=None) -> FloatModel:
-    import torch
     state = load_state_dict(path)
     require(DEPLOY_KEY not in state, f"{path}: this is a deployed (integer) checkpoint; A must be the float one")
     spec = spec or infer_model(state)

@@ -11,8 +11,8 @@ arrays; a network whose parameters are all integer-valued is an *integer network
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Optional, Union
 
 import numpy as np
 

@@ -10,7 +10,6 @@ spec: {"name": <bug class>, "layer": <spiking layer or its Conv/Linear; default:
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional
 

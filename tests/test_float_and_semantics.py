@@ -2,7 +2,6 @@
 and the comparison says so flip by flip. Also keeps SEMANTICS.md's neuron equations true."""
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest

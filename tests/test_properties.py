@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import Phase, assume, event, given, note, settings, strategies as st, target
+from hypothesis import assume, event, given, note, settings, strategies as st, target
 
 from snncheck import api, checkpoint, convert, ir
 from snncheck import case as cases

@@ -1,7 +1,6 @@
 """Issue 6: the streaming comparison gives the whole-set numbers, chunk by chunk, and says what it covered."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 

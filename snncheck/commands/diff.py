@@ -33,7 +33,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from .. import api
     from ..cli import write_outputs
     from ..report import text
     report = diff_from_args(args)

@@ -181,7 +181,7 @@ def _alternatives(float_net, seg_a, syn_a):
         shape = flattened_shape(float_net, seg_a)
         if shape is not None:
             c, h, wd = shape
-            yield ("flatten_order", f"in HWC order (channels last) while the flattened input is CHW",
+            yield ("flatten_order", "in HWC order (channels last) while the flattened input is CHW",
                    w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1),
                    f"permute the columns of {syn_a.name} from HWC to CHW order: "
                    f"w.reshape(out, {h}, {wd}, {c}).transpose(0, 3, 1, 2).reshape(out, -1)")

@@ -101,7 +101,7 @@ def to_module(net: ir.Network):
     """ir.Network -> (multi-step SpikingJelly nn.Sequential in eval mode, {neuron name: module})."""
     import torch
     import torch.nn as nn
-    from spikingjelly.activation_based import functional, layer as sjl, neuron
+    from spikingjelly.activation_based import functional, layer as sjl
 
     def t(a):
         return nn.Parameter(torch.tensor(np.asarray(a), dtype=torch.float32), requires_grad=False)
@@ -141,7 +141,6 @@ def to_module(net: ir.Network):
 
 
 def _make_neuron(l: ir.Neuron):
-    import torch
     from spikingjelly.activation_based import neuron
     thr, vr = float(l.threshold), None if l.v_reset is None else float(l.v_reset)
     if isinstance(l, ir.IF):

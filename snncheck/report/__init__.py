@@ -2,7 +2,6 @@
 HTML) read it; nothing here runs a simulator."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import abc
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from ..errors import InputError, require
+from ..errors import require
 from ..ir import Network
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import InputError
-from .paibox import Built, Layout, build, neuron_drive, run_frames, _pool_conv
+from .paibox import Layout, build, neuron_drive, run_frames, _pool_conv
 
 V_LIMIT = 2 ** 29 - 1      # |v| must stay below PAIBox's 30-bit range and its default negative floor
 
