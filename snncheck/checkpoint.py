@@ -85,15 +85,15 @@ def resolve_factory(spec: str):
     return fn
 
 
-def build_module(spec: str):
+def build_module(spec: str, what: str = "model factory"):
+    """Calls the factory named by `spec`; whatever it raises becomes one InputError naming it."""
     fn = resolve_factory(spec)
     try:
-        module = fn()
+        return fn()
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"model factory {spec!r} failed: {type(exc).__name__}: {exc}") from None
-    return module
+        raise InputError(f"{what} {spec!r} failed: {type(exc).__name__}: {exc}") from None
 
 
 def infer_model(state: dict) -> str:

@@ -41,15 +41,9 @@ def load(spec: str, float_net: ir.Network) -> UserNetwork:
     """Imports FACTORY from `spec`, builds the network and matches it to A (float_net, BatchNorm not folded)."""
     import paibox as pb
     from paibox.naming import clear_name_cache
-    from ..checkpoint import resolve_factory
-    factory = resolve_factory(spec)
+    from ..checkpoint import build_module
     clear_name_cache(ignore_warn=True)
-    try:
-        net = factory()
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"PAIBox factory {spec!r} failed: {type(exc).__name__}: {exc}") from None
+    net = build_module(spec, "PAIBox factory")
     require(isinstance(net, pb.Network), f"{spec}: the factory returned a {type(net).__name__}, not a pb.Network")
     inp, order = _graph_order(net, spec)
     folded = ir.fold_batchnorm(float_net)
