@@ -72,25 +72,25 @@ def tiny():
 '''
 
 
-def test_unknown_module_type_names_the_module(capsys, tmp_path):
+def _model_case(tmp_path, factory: str, rest: str = ""):
+    """A case on a factory of MODELS with seeded weights and 1x8x8 input, plus `rest` (TOML tables)."""
     (tmp_path / "models.py").write_text(MODELS)
-    case = _case(tmp_path, """
+    return _case(tmp_path, f"""
         [model]
-        name = "models.py:with_relu"
+        name = "models.py:{factory}"
         weights = "seed:0"
         input_shape = [1, 8, 8]
-    """)
+    """ + textwrap.dedent(rest))
+
+
+def test_unknown_module_type_names_the_module(capsys, tmp_path):
+    case = _model_case(tmp_path, "with_relu")
     _expect_usage_error(capsys, ["compare", str(case)], "'1'", "ReLU")
 
 
 def test_input_shape_mismatch(capsys, tmp_path):
-    (tmp_path / "models.py").write_text(MODELS)
     np.save(tmp_path / "x.npy", np.zeros((4, 1, 7, 7), np.float32))
-    case = _case(tmp_path, """
-        [model]
-        name = "models.py:tiny"
-        weights = "seed:0"
-        input_shape = [1, 8, 8]
+    case = _model_case(tmp_path, "tiny", """
         [inputs]
         source = "file:x.npy"
     """)
@@ -98,12 +98,7 @@ def test_input_shape_mismatch(capsys, tmp_path):
 
 
 def test_float_parameters_refused_by_paibox(capsys, tmp_path):
-    (tmp_path / "models.py").write_text(MODELS)
-    case = _case(tmp_path, """
-        [model]
-        name = "models.py:tiny"
-        weights = "seed:0"
-        input_shape = [1, 8, 8]
+    case = _model_case(tmp_path, "tiny", """
         [inputs]
         source = "random_spikes"
         samples = 4
