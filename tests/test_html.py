@@ -126,3 +126,16 @@ def test_report_without_runs_or_weights_still_renders(small_reports):
         rep.figures, rep.weights = kept, weights
     assert "<img" not in page and "<h2>Layers" in page and page.count("<tr>") == len(LAYERS) + 1
     assert "CONSISTENT" in page
+
+
+def test_header_separates_simulator_disagreement_from_quantization_drift(demo):
+    """The seed bug moves A against B, while the simulators agree on B: the header says the one and not the other;
+    the table shows each layer's drift in isolation beside what a correct requantization drifts."""
+    _, out, _ = demo
+    bug = json.loads((out / "demo_seed_bug.json").read_text())
+    page = (out / "demo_seed_bug.html").read_text()
+    fd = bug["pairs"]["spikingjelly:a~reference:b"]["first_divergence"]
+    assert f"A and B first differ: layer <b>{fd['layer']}</b>, step {fd['t']}, sample {fd['sample']}" in page
+    assert "Simulators first disagree" not in page
+    iso = bug["extras"]["isolated"]["conv_fc.2"]
+    assert "A ~ B in isolation" in page and f"{iso['rate']:.2%}</span>" in page

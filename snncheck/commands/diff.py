@@ -69,7 +69,27 @@ def diff_from_args(args):
     report = api.diff(model.module, model.network, int_net, inputs, input_scale, runners=runners, title=title,
                       inputs_info=info, factories=factories)
     report.extras.update(extras)
+    if "paibox_matching" in extras:
+        name_user_nodes(report, extras["paibox_matching"])
     return report
+
+
+def name_user_nodes(report, matching: list) -> None:
+    """Timing and reset fixes, said in the user's own PAIBox node names: which node gets which setting."""
+    upto = {}
+    for i, row in enumerate(matching):
+        if row.get("layer"):
+            upto[row["layer"]] = matching[:i + 1]
+    for d in report.diagnoses:
+        rows = upto.get(d.layer, [])
+        if d.code == "timing":
+            wrong = [f"{r['paibox']} tick_wait_start={r['recipe_tick_wait_start']} (has {r['tick_wait_start']})"
+                     for r in rows if r["tick_wait_start"] != r["recipe_tick_wait_start"]]
+            if wrong:
+                d.fix += "; in your network: " + ", ".join(wrong)
+        elif d.code == "reset_mode" and rows and rows[-1].get("reset") == "soft":
+            d.fix += f"; in your network: give {rows[-1]['paibox']} reset_v=0 (a Python int; without it PAIBox " \
+                     "resets softly)"
 
 
 def _user_paibox(args, model, inputs):

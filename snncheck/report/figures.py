@@ -58,10 +58,12 @@ def _first(runs: dict, *labels) -> Optional[str]:
 
 
 def _pair_for(report, name: str):
-    """The pair whose first divergence in this layer comes earliest; without any, the A~B pair (or the first)."""
+    """The pair whose first divergence in this layer comes earliest, runs of one network first (their disagreement
+    is a bug, A against B may be quantization); without any, the A~B pair (or the first)."""
     diverging = [p for p in report.pairs if p.layer(name).first_divergence is not None]
     if diverging:
-        return min(diverging, key=lambda p: (p.layer(name).first_divergence["t"],
+        return min(diverging, key=lambda p: (p.a.split(":")[-1] != p.b.split(":")[-1],
+                                             p.layer(name).first_divergence["t"],
                                              p.layer(name).first_divergence["sample"]))
     return next((p for p in report.pairs if p.a.endswith(":a") and p.b.endswith(":b")),
                 report.pairs[0] if report.pairs else None)

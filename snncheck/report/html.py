@@ -67,11 +67,29 @@ def _header(report) -> str:
         parts.append(f"{e(inputs.get('samples'))} samples x {e(inputs.get('timesteps'))} steps of {e(what)}")
     if "input_scale" in inputs:
         parts.append(f"input scale {e(_g(inputs['input_scale']))}")
-    fd = report.first_divergence
     verdict = report.verdict
+    lines = [" &middot; ".join(parts), _verdict_sentence(report)] + _divergences(report)
+    if report.extras.get("inferred"):
+        lines.append(f"Given by no file nor flag, inferred: {e(', '.join(map(str, report.extras['inferred'])))}.")
     return (f"<header><h1>{e(report.title)}</h1><span class=\"verdict {verdict}\">{verdict.upper()}</span></header>"
-            f"<p class=\"sub\">{' &middot; '.join(parts)}</p><p class=\"sub\">{_verdict_sentence(report)}</p>"
-            + (f"<p class=\"sub\">First divergence: {_where(fd)} ({e(fd['pair'])}).</p>" if fd else ""))
+            + "".join(f"<p class=\"sub\">{line}</p>" for line in lines))
+
+
+def _divergences(report) -> list:
+    """Where the runs of one network first disagree (a simulator problem), then where A and B first differ."""
+    order = {name: i for i, name in enumerate(report.layers)}
+    out = []
+    for same, text in ((True, "Simulators first disagree on the same network"), (False, "A and B first differ")):
+        found = [dict(p.first_divergence, pair=p.key) for p in report.pairs
+                 if p.first_divergence and _same_network(p) == same]
+        if found:
+            fd = min(found, key=lambda d: (order.get(d["layer"], 0), d["t"], d["sample"]))
+            out.append(f"{text}: {_where(fd)} ({e(fd['pair'])}).")
+    return out
+
+
+def _same_network(pair) -> bool:
+    return pair.a.split(":")[-1] == pair.b.split(":")[-1]
 
 
 def _verdict_sentence(report) -> str:
@@ -108,6 +126,8 @@ def _layer_table(report) -> str:
     a_run = next((l for l in ("spikingjelly:a", "reference:a") if l in rates), None)
     b_run = next((l for l in ("paibox:b", "reference:b") if l in rates), None)
     head = ["layer", "lag exp / found"] + [f"{p.a} ~ {p.b}" for p in report.pairs]
+    isolated = report.extras.get("isolated") or {}
+    head += ["A ~ B in isolation"] if isolated else []
     head += [f"rate {r}" for r in (a_run, b_run) if r] + ["scale", "SQNR dB", "RMSE / step"]
     rows = []
     for name in report.layers:
@@ -115,16 +135,26 @@ def _layer_table(report) -> str:
         cells = [f"<b>{e(name)}</b><div class=\"muted\">{e(shapes.get(name, ''))}</div>", _lag_cell(lag)]
         for p in report.pairs:
             lc = p.layer(name)
-            cls = "bad" if lc.mismatches and p.a.split(":")[1] == p.b.split(":")[1] else ""
+            cls = "bad" if lc.mismatches and _same_network(p) else ""
             cells.append(f"<span class=\"{cls}\">{lc.rate:.2%}</span> <span class=\"muted\">{lc.mismatches}/"
                          f"{lc.total}</span><div class=\"muted\">{_where(lc.first_divergence, short=True)}</div>")
+        cells += [_isolated_cell(isolated[name]) if name in isolated else "-"] if isolated else []
         cells += [f"{rates[r][name]:.3f}" for r in (a_run, b_run) if r]
         w = _weights(report, name)
         cells += [_num(w.get("scale")), _num(w.get("sqnr_db"), ".1f"), _num(w.get("rmse_over_step"), ".3f")]
         rows.append(cells)
     return ("<h2>Layers</h2><p class=\"sub\">Spike mismatch rate per compared pair (runs of the same network must "
             "agree exactly; A against B drifts with quantization), the first divergence as step / sample / neuron, "
+            "A against B for each layer fed A's own input (its own drift, against a correct requantization), "
             "firing rates, and the fitted weight scale with its quantization error.</p>" + _table(head, rows))
+
+
+def _isolated_cell(iso: dict) -> str:
+    """A layer's own drift from A, beside what a correct requantization of it drifts."""
+    cls = "bad" if iso.get("beyond_quantization") else ""
+    yard = iso.get("requantized_rate")
+    ref = f"<div class=\"muted\">requantized: {yard:.2%}</div>" if isinstance(yard, float) else ""
+    return f"<span class=\"{cls}\">{iso.get('rate', 0):.2%}</span>{ref}"
 
 
 def _matching(report) -> str:
@@ -174,7 +204,7 @@ def _details(report) -> str:
     items = [("inputs", report.inputs)] + [(f"run {k}", v) for k, v in report.runs.items()]
     items += [(f"network {k}", {x: v.get(x) for x in ("name", "integer", "input_shape", "spiking_layers")})
               for k, v in report.networks.items()]
-    items += [(k, v) for k, v in report.extras.items() if k != "paibox_matching"]
+    items += [(k, v) for k, v in report.extras.items() if k not in ("paibox_matching", "isolated", "inferred")]
     kv = "".join(f"<div>{e(k)}</div><div>{e(_compact(v))}</div>" for k, v in items)
     return f"<h2>Details</h2><div class=\"card kv\">{kv}</div>"
 
