@@ -1,0 +1,285 @@
+"""The NumPy reference: same-step semantics (every node sees this step's output of the nodes before it), batched
+over samples, and the arbiter between the simulators.
+
+Values travel as `[N, T', *shape]` with T' = T, or T' = 1 for a value that is the same at every step (direct
+encoding repeats one frame; a readout is one value per run): a stateless primitive then runs once per sample and
+the neurons broadcast it over time. Stateless primitives run on all N*T' frames at once through BLAS. Integer
+graphs are exact: products in float32 when every partial sum is provably below 2**24, else float64 (exact below
+2**53), then held in int64. Float graphs run in float32 with the neuron update in SpikingJelly's operation order
+(the equations live in `snncheck.graph.primitives`), so what differs from SpikingJelly is only the summation order
+of the synaptic input. Spikes travel as bool and are cast once, to the dtype of the product that reads them.
+
+`evaluate` runs any part of a graph from given values (the isolated per-layer mode feeds a layer the spikes that
+another run produced at its inputs); `ReferenceBackend.run` is `evaluate` from the input.
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterable, Optional
+
+import numpy as np
+
+from ..errors import require
+from ..graph import Graph, fold_batchnorm
+from ..graph import primitives as P
+from .base import Backend, LayerRecord, Registry, RunResult, check_inputs, rounding_bounds
+
+OPS = Registry("reference", lambda kind: f"the reference has no implementation of {kind}")
+
+
+class ReferenceBackend(Backend):
+    name = "reference"
+
+    def accepts(self, graph: Graph) -> list:
+        return OPS.refusals(graph)
+
+    def run(self, graph: Graph, inputs: np.ndarray, label: str = "reference", record_v: bool = True) -> RunResult:
+        start = time.perf_counter()
+        inputs = check_inputs(graph, inputs)
+        graph = fold_batchnorm(graph)
+        exact = is_exact(graph, inputs)
+        bounds = rounding_bounds(graph, float(np.abs(inputs).max()))
+        records = evaluate(graph, {graph.input: inputs}, exact=exact, record_v=record_v)
+        layers = [LayerRecord(n, *records[n], threshold=float(graph.nodes[n].threshold), rounding_bound=bounds[n])
+                  for n in graph.neurons]
+        return RunResult(self.name, label, layers, {"exact": exact, "seconds": time.perf_counter() - start})
+
+
+def is_exact(graph: Graph, inputs: np.ndarray) -> bool:
+    """Integer parameters and integer inputs, and no primitive that makes fractions (averages, leaks that
+    multiply): then every value is an integer, computed exactly."""
+    return (graph.is_integer and (inputs.dtype.kind in "biu" or bool(np.all(inputs == np.round(inputs))))
+            and not graph.fractional)
+
+
+def evaluate(graph: Graph, feeds: dict, exact: bool, record_v: bool = True, targets: Optional[Iterable] = None,
+             keep: Iterable = ()) -> dict:
+    """Runs the nodes of `graph` needed for `targets` (default: every neuron) from `feeds` {node: [N, T, ...]}.
+
+    Returns {neuron: (spikes, v, h)} for the neurons evaluated ([N, T, ...]; v and h None unless record_v) and
+    {node: value} for the names in `keep`. Nodes upstream of the feeds are not evaluated."""
+    targets = list(graph.neurons if targets is None else targets)
+    t = next(iter(feeds.values())).shape[1]
+    needed = _needed(graph, feeds, targets + list(keep))
+    uses = {n: sum(1 for c in graph.consumers(n) if c in needed) for n in needed}
+    values = {n: _compact(np.asarray(v)) for n, v in feeds.items()}
+    work = np.int64 if exact else np.float32
+    out = {}
+    for name in graph.order:
+        if name not in needed or name in values:
+            continue
+        node = graph.nodes[name]
+        ins = [values[p] for p in graph.inputs_of(name)]
+        if P.is_neuron(node):
+            x = _as(ins[0], work)
+            spikes, v, h = run_neuron(node, np.broadcast_to(x, (x.shape[0], t) + x.shape[2:]), record_v)
+            out[name] = (spikes, v, h)
+            values[name] = spikes
+        else:
+            values[name] = OPS.lookup(node)(node, ins, exact, work)
+        for p in graph.inputs_of(name):      # free what no one else will read
+            uses[p] -= 1
+            if uses[p] == 0 and p not in keep and p not in feeds:
+                values.pop(p, None)
+    out.update({n: values[n] for n in keep})
+    return out
+
+
+def _needed(graph: Graph, feeds: dict, targets: list) -> set:
+    needed, stack = set(), list(targets)
+    while stack:
+        n = stack.pop()
+        if n in needed:
+            continue
+        needed.add(n)
+        if n not in feeds:
+            require(not isinstance(graph.nodes[n], P.Input), lambda: f"evaluating {targets} needs the input, "
+                                                                     "which was not given")
+            stack.extend(graph.inputs_of(n))
+    return needed
+
+
+def _compact(x: np.ndarray) -> np.ndarray:
+    """[N, T, ...] -> [N, 1, ...] when every step carries the same frame."""
+    if x.shape[1] > 1 and np.array_equal(x[:, 1:], x[:, :-1]):
+        return x[:, :1]
+    return x
+
+
+def _as(x: np.ndarray, dtype) -> np.ndarray:
+    return x if x.dtype == dtype else x.astype(dtype)
+
+
+def _frames(fn):
+    """Lifts f([B, *shape]) -> [B, *shape'] to values [N, T', *shape]."""
+    def lifted(node, ins, exact, work):
+        x = ins[0]
+        n, t = x.shape[:2]
+        y = fn(node, x.reshape((n * t,) + x.shape[2:]), exact, work)
+        return y.reshape((n, t) + y.shape[1:])
+    return lifted
+
+
+# ----------------------------------------------------------------------------------------------- neurons
+def run_neuron(neuron: P.Neuron, x: np.ndarray, record_v: bool = True):
+    """x: [N, T, ...] synaptic input. Returns spikes (bool), v after reset and h before firing, [N, T, ...]."""
+    v = np.full(x[:, 0].shape, neuron.initial_v, dtype=x.dtype)
+    spikes = np.empty(x.shape, dtype=bool)
+    vs = np.empty(x.shape, x.dtype) if record_v else None
+    hs = np.empty(x.shape, x.dtype) if record_v else None
+    for step in range(x.shape[1]):
+        h = neuron.charge(v, x[:, step])
+        s = neuron.fire(h)
+        v = neuron.after_fire(h, s)
+        spikes[:, step] = s
+        if record_v:
+            vs[:, step], hs[:, step] = v, h
+    return spikes, vs, hs
+
+
+OPS.allow(P.Input, P.Neuron)          # the input is fed; neurons run in `run_neuron`
+
+
+# ----------------------------------------------------------------------------------------------- synapses
+@OPS.register(P.Linear)
+@_frames
+def _linear(node: P.Linear, x, exact, work):
+    dtype = _dtype(x, node.weight, exact)
+    with one_blas_thread():
+        y = x.astype(dtype, copy=False) @ np.asarray(node.weight).T.astype(dtype)
+    y = _finish(y, exact)
+    return y + _bias(node, y.dtype, y.shape[-1])
+
+
+@OPS.register(P.Conv2d)
+@_frames
+def _conv(node: P.Conv2d, x, exact, work):
+    with one_blas_thread():
+        return conv2d(x, node, exact)
+
+
+@OPS.register(P.Scale)
+def _scale(node: P.Scale, ins, exact, work):
+    x = _as(ins[0], work)
+    return x * (np.int64(node.factor) if exact else np.float32(node.factor))
+
+
+@OPS.register(P.Add)
+def _add(node: P.Add, ins, exact, work):
+    ins = [_as(x, work) for x in ins]         # bool + bool would be an OR
+    t = max(x.shape[1] for x in ins)
+    out = np.zeros((ins[0].shape[0], t) + ins[0].shape[2:], work)
+    for x in ins:
+        out += x
+    return out
+
+
+@OPS.register(P.Flatten)
+def _flatten(node, ins, exact, work):
+    x = ins[0]
+    return x.reshape(x.shape[:2] + (-1,))
+
+
+@OPS.register(P.MaxPool2d)
+@_frames
+def _max_pool(node: P.MaxPool2d, x, exact, work):
+    return max_pool(x, node.kernel, node.stride, node.padding)
+
+
+@OPS.register(P.AvgPool2d)
+@_frames
+def _avg_pool(node: P.AvgPool2d, x, exact, work):
+    win = _windows(x.astype(np.float32), node.kernel, node.stride, node.padding)
+    return win.mean(axis=(-2, -1), dtype=np.float32)
+
+
+@OPS.register(P.MeanOverTime)
+def _mean_over_time(node, ins, exact, work):
+    return ins[0].astype(np.float32).mean(axis=1, keepdims=True, dtype=np.float32)
+
+
+OPS.allow(P.BatchNorm)       # folded into its synapse before running (ReferenceBackend.run)
+
+
+# ----------------------------------------------------------------------------------------------- kernels
+def one_blas_thread():
+    """BLAS limited to one thread around the reference's products. On this shared 2-core machine a second
+    OpenBLAS thread waits for a busy core: a 2048x64 @ 64x32 product took 12 ms with two threads and 0.6 ms
+    with one, and the reference on the 28x28 CSNN ran ~15% faster (benchmarks/run.py measures both)."""
+    from ..parallel import blas_threads
+    return blas_threads(1)
+
+
+def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
+    """im2col per group, laid out [B, C*kh*kw, OH*OW] so that one stacked matmul W @ cols gives NCHW directly."""
+    o, cg, kh, kw = layer.weight.shape
+    dtype = _dtype(x, layer.weight, exact)
+    win = _windows(x.astype(dtype, copy=False), (kh, kw), layer.stride, layer.padding)   # [B, C, OH, OW, kh, kw]
+    b, _, oh, ow = win.shape[:4]
+    og = o // layer.groups
+    y = np.empty((b, o, oh * ow), dtype)
+    weight = np.asarray(layer.weight)
+    for g in range(layer.groups):
+        cols = win[:, g * cg:(g + 1) * cg].transpose(0, 1, 4, 5, 2, 3).reshape(b, cg * kh * kw, oh * ow)
+        np.matmul(weight[g * og:(g + 1) * og].reshape(og, -1).astype(dtype), cols, out=y[:, g * og:(g + 1) * og])
+    y = _finish(y.reshape(b, o, oh, ow), exact)
+    return y + _bias(layer, y.dtype, o)[:, None, None]
+
+
+def max_pool(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
+    """Max over each window as a running maximum of kh*kw strided slices (on bool spikes: an OR)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    low = False if x.dtype == bool else (-np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min)
+    x = _pad(x, padding, low)
+    oh, ow = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    out = None
+    for u in range(kh):
+        for v in range(kw):
+            part = x[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw]
+            out = part.copy() if out is None else np.maximum(out, part, out=out)
+    return out
+
+
+def _dtype(x: np.ndarray, weight: np.ndarray, exact: bool):
+    """float32 unless an exact product could reach 2**24 (then float64, exact below 2**53)."""
+    if not exact:
+        return np.float32
+    bound = _bound(x, weight)
+    require(bound < 2 ** 53, "synaptic sums exceed 2**53: integer network too large for exact float64")
+    return np.float32 if bound < 2 ** 24 else np.float64
+
+
+def _finish(y: np.ndarray, exact: bool) -> np.ndarray:
+    """Exact sums are integers already: held in int64 from here on."""
+    return y.astype(np.int64) if exact else y
+
+
+def _bound(x: np.ndarray, weight: np.ndarray) -> float:
+    """Largest possible |partial sum| of one output: max_o sum_i |W_oi| * max|x|."""
+    w = np.abs(np.asarray(weight, np.float64)).reshape(weight.shape[0], -1).sum(axis=1).max()
+    x_max = (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max() if x.size else 0)
+    return float(w * x_max)
+
+
+def _bias(layer, dtype, size: int) -> np.ndarray:
+    if layer.bias is None:
+        return np.zeros(size, dtype=dtype)
+    return np.asarray(layer.bias).astype(dtype)
+
+
+def _windows(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
+    """[B, C, H, W] -> [B, C, OH, OW, kh, kw] views of each window (zero padding)."""
+    x = _pad(x, padding, 0)
+    win = np.lib.stride_tricks.sliding_window_view(x, tuple(kernel), axis=(2, 3))
+    return win[:, :, ::stride[0], ::stride[1]]
+
+
+def _pad(x: np.ndarray, padding, value) -> np.ndarray:
+    """x [B, C, H, W] with `padding` rows and columns of `value` around (np.pad is several times slower)."""
+    ph, pw = padding
+    if not (ph or pw):
+        return x
+    b, c, h, w = x.shape
+    out = np.full((b, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out

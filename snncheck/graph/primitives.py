@@ -1,0 +1,342 @@
+"""The primitives of a network, NIR-style: one small frozen dataclass per primitive, its equations in its docstring.
+
+Shapes are per sample: (C, H, W) or (F,). A primitive has no name; the graph names it. Time is the neurons'
+business: every other primitive is applied to each step's frame on its own.
+
+Each field says how it behaves when a float network is converted to integers (`scale` in its metadata):
+- "weight": multiplied by the synapse's weight scale s_w, rounded and saturated to int8;
+- "layer": multiplied by the layer scale k = s_in * s_w of the neuron it drives (bias, threshold, reset value,
+  initial potential, additive leak), rounded;
+- absent: a hyper-parameter, kept as it is (stride, tau, reset mode, fire rule...).
+`snncheck.convert` reads this metadata instead of knowing each primitive.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+from ..errors import InputError, require
+
+Shape = tuple
+Number = Union[int, float]
+
+
+def weight(default=dataclasses.MISSING):
+    return field(default=default, metadata={"scale": "weight"})
+
+
+def scaled(default=dataclasses.MISSING):
+    return field(default=default, metadata={"scale": "layer"})
+
+
+def scale_role(node, name: str) -> Optional[str]:
+    """"weight", "layer" or None for field `name` of a primitive."""
+    return next(f.metadata.get("scale") for f in dataclasses.fields(node) if f.name == name)
+
+
+class Primitive:
+    """Base of every primitive: `out_shape(*in_shapes)` validates the inputs and says the output shape."""
+    arity = 1            # number of inputs (None: one or more)
+    stateful = False     # carries state from one step to the next (neurons)
+    fractional = False   # makes fractions of integers (an average, a multiplicative leak): no exact integer run
+
+    def out_shape(self, *in_shapes: Shape) -> Shape:
+        return tuple(in_shapes[0])
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+# ----------------------------------------------------------------------------------------------- input
+@dataclass(frozen=True, eq=False)
+class Input(Primitive):
+    """The network's input: one frame x[t] of `shape` per step (analog values, or spikes)."""
+    shape: tuple
+    arity = 0
+
+    def out_shape(self, *in_shapes):
+        return tuple(self.shape)
+
+
+# ----------------------------------------------------------------------------------------------- synapses
+@dataclass(frozen=True, eq=False)
+class Conv2d(Primitive):
+    """2-D cross-correlation, PyTorch semantics:
+
+        y[o, i, j] = b[o] + sum_{c in group(o), u, v} W[o, c, u, v] * x_pad[c, s*i + u, s*j + v]
+
+    `weight` is OIHW (O, C/groups, kH, kW); `bias` is (O,) or None. Zero padding, no dilation.
+    """
+    weight: np.ndarray = weight()
+    bias: Optional[np.ndarray] = scaled(None)
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    groups: int = 1
+
+    def out_shape(self, in_shape):
+        c, h, w = _rank(self, in_shape, 3)
+        o, ci, kh, kw = self.weight.shape
+        require(c == ci * self.groups, lambda: f"expects {ci * self.groups} input channels, got {c}")
+        oh = (h + 2 * self.padding[0] - kh) // self.stride[0] + 1
+        ow = (w + 2 * self.padding[1] - kw) // self.stride[1] + 1
+        require(oh > 0 and ow > 0, lambda: f"input {tuple(in_shape)} is smaller than the kernel")
+        return (o, oh, ow)
+
+
+@dataclass(frozen=True, eq=False)
+class Linear(Primitive):
+    """Fully connected: y[o] = b[o] + sum_i W[o, i] * x[i]. `weight` is (out, in), PyTorch's layout."""
+    weight: np.ndarray = weight()
+    bias: Optional[np.ndarray] = scaled(None)
+
+    def out_shape(self, in_shape):
+        f = _rank(self, in_shape, 1)[0]
+        require(f == self.weight.shape[1],
+                lambda: f"expects {self.weight.shape[1]} input features, got {f} (shape {tuple(in_shape)})")
+        return (self.weight.shape[0],)
+
+
+@dataclass(frozen=True, eq=False)
+class Scale(Primitive):
+    """y = factor * x. A residual shortcut is Scale(1) in a float network; deployed, it carries the scale of the
+    layer it feeds (an identity synapse of weight factor, one-to-one)."""
+    factor: Number = weight(1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class Add(Primitive):
+    """y = sum of all inputs (same shape): a residual merge. Before a neuron it sums currents (one neuron layer fed
+    by several synapses); after neurons it sums spikes (SEW ResNet's ADD), which every consumer then receives."""
+    arity = None
+
+    def out_shape(self, *in_shapes):
+        require(len(in_shapes) >= 2, "an Add needs two or more inputs")
+        require(len({tuple(s) for s in in_shapes}) == 1, lambda: f"adds inputs of different shapes {in_shapes}")
+        return tuple(in_shapes[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten(Primitive):
+    """y = x reshaped to (C*H*W,), C-major (torch.flatten's order, also PAIBox FullConn's)."""
+
+    def out_shape(self, in_shape):
+        return (int(np.prod(in_shape)),)
+
+
+@dataclass(frozen=True, eq=False)
+class _Pool(Primitive):
+    """A window of `kernel` moved by `stride` over the zero- (or -inf-) padded input, per channel."""
+    kernel: tuple = (2, 2)
+    stride: tuple = (2, 2)
+    padding: tuple = (0, 0)
+
+    def out_shape(self, in_shape):
+        c, h, w = _rank(self, in_shape, 3)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        require(oh > 0 and ow > 0, lambda: f"input {tuple(in_shape)} is smaller than the pooling window")
+        return (c, oh, ow)
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool2d(_Pool):
+    """y[c, i, j] = max_{u,v < k} x_pad[c, s*i + u, s*j + v] (padding with -inf); on spikes, an OR over the window."""
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool2d(_Pool):
+    """y[c, i, j] = 1/(kH*kW) * sum_{u,v < k} x[c, s*i + u, s*j + v]: linear, and on spikes it emits fractions."""
+    fractional = True
+
+
+@dataclass(frozen=True, eq=False)
+class BatchNorm(Primitive):
+    """Eval-mode batch normalisation over channel axis 0:
+    y[c] = (x[c] - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c].
+
+    Folded into the Conv2d/Linear before it with k = gamma / sqrt(var + eps), W' = W * k, b' = (b - mean) * k + beta
+    (= torch's fuse_conv_bn_eval); see `snncheck.graph.transforms.fold_batchnorm`.
+    """
+    mean: np.ndarray
+    var: np.ndarray
+    gamma: np.ndarray
+    beta: np.ndarray
+    eps: float = 1e-5
+
+    def out_shape(self, in_shape):
+        require(in_shape[0] == self.mean.shape[0], lambda: f"{self.mean.shape[0]} channels, input has {in_shape[0]}")
+        return tuple(in_shape)
+
+
+# ----------------------------------------------------------------------------------------------- readouts
+@dataclass(frozen=True, eq=False)
+class MeanOverTime(Primitive):
+    """A readout computed off-chip: y = 1/T * sum_t x[t], one value per sample for the whole run (a firing rate
+    when x are spikes). What a model returns when its forward ends in `.mean(0)`."""
+
+
+# ----------------------------------------------------------------------------------------------- neurons
+RESETS = ("hard", "soft")
+FIRE_RULES = (">=", ">")
+
+
+@dataclass(frozen=True, eq=False)
+class Neuron(Primitive):
+    """What every spiking neuron shares, one step t for each element:
+
+        H[t] = charge(V[t-1], X[t])                     (per type, below)
+        S[t] = H[t] >= threshold    (fire ">=": SpikingJelly and PAIBox; equality fires)
+             = H[t] >  threshold    (fire ">":  NIR's definition)
+        V[t] = v_reset              if S[t] and reset == "hard"
+             = H[t] - threshold     if S[t] and reset == "soft"
+             = H[t]                 otherwise
+        V[-1] = v_init, or v_reset (hard) / 0 (soft) when v_init is None
+
+    Float networks run in float32 in SpikingJelly's operation order; integer networks exactly in int64.
+    """
+    threshold: Number = scaled(1.0)
+    reset: str = "hard"
+    v_reset: Number = scaled(0.0)
+    v_init: Optional[Number] = scaled(None)
+    fire_rule: str = ">="
+    stateful = True
+
+    def __post_init__(self):
+        require(self.reset in RESETS, lambda: f"reset must be 'hard' or 'soft', got {self.reset!r}")
+        require(self.fire_rule in FIRE_RULES, lambda: f"fire rule must be '>=' or '>', got {self.fire_rule!r}")
+
+    @property
+    def soft_reset(self) -> bool:
+        return self.reset == "soft"
+
+    @property
+    def initial_v(self) -> Number:
+        if self.v_init is not None:
+            return self.v_init
+        return 0.0 if self.soft_reset else self.v_reset
+
+    @property
+    def leak_reference(self) -> Number:
+        """Vr in the leak term of LIF-type neurons: v_reset for hard reset, 0 for soft (as SpikingJelly does)."""
+        return 0.0 if self.soft_reset else self.v_reset
+
+    def charge(self, v: np.ndarray, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def fire(self, h: np.ndarray) -> np.ndarray:
+        theta = _scalar(self.threshold, h)
+        return h >= theta if self.fire_rule == ">=" else h > theta
+
+    def after_fire(self, h: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """V[t] from H[t] and S[t] (the reset)."""
+        if self.soft_reset:
+            return h - s.astype(h.dtype) * _scalar(self.threshold, h)
+        return np.where(s, _scalar(self.v_reset, h), h)
+
+
+@dataclass(frozen=True, eq=False)
+class IF(Neuron):
+    """Integrate-and-fire: H[t] = V[t-1] + X[t].  (SpikingJelly IFNode; PAIBox IF, or LIF carrying a bias.)"""
+
+    def charge(self, v, x):
+        return v + x
+
+
+@dataclass(frozen=True, eq=False)
+class LIF(Neuron):
+    """SpikingJelly's leaky integrate-and-fire, a division by tau (not a multiply by 1/tau):
+
+        decay_input:     H[t] = V[t-1] + (X[t] - (V[t-1] - Vr)) / tau
+        not decay_input: H[t] = V[t-1] - (V[t-1] - Vr) / tau + X[t]
+    with Vr = v_reset (0 for soft reset). PAIBox has no multiplicative leak: it cannot run this exactly.
+    """
+    fractional = True
+    tau: float = 2.0
+    decay_input: bool = True
+
+    def charge(self, v, x):
+        vr, tau = _scalar(self.leak_reference, v), _scalar(self.tau, v)
+        if self.decay_input:
+            return v + (x - (v - vr)) / tau
+        return v - (v - vr) / tau + x
+
+
+@dataclass(frozen=True, eq=False)
+class ParametricLIF(Neuron):
+    """SpikingJelly's ParametricLIFNode: LIF with the decay k = sigmoid(w) multiplied in, w learned:
+
+        decay_input:     H[t] = V[t-1] + (X[t] - (V[t-1] - Vr)) * k
+        not decay_input: H[t] = V[t-1] - (V[t-1] - Vr) * k + X[t]
+    """
+    fractional = True
+    w: float = 0.0
+    decay_input: bool = True
+
+    @property
+    def decay(self) -> np.float32:
+        import torch  # sigmoid computed exactly as SpikingJelly does, in float32 torch
+        return np.float32(torch.tensor(self.w, dtype=torch.float32).sigmoid().item())
+
+    def charge(self, v, x):
+        vr, k = _scalar(self.leak_reference, v), self.decay.astype(v.dtype)
+        if self.decay_input:
+            return v + (x - (v - vr)) * k
+        return v - (v - vr) * k + x
+
+
+@dataclass(frozen=True, eq=False)
+class AdditiveLIF(Neuron):
+    """PAIBox's leaky neuron (pb.LIF): a constant added every step, H[t] = V[t-1] + X[t] + leak.
+
+    `leak` is a scalar or a per-neuron array (PAIBox's leak_v). It scales like the threshold on conversion.
+    """
+    leak: Union[Number, np.ndarray] = scaled(0.0)
+
+    def charge(self, v, x):
+        return v + x + np.asarray(self.leak, dtype=v.dtype)
+
+
+NEURONS = (IF, LIF, ParametricLIF, AdditiveLIF)
+SYNAPSES = (Conv2d, Linear)
+LINEAR_OPS = (Conv2d, Linear, Scale, Add, Flatten, AvgPool2d, BatchNorm)   # y is linear (affine) in x
+READOUTS = (MeanOverTime,)
+
+
+def is_neuron(node) -> bool:
+    return isinstance(node, Neuron)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _rank(node, in_shape, rank: int) -> Shape:
+    if len(in_shape) != rank:
+        raise InputError(f"{type(node).__name__} expects a {rank}-d input per sample, got shape {tuple(in_shape)}")
+    return tuple(in_shape)
+
+
+def _scalar(value, like: np.ndarray):
+    return np.asarray(value, dtype=like.dtype) if like.dtype.kind == "f" else np.asarray(value).astype(like.dtype)
+
+
+def parameters(node) -> list:
+    """The numeric parameters of a primitive that must be integers in an integer network (weights, biases,
+    thresholds, reset values, leaks), as arrays; hyper-parameters are not among them."""
+    out = []
+    for f in dataclasses.fields(node):
+        if f.metadata.get("scale") is None:
+            continue
+        value = getattr(node, f.name)
+        if value is None or (f.name == "v_reset" and getattr(node, "soft_reset", False)):
+            continue
+        out.append(np.asarray(value))
+    return out
+
+
+def is_integer_valued(a) -> bool:
+    a = np.asarray(a)
+    if a.dtype.kind in "iub":
+        return True
+    return bool(a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)))
