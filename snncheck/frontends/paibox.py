@@ -1,11 +1,12 @@
 """A user's own PAIBox network (`--paibox FILE.py:FACTORY`) as network B.
 
-FACTORY() returns a fresh `pb.Network` with one `InputProj(input=None)`. Its neuron layers are ordered from the
-input along the synapses and matched to A's spiking layers in order, by size; what does not match (pooling
-stages, bypass neurons) stays in the PAIBox run but has no counterpart. B's description for the other runners
-is A's architecture (BatchNorm folded) carrying the user's weights, biases (leaks), thresholds and reset modes,
-so that the reference runs exactly what the user built. The user's timing is kept as written: it is what the
-harness checks, not something it fixes.
+FACTORY() returns a fresh `pb.Network` with one `InputProj(input=None)`. Its neuron nodes are ordered from the
+input along the synapses and matched to A's neurons in order, by size; what does not match (pooling stages,
+bypass neurons) stays in the PAIBox run but has no counterpart. B's graph is A's graph (BatchNorm folded)
+carrying the user's weights, biases (leaks), thresholds and reset modes, so that the reference runs exactly what
+the user built. A matched neuron fed by several synapses (a residual merge) is matched term by term to A's terms
+(`Graph.terms`), by where each synapse comes from. The user's timing is kept as written: it is what the harness
+checks, not something it fixes.
 """
 from __future__ import annotations
 
@@ -15,59 +16,66 @@ from typing import Optional
 
 import numpy as np
 
-from .. import ir
+from ..backends.paibox.limits import NEG_THRESHOLD_DEFAULT
 from ..errors import InputError, require
+from ..graph import Graph, fold_batchnorm
+from ..graph import primitives as P
+from .models import build_module
 
-NEG_FLOOR = -(2 ** 29 - 1)      # PAIBox's default negative threshold: no floor in practice
+INPUT = ("input",)              # where a synapse from the InputProj comes from, whatever A calls its input
 
 
-@dataclass
+@dataclass(eq=False)
 class UserNetwork:
-    network: object               # the user's pb.Network (probes get added to it by the runner)
+    network: object               # the user's pb.Network (the PAIBox backend adds probes to it)
     inp: object                   # its InputProj
-    matched: dict                 # {A's spiking layer: PAIBox neuron node}
+    matched: dict                 # {A's neuron: PAIBox neuron node}
     stages: list                  # every PAIBox neuron/module node reachable from the input, in order
-    int_net: ir.Network           # B: A's architecture with the user's parameters
+    graph: Graph                  # B: A's graph with the user's parameters
     matching: list                # rows for the report, one per PAIBox stage
     spec: str
-    probes: dict = field(default_factory=dict)   # {A's layer: (spike probe, voltage probe)}, set by the runner
+    float_graph: Graph            # A, as given to `load`
+    probes: dict = field(default_factory=dict)   # {A's neuron: (spike probe, voltage probe)}, set by the backend
 
     @property
     def max_wait(self) -> int:
         return max((int(n.tick_wait_start) for n in self.stages), default=1)
 
+    def __reduce__(self):
+        """Pickled as its factory: a worker process builds its own copy (PAIBox objects are not shared)."""
+        return load, (self.spec, self.float_graph)
 
-def load(spec: str, float_net: ir.Network) -> UserNetwork:
-    """Imports FACTORY from `spec`, builds the network and matches it to A (float_net, BatchNorm not folded)."""
+
+def load(spec: str, float_graph: Graph) -> UserNetwork:
+    """Imports FACTORY from `spec`, builds the network and matches it to A (`float_graph`, BatchNorm not folded)."""
     import paibox as pb
     from paibox.naming import clear_name_cache
-    from ..checkpoint import build_module
     clear_name_cache(ignore_warn=True)
-    net = build_module(spec, "PAIBox factory")
-    require(isinstance(net, pb.Network), f"{spec}: the factory returned a {type(net).__name__}, not a pb.Network")
+    net = build_module(spec, "PAIBox factory", returns=object)
+    require(isinstance(net, pb.Network), lambda: f"{spec}: the factory returned a {type(net).__name__}, not a "
+                                                 "pb.Network")
     inp, order = _graph_order(net, spec)
-    folded = ir.fold_batchnorm(float_net)
+    folded = fold_batchnorm(float_graph)
+    require(int(np.prod(inp.shape_out)) == int(np.prod(folded.input_shape)),
+            lambda: f"{spec}: the InputProj takes {tuple(inp.shape_out)}, A takes {folded.input_shape}")
     matched, matching = _match(folded, order, spec)
-    int_net = _int_network(folded, matched, net, spec)
-    return UserNetwork(net, inp, matched, [n for n, _ in order], int_net, matching, spec)
+    graph = _deployed_graph(folded, matched, net, spec)
+    return UserNetwork(net, inp, matched, [n for n, _ in order], graph, matching, spec, float_graph)
 
 
+# ----------------------------------------------------------------------------------------------- the user's nodes
 def _graph_order(net, spec: str):
     """(InputProj, [(node, pipeline depth)] for the neuron and module nodes in order from the input).
 
     The depth (1 for a node fed by the InputProj) is the tick_wait_start that PAIBox's recipe gives the node."""
     import paibox as pb
-    from paibox.base import NeuDyn, SynSys
     comps = list(net.components.values())
     inputs = [c for c in comps if isinstance(c, pb.InputProj)]
-    require(len(inputs) == 1, f"{spec}: the network must hold exactly one InputProj, found {len(inputs)}")
+    require(len(inputs) == 1, lambda: f"{spec}: the network must hold exactly one InputProj, found {len(inputs)}")
     succ: dict = {}
     for c in comps:
-        if isinstance(c, SynSys):
-            succ.setdefault(id(c.source), []).append(c.target)
-        elif isinstance(c, NeuDyn) and hasattr(c, "module_intf"):
-            for op in c.module_intf.operands:
-                succ.setdefault(id(op), []).append(c)
+        for src in _sources(c):
+            succ.setdefault(id(src), []).append(_target(c))
     indeg: dict = {}
     for targets in succ.values():
         for t in targets:
@@ -82,29 +90,44 @@ def _graph_order(net, spec: str):
             indeg[id(t)] -= 1
             if indeg[id(t)] == 0:
                 ready.append(t)
-    require(order, f"{spec}: nothing is connected to the InputProj")
+    require(order, lambda: f"{spec}: nothing is connected to the InputProj")
     return inputs[0], [(node, depth[id(node)]) for node in order]
 
 
-def _match(folded: ir.Network, order: list, spec: str):
-    """A's spiking layers, in order, to the next PAIBox neuron layer of the same size."""
+def _sources(component) -> list:
+    """What a synapse or a module (SpikingMaxPool2d...) reads from."""
+    from paibox.base import NeuDyn, SynSys
+    if isinstance(component, SynSys):
+        return [component.source]
+    if isinstance(component, NeuDyn) and hasattr(component, "module_intf"):
+        return list(component.module_intf.operands)
+    return []
+
+
+def _target(component):
+    from paibox.base import SynSys
+    return component.target if isinstance(component, SynSys) else component
+
+
+def _match(folded: Graph, order: list, spec: str):
+    """A's neurons, in order, to the next PAIBox neuron node of the same size."""
     from paibox.components import Neuron
-    shapes = folded.neuron_shapes()
+    shapes = folded.shapes
     matched, rows, pos = {}, [], 0
-    for layer in folded.neurons:
-        size = int(np.prod(shapes[layer.name]))
+    for name in folded.neurons:
+        size = int(np.prod(shapes[name]))
         while pos < len(order):
             node, depth = order[pos]
             pos += 1
             if isinstance(node, Neuron) and type(node).__name__ != "BypassNeuron" and int(node.num_out) == size:
-                matched[layer.name] = node
-                rows.append(_row(node, depth, layer.name, shapes[layer.name]))
+                matched[name] = node
+                rows.append(_row(node, depth, name, shapes[name]))
                 break
             rows.append(_row(node, depth))
         else:
             found = ", ".join(f"{n.name} {tuple(n.shape_out)}" for n, _ in order)
-            raise InputError(f"{spec}: A's spiking layer {layer.name!r} {shapes[layer.name]} has no PAIBox neuron "
-                             f"layer of {size} neurons after the ones matched so far (PAIBox layers: {found})")
+            raise InputError(f"{spec}: A's spiking layer {name!r} {shapes[name]} has no PAIBox neuron layer of "
+                             f"{size} neurons after the ones matched so far (PAIBox layers: {found})")
     rows += [_row(n, d) for n, d in order[pos:]]
     return matched, rows
 
@@ -124,43 +147,118 @@ def _is_soft(node) -> Optional[bool]:
     return None if mode is None else mode is RM.MODE_LINEAR
 
 
-def _int_network(folded: ir.Network, matched: dict, net, spec: str) -> ir.Network:
-    """A's layers with each matched neuron's threshold/reset and its incoming synapse's weights and bias."""
+# ----------------------------------------------------------------------------------------------- B's graph
+def _deployed_graph(folded: Graph, matched: dict, net, spec: str) -> Graph:
+    """A's graph with, for each matched neuron, the user's threshold, reset and leak, and for each of its terms the
+    weights of the user's synapse that carries it."""
     from paibox.base import SynSys
-    into = {}
+    into: dict = {}
     for syn in net.components.subset(SynSys).values():
         into.setdefault(id(syn.target), []).append(syn)
-    changes = {}
+    names = {id(node): name for name, node in matched.items()}
+    nodes, edges, synapse_of = dict(folded.nodes), list(folded.edges), {}
     for name, node in matched.items():
-        syns = into.get(id(node), [])
-        require(len(syns) == 1, f"{spec}: PAIBox layer {node.name} (matched to {name!r}) has {len(syns)} incoming "
-                                "synapses; one is supported")
-        _check_neuron(node, name, spec)
-        synapse = folded.input_of(name)
-        require(synapse is not None, f"{spec}: A's layer {name!r} is not fed by a Conv2d/Linear")
-        shape = folded.neuron_shapes()[name]
+        where = f"{spec}: PAIBox layer {node.name} (matched to {name!r})"
+        _check_neuron(node, where)
+        pairs = _pair_terms(folded, name, into.get(id(node), []), names, into, where)
+        shape = folded.shapes[name]
         bias, leak = _bias(node, shape)
-        changes[synapse.name] = _synapse(synapse, syns[0], bias, spec)
-        changes[name] = ir.AdditiveLIF(name, int(node.pos_threshold), None if _is_soft(node) else int(node.reset_v),
-                                       leak=leak) if leak is not None else \
-            ir.IF(name, int(node.pos_threshold), None if _is_soft(node) else int(node.reset_v))
-    layers = [changes.get(l.name, l) for l in folded.layers]
-    return dataclasses.replace(folded, layers=layers, name=f"paibox:{spec.rpartition(':')[2]}")
+        first = next((s for t, _ in pairs for s in t.synapses(folded)), None)
+        if bias is not None and first is None:         # nothing to carry a bias: it is the neuron's leak
+            bias, leak = None, np.broadcast_to(bias.reshape((-1,) + (1,) * (len(shape) - 1)), shape).copy()
+        shortcuts = {}
+        for term, syn in pairs:
+            synapses = term.synapses(folded)
+            if synapses:       # a weight layer may carry several terms (SEW: a conv after an add of spikes)
+                s = synapses[0]
+                new = _synapse(folded.nodes[s], syn, bias if s == first else None, f"{where}: synapse {syn.name}")
+                if s in synapse_of:
+                    require(_same_weights(nodes[s], new), lambda: f"{where}: synapses {synapse_of[s]} and "
+                            f"{syn.name} both carry A's {s!r} but with different weights")
+                nodes[s], synapse_of[s] = new, syn.name
+            else:              # so may a shortcut (the identity after an add of spikes)
+                branch, factor = _shortcut(folded, name, term), _identity_factor(syn, where)
+                if branch in shortcuts:
+                    require(shortcuts[branch][0] == factor, lambda: f"{where}: synapses {shortcuts[branch][1]} and "
+                            f"{syn.name} carry the same shortcut of A with different weights")
+                shortcuts.setdefault(branch, (factor, syn.name))
+        for (kind, spot), (factor, _) in shortcuts.items():
+            if kind == "scale":
+                nodes[spot] = P.Scale(factor)
+            elif factor != 1:          # A's shortcut is a plain edge: a Scale on it carries the user's factor,
+                scale, j = f"{spot[1]}.shortcut", 1      # named as snncheck.convert names the ones it makes
+                while scale in nodes:
+                    scale, j = f"{spot[1]}.shortcut{j}", j + 1
+                nodes[scale] = P.Scale(factor)
+                at = edges.index(spot)
+                edges[at:at + 1] = [(spot[0], scale), (scale, spot[1])]
+        nodes[name] = _neuron(node, leak)
+    return dataclasses.replace(folded, nodes=nodes, edges=tuple(edges), name=f"paibox:{spec.rpartition(':')[2]}")
 
 
-def _check_neuron(node, name: str, spec: str) -> None:
+def _pair_terms(folded: Graph, name: str, synapses: list, names: dict, into: dict, where: str) -> list:
+    """[(A's term, the user's synapse)] by where each comes from (the input, a matched neuron, or a pooling stage
+    after one), in A's term order."""
+    terms = folded.terms(name)
+    require(len(synapses) == len(terms), lambda: f"{where} has {len(synapses)} incoming synapses; A's layer sums "
+                                                 f"{len(terms)} term(s) ({_describe(terms)})")
+    free = list(synapses)
+    pairs = []
+    for term in terms:
+        key = _term_key(folded, term.source)
+        syn = next((s for s in free if _origin(s.source, names, into) == key), None)
+        require(syn is not None, lambda: f"{where}: no synapse from {_describe([term])}; the user's synapses come "
+                f"from {', '.join(s.source.name for s in free)}")
+        free.remove(syn)
+        pairs.append((term, syn))
+    return pairs
+
+
+def _term_key(folded: Graph, source: str):
+    if source == folded.input:
+        return INPUT
+    if isinstance(folded.nodes[source], P.MaxPool2d):
+        return ("after", _term_key(folded, folded.inputs_of(source)[0]))
+    return source
+
+
+def _origin(pb_node, names: dict, into: dict):
+    """What a user's synapse reads, in A's terms: INPUT, A's neuron, or ("after", that) for a pooling stage."""
+    import paibox as pb
+    if isinstance(pb_node, pb.InputProj):
+        return INPUT
+    if id(pb_node) in names:
+        return names[id(pb_node)]
+    upstream = _sources(pb_node) or [s.source for s in into.get(id(pb_node), [])]
+    return ("after", _origin(upstream[0], names, into)) if upstream else None
+
+
+def _describe(terms: list) -> str:
+    return ", ".join(f"from {t.source!r} through {'/'.join(t.path) or 'an identity'}" for t in terms)
+
+
+def _check_neuron(node, where: str) -> None:
     from paicorelib import LCM
-    where = f"{spec}: PAIBox layer {node.name} (matched to {name!r})"
-    require(hasattr(node, "pos_threshold"), f"{where} is a {type(node).__name__}, not an IF/LIF neuron")
+    require(hasattr(node, "pos_threshold"), lambda: f"{where} is a {type(node).__name__}, not an IF/LIF neuron")
     require(getattr(node, "leak_comparison", LCM.LEAK_BEFORE_COMP) is LCM.LEAK_BEFORE_COMP,
-            f"{where} compares before its leak (LEAK_AFTER_COMP); snncheck models the default order only")
-    require(int(node.neg_threshold) == NEG_FLOOR, f"{where} has neg_threshold={int(node.neg_threshold)}, a floor "
-                                                  "on v that SpikingJelly cannot express; leave it at its default")
+            lambda: f"{where} compares before its leak (LEAK_AFTER_COMP); snncheck models the default order only")
+    require(int(node.neg_threshold) == NEG_THRESHOLD_DEFAULT,
+            lambda: f"{where} has neg_threshold={int(node.neg_threshold)}, a floor on v that SpikingJelly cannot "
+                    "express; leave it at its default")
+
+
+def _neuron(node, leak) -> P.Neuron:
+    """B's neuron: the user's threshold and reset; PAIBox starts at v = 0 (explicit when v_reset is not 0)."""
+    soft = _is_soft(node)
+    reset_v = 0 if soft else int(node.reset_v)
+    common = {"threshold": int(node.pos_threshold), "reset": "soft" if soft else "hard", "v_reset": reset_v,
+              "v_init": 0 if reset_v else None}
+    return P.AdditiveLIF(leak=leak, **common) if leak is not None else P.IF(**common)
 
 
 def _bias(node, shape):
-    """The node's leak as a synapse bias per channel/feature, or (None, per-neuron leak) if it varies inside a
-    channel; (None, None) when there is none."""
+    """The node's leak (leak_v + bias) as a per-channel synapse bias, or (None, per-neuron leak) if it varies
+    inside a channel; (None, None) when there is none."""
     leak = np.asarray(node.leak_v, dtype=np.int64)
     if not leak.any():
         return None, None
@@ -171,32 +269,66 @@ def _bias(node, shape):
     return None, full.copy()
 
 
-def _synapse(layer, syn, bias, spec: str):
+def _synapse(layer, syn, bias, where: str):
     from paibox.components.synapses.base import Conv2dSyn
-    where = f"{spec}: PAIBox synapse {syn.name} (into A's {layer.name!r})"
-    if isinstance(layer, ir.Conv2d):
-        require(isinstance(syn, Conv2dSyn), f"{where} is a {type(syn).__name__}; A's layer is a Conv2d")
+    if isinstance(layer, P.Conv2d):
+        require(isinstance(syn, Conv2dSyn), lambda: f"{where} is a {type(syn).__name__}; A's is a Conv2d")
         comm = syn.comm
         w = np.asarray(comm.weights, dtype=np.int64)
-        require(w.shape == layer.weight.shape, f"{where}: kernel {w.shape}, A's is {layer.weight.shape}")
+        require(w.shape == layer.weight.shape, lambda: f"{where}: kernel {w.shape}, A's is {layer.weight.shape}")
         return dataclasses.replace(layer, weight=w, bias=bias, stride=tuple(comm.stride),
                                    padding=tuple(comm.padding), groups=int(comm.groups))
+    require(not isinstance(syn, Conv2dSyn), lambda: f"{where} is a Conv2d; A's is a Linear")
     conn = np.asarray(syn.connectivity, dtype=np.int64)
-    require(conn.shape == layer.weight.T.shape, f"{where}: weights {conn.shape} (in, out), A's Linear is "
-                                                 f"{layer.weight.T.shape}")
+    require(conn.shape == layer.weight.T.shape, lambda: f"{where}: weights {conn.shape} (in, out), A's Linear is "
+                                                         f"{layer.weight.T.shape}")
     return dataclasses.replace(layer, weight=conn.T.copy(), bias=bias)
 
 
-def infer_input_scale(user: UserNetwork, float_net: ir.Network, inputs: np.ndarray) -> tuple:
+def _same_weights(a, b) -> bool:
+    return np.array_equal(np.asarray(a.weight), np.asarray(b.weight)) and \
+        getattr(a, "stride", None) == getattr(b, "stride", None)
+
+
+def _identity_factor(syn, where: str) -> int:
+    """k of a synapse that is k times the identity (a residual shortcut), else an error."""
+    from paibox.components.synapses.base import Conv2dSyn
+    require(not isinstance(syn, Conv2dSyn), lambda: f"{where}: synapse {syn.name} is a Conv2d; A's term is an "
+                                                    "identity shortcut")
+    conn = np.asarray(syn.connectivity, dtype=np.int64)
+    k = int(conn[0, 0]) if conn.size else 0
+    require(conn.ndim == 2 and conn.shape[0] == conn.shape[1] and np.array_equal(conn, k * np.eye(len(conn),
+                                                                                                   dtype=np.int64)),
+            lambda: f"{where}: synapse {syn.name} is not k times the identity; A's term is an identity shortcut")
+    return k
+
+
+def _shortcut(folded: Graph, neuron: str, term) -> tuple:
+    """Where an identity term's factor lives in A: ("scale", its Scale node), or ("edge", the edge into the last Add
+    on its path, or into the neuron), the part of the path that no weighted term shares."""
+    scales = [n for n in term.path if isinstance(folded.nodes[n], P.Scale)]
+    if scales:
+        return "scale", scales[-1]
+    chain = (term.source,) + tuple(term.path) + (neuron,)
+    adds = [i for i in range(1, len(chain) - 1) if isinstance(folded.nodes[chain[i]], P.Add)]
+    j = adds[-1] if adds else len(chain) - 1
+    return "edge", (chain[j - 1], chain[j])
+
+
+# ----------------------------------------------------------------------------------------------- input scale
+def infer_input_scale(user: UserNetwork, float_graph: Graph, inputs: np.ndarray) -> tuple:
     """(scale, reason) when nobody gives B's input scale: 1 for spike inputs (the chip's input is 1-bit); for
     analog inputs, 1 or 255, whichever is nearer (in ratio) to the first layer's theta_B / (theta_A * s_w)."""
     from ..checkpoint import fit_scale
     if np.isin(inputs, (0, 1)).all():
         return 1.0, "A's inputs are spikes"
-    folded = ir.fold_batchnorm(float_net)
+    folded = fold_batchnorm(float_graph)
     first = folded.neurons[0]
-    syn_a, syn_b = folded.input_of(first.name), user.int_net.input_of(first.name)
-    s_w = fit_scale(syn_b.weight, syn_a.weight)
-    ratio = float(user.int_net.layer(first.name).threshold) / (float(first.threshold) * s_w) if s_w > 0 else 1.0
+    syn = next((s for t in folded.terms(first) for s in t.synapses(folded)), None)
+    if syn is None:
+        return 1.0, f"A's first layer {first!r} has no weights to compare"
+    s_w = fit_scale(user.graph.nodes[syn].weight, folded.nodes[syn].weight)
+    theta_a, theta_b = float(folded.nodes[first].threshold), float(user.graph.nodes[first].threshold)
+    ratio = theta_b / (theta_a * s_w) if s_w > 0 else 1.0
     scale = 255.0 if ratio > 0 and abs(np.log(ratio / 255.0)) < abs(np.log(ratio)) else 1.0
     return scale, f"analog inputs; first layer's threshold ratio over its weight scale is {ratio:.3g}"

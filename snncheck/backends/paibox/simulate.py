@@ -1,0 +1,56 @@
+"""The one simulate loop, for every source and layout, and its spread over worker processes.
+
+PAIBox has no batch dimension: each simulation runs the layout's samples for T + lag_steps steps (frame t at step
+t, zeros after the last frame), from `sim.reset()` (bit-identical reruns; `sim.run(n, reset=True)` would keep the
+step counter and the probe data), and its probes are read before the next one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ... import parallel
+
+
+def simulate(built, inputs: np.ndarray, record_v: bool = True, progress: bool = False) -> dict:
+    """{neuron: (spikes [N, steps, *shape] bool, v int64 or None)}, raw (unaligned), for inputs [N, T, ...] uint8."""
+    import paibox as pb
+    from tqdm import tqdm
+    n, t = inputs.shape[:2]
+    steps = t + built.lag_steps
+    layout = built.layout
+    sim = pb.Simulator(built.network, start_time_zero=False)
+    zeros = np.zeros(layout.input_shape, dtype=np.uint8)
+    parts = {name: ([], []) for name in built.probes}
+    with tqdm(total=n, desc="paibox", unit="sample", disable=not progress, leave=False) as bar:
+        for lo in range(0, n, layout.batch):
+            chunk = inputs[lo:lo + layout.batch]
+            frames = layout.frames(chunk)
+            sim.reset()
+            for step in range(steps):
+                built.inp.input = frames[step] if step < t else zeros
+                sim.run(1)
+            for name, (spike, voltage) in built.probes.items():
+                parts[name][0].append(layout.records(name, np.asarray(sim.data[spike], dtype=bool), len(chunk)))
+                if record_v:
+                    parts[name][1].append(layout.records(name, np.asarray(sim.data[voltage], dtype=np.int64),
+                                                         len(chunk)))
+            bar.update(len(chunk))
+    return {name: (np.concatenate(s), np.concatenate(v) if record_v else None) for name, (s, v) in parts.items()}
+
+
+def simulate_source(source, inputs: np.ndarray, record_v: bool = True, progress: bool = False) -> dict:
+    """Builds the network of `source` (a loader, see `build`) and simulates it: what a worker process runs."""
+    return simulate(source(), inputs, record_v, progress)
+
+
+def simulate_spread(executor, source, inputs: np.ndarray, pieces: list, record_v: bool = True,
+                    progress: bool = False) -> dict:
+    """Records of `simulate`, the samples cut into contiguous `pieces` [(lo, hi)], each simulated by a worker of
+    `executor` (snncheck.parallel) that rebuilds the network from `source`; joined in sample order."""
+    from tqdm import tqdm
+    items = [(source, inputs[lo:hi], record_v) for lo, hi in pieces]
+    done = list(tqdm(parallel.imap(executor, simulate_source, items, ahead=len(items)), total=len(items),
+                     desc="paibox", unit="piece", disable=not progress, leave=False))
+    return {name: (np.concatenate([d[name][0] for d in done]),
+                   np.concatenate([d[name][1] for d in done]) if record_v else None)
+            for name in done[0]}
