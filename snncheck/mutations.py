@@ -1,24 +1,28 @@
 """The bug catalog: functions that inject one known conversion bug into a correct conversion.
 
-    int_net = mutations.apply(conv.network, float_net, {"name": "bias_unscaled"}, conv)
+    int_graph = mutations.apply(conv.graph, float_graph, {"name": "bias_unscaled"}, conv)
 
 Each bug class names the diagnosis code it should produce (`CATALOG[name].code`) and the spiking layer it lands on
 (`target(...)`), so tests and case files can check that the top diagnosis names the right code and layer.
 spec: {"name": <bug class>, "layer": <spiking layer or its Conv/Linear; default: the first applicable>,
-"factor": <number, where the bug has one>}. Mis-timing is not a network mutation: it is how PAIBox is built
-(`run_options("timing")` -> {"timing": "flat"}, i.e. tick_wait_start=1 everywhere).
+"factor": <number, where the bug has one>}. A bug lands on a layer's main synapse (the one with the most weights)
+and its neuron. Primitives are frozen: a mutation builds replaced nodes and a new graph, never edits one.
+Mis-timing is not a network mutation: it is how PAIBox is built (`run_options("timing")` -> {"timing": "flat"},
+i.e. tick_wait_start=1 everywhere).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
-from . import ir
-from .convert import Conversion, round_saturate
+from .convert import Conversion, prepare, primary, round_saturate, weighted_terms
 from .diagnose.static import flattened_shape
 from .errors import InputError, require
+from .graph import Graph, folded_from
+from .graph import primitives as P
 
 
 @dataclass(frozen=True)
@@ -26,91 +30,107 @@ class Mutation:
     description: str
     code: str                          # the diagnosis code that names this bug
     applies: Callable                  # (Target) -> bool
-    inject: Optional[Callable] = None  # (Target, factor) -> None, edits the target's B layers in place
+    inject: Optional[Callable] = None  # (Target, factor) -> {node name: replaced primitive}
     factor: Optional[float] = None     # default factor, where the bug has one
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Target:
-    """One spiking layer of B and what the mutation needs to know about it."""
+    """One spiking layer of B and what a mutation needs to know about it."""
     index: int                 # position among the spiking layers
-    synapse: object            # B's Conv2d/Linear (a copy, edited in place)
-    neuron: object             # B's neuron (a copy, edited in place)
+    neuron: str
+    synapse: str               # the layer's main Conv2d/Linear
+    neuron_b: object           # B's neuron
+    synapse_b: object          # B's synapse
     float_synapse: object      # A's synapse, BatchNorm folded
     unfolded: object           # A's synapse before folding
-    batchnorm: Optional[object]
+    batchnorm: Optional[str]   # the BatchNorm folded into it in A
     flatten_shape: Optional[tuple]
-    s_w: float                 # the conversion's weight scale for this layer
-    s_in: float                # the input scale (first layer) or 1
+    s_w: float                 # the conversion's weight scale for the synapse
+    s_in: float                # the amplitude of its source (the input scale for the input, 1 for spikes)
+    first: bool                # fed by the input
 
     @property
     def k(self) -> float:
         return self.s_w * self.s_in
 
+    def synapse_with(self, **changes) -> dict:
+        return {self.synapse: dataclasses.replace(self.synapse_b, **changes)}
+
+    def neuron_with(self, **changes) -> dict:
+        return {self.neuron: dataclasses.replace(self.neuron_b, **changes)}
+
 
 # --------------------------------------------------------------------------------------------- the bugs
-def _vthr(t: Target, f: float):
-    t.neuron.threshold = max(1, int(round(t.neuron.threshold * f)))
+def _times(threshold, f: float) -> int:
+    return max(1, int(round(float(threshold) * f)))
 
 
-def _bias_unscaled(t: Target, f: float):
-    t.synapse.bias = np.rint(t.synapse.bias / f).astype(np.int64)
+def _vthr(t: Target, f: float) -> dict:
+    return t.neuron_with(threshold=_times(t.neuron_b.threshold, f))
 
 
-def _input_scale(t: Target, f: float):
-    if t.synapse.bias is not None:
-        _bias_unscaled(t, f)
-    _vthr(t, 1.0 / f)
+def _bias_unscaled(t: Target, f: float) -> dict:
+    return t.synapse_with(bias=np.rint(np.asarray(t.synapse_b.bias) / f).astype(np.int64))
 
 
-def _wrap(t: Target, f: float):
+def _input_scale(t: Target, f: float) -> dict:
+    out = _vthr(t, 1.0 / f)
+    if t.synapse_b.bias is not None:
+        out.update(_bias_unscaled(t, f))
+    return out
+
+
+def _wrap(t: Target, f: float) -> dict:
     """What `(w * s).to(torch.int8)` does with a scale f times too large: truncate, then wrap modulo 256."""
     w = np.trunc(np.asarray(t.float_synapse.weight, np.float64) * t.s_w * f).astype(np.int64)
-    t.synapse.weight = (((w + 128) % 256) - 128).astype(np.int8)
-    if t.synapse.bias is not None:
-        t.synapse.bias = np.rint(np.asarray(t.float_synapse.bias, np.float64) * t.k * f).astype(np.int64)
-    t.neuron.threshold = max(1, int(round(float(t.neuron.threshold) * f)))
+    changes = {"weight": (((w + 128) % 256) - 128).astype(np.int8)}
+    if t.synapse_b.bias is not None and t.float_synapse.bias is not None:
+        changes["bias"] = np.rint(np.asarray(t.float_synapse.bias, np.float64) * t.k * f).astype(np.int64)
+    return dict(t.synapse_with(**changes), **_vthr(t, f))
 
 
-def _truncate(t: Target, f: float):
+def _truncate(t: Target, f: float) -> dict:
     w = np.asarray(t.float_synapse.weight, np.float64) * t.s_w
-    t.synapse.weight = np.clip(np.trunc(w), -128, 127).astype(np.int8)
-    if t.synapse.bias is not None:
-        t.synapse.bias = np.trunc(np.asarray(t.float_synapse.bias, np.float64) * t.k).astype(np.int64)
+    changes = {"weight": np.clip(np.trunc(w), -128, 127).astype(np.int8)}
+    if t.synapse_b.bias is not None and t.float_synapse.bias is not None:
+        changes["bias"] = np.trunc(np.asarray(t.float_synapse.bias, np.float64) * t.k).astype(np.int64)
+    return t.synapse_with(**changes)
 
 
-def _reset(t: Target, f: float):
-    t.neuron.v_reset = 0 if t.neuron.v_reset is None else None
-    t.neuron.v_init = None
+def _reset(t: Target, f: float) -> dict:
+    return t.neuron_with(reset="soft" if t.neuron_b.reset == "hard" else "hard", v_init=None)
 
 
-def _flatten(t: Target, f: float):
+def _flatten(t: Target, f: float) -> dict:
     c, h, w = t.flatten_shape
-    o = t.synapse.weight.shape[0]
-    t.synapse.weight = np.ascontiguousarray(t.synapse.weight.reshape(o, c, h, w).transpose(0, 2, 3, 1).reshape(o, -1))
+    weight = np.asarray(t.synapse_b.weight)
+    o = weight.shape[0]
+    return t.synapse_with(weight=np.ascontiguousarray(weight.reshape(o, c, h, w).transpose(0, 2, 3, 1).reshape(o, -1)))
 
 
-def _bn_unfolded(t: Target, f: float):
+def _bn_unfolded(t: Target, f: float) -> dict:
     """Weights (and bias) quantized from the conv before folding its BatchNorm, at their own full-range scale."""
     w = np.asarray(t.unfolded.weight, np.float64)
     s = 127.0 / float(np.abs(w).max())
-    t.synapse.weight = round_saturate(w * s).astype(np.int8)
     b = t.unfolded.bias
-    t.synapse.bias = None if b is None else np.rint(np.asarray(b, np.float64) * s * t.s_in).astype(np.int64)
-    t.neuron.threshold = max(1, int(round(float(t.neuron.threshold) / t.k * s * t.s_in)))
+    syn = t.synapse_with(weight=round_saturate(w * s).astype(np.int8),
+                         bias=None if b is None else np.rint(np.asarray(b, np.float64) * s * t.s_in).astype(np.int64))
+    return dict(syn, **t.neuron_with(threshold=_times(float(t.neuron_b.threshold) / t.k * s * t.s_in, 1.0)))
 
 
-def _prenorm(t: Target, f: float):
+def _prenorm(t: Target, f: float) -> dict:
     w = np.asarray(t.float_synapse.weight, np.float64) * t.s_w * f
-    t.synapse.weight = round_saturate(w).astype(np.int8)
+    return t.synapse_with(weight=round_saturate(w).astype(np.int8))
 
 
-def _transpose(t: Target, f: float):
-    t.synapse.weight = np.ascontiguousarray(t.synapse.weight.T.reshape(t.synapse.weight.shape))
+def _transpose(t: Target, f: float) -> dict:
+    weight = np.asarray(t.synapse_b.weight)
+    return t.synapse_with(weight=np.ascontiguousarray(weight.T.reshape(weight.shape)))
 
 
-def _is_linear(t):
-    return isinstance(t.synapse, ir.Linear)
+def _is_linear(t: Target) -> bool:
+    return isinstance(t.synapse_b, P.Linear)
 
 
 CATALOG = {
@@ -118,11 +138,11 @@ CATALOG = {
                            "vthr_scale", lambda t: True, _vthr, 2.0),
     "bias_unscaled": Mutation("the first layer's bias not multiplied by the input scale (the seed's 0-255 story: "
                               "only the threshold got x255)", "bias_scale",
-                              lambda t: t.index == 0 and t.synapse.bias is not None and np.any(t.synapse.bias)
+                              lambda t: t.first and t.synapse_b.bias is not None and bool(np.any(t.synapse_b.bias))
                               and t.s_in != 1, _bias_unscaled, None),
     "input_scale": Mutation("the first layer converted as if the input were not scaled (bias and threshold miss "
                             "x input scale) while it is fed 0-255", "input_scale",
-                            lambda t: t.index == 0 and t.s_in != 1, _input_scale, None),
+                            lambda t: t.first and t.s_in != 1, _input_scale, None),
     "int8_wrap": Mutation("weights scaled by a factor too large and cast with .to(torch.int8): truncated and "
                           "wrapped around", "weight_overflow", lambda t: True, _wrap, 2.0),
     "truncation": Mutation("weights and bias truncated toward zero instead of rounded", "rounding",
@@ -144,70 +164,76 @@ CATALOG = {
 
 
 def run_options(name: str) -> dict:
-    """Runner options a bug class needs instead of a network change (the mis-timed PAIBox build)."""
+    """Backend options a bug class needs instead of a network change (the mis-timed PAIBox build)."""
     return {"timing": "flat"} if name == "timing" else {}
 
 
 # --------------------------------------------------------------------------------------------- applying
-def apply(int_net: ir.Network, float_net: ir.Network, spec: dict, conversion: Conversion) -> ir.Network:
-    """A copy of `int_net` (a correct conversion of `float_net`) with the bug class `spec["name"]` injected."""
+def apply(int_graph: Graph, float_graph: Graph, spec: dict, conversion: Conversion) -> Graph:
+    """A new graph: `int_graph` (a correct conversion of `float_graph`) with the bug class `spec["name"]`
+    injected. `int_graph` itself is left as it is."""
     name = spec.get("name")
-    require(name in CATALOG, f"unknown mutation {name!r}; known: {', '.join(CATALOG)}")
+    require(name in CATALOG, lambda: f"unknown mutation {name!r}; known: {', '.join(CATALOG)}")
     bug = CATALOG[name]
-    require(bug.inject is not None, f"mutation {name!r} is not a network change: run PAIBox with "
-                                    f"{run_options(name)} (case: [run] timing = \"flat\")")
-    net = ir.Network([ir.copy_layer(l) for l in int_net.layers], int_net.input_shape, f"{int_net.name}-{name}",
-                     int_net.input_scale)
-    t = _pick(net, float_net, conversion, name, spec.get("layer"))
+    require(bug.inject is not None, lambda: f"mutation {name!r} is not a network change: run PAIBox with "
+                                            f"{run_options(name)} (case: [run] timing = \"flat\")")
+    t = _pick(int_graph, float_graph, conversion, name, spec.get("layer"))
     factor = float(spec.get("factor", bug.factor if bug.factor is not None else conversion.input_scale))
-    require(np.isfinite(factor) and factor > 0, f"mutation {name!r}: factor must be positive, got {factor}")
+    require(bool(np.isfinite(factor)) and factor > 0,
+            lambda: f"mutation {name!r}: factor must be positive, got {factor}")
     require(factor != 1 or name not in ("bias_unscaled", "input_scale", "vthr_scale", "prenorm_weights"),
-            f"mutation {name!r} with factor 1 changes nothing")
-    bug.inject(t, factor)
-    return net
+            lambda: f"mutation {name!r} with factor 1 changes nothing")
+    return int_graph.replace(bug.inject(t, factor), name=f"{int_graph.name}-{name}")
 
 
-def target(int_net: ir.Network, float_net: ir.Network, conversion: Conversion, name: str,
+def target(int_graph: Graph, float_graph: Graph, conversion: Conversion, name: str,
            layer: Optional[str] = None) -> str:
     """The spiking layer that mutation `name` (on `layer`, or the first applicable) lands on."""
-    return _pick(int_net, float_net, conversion, name, layer).neuron.name
+    return _pick(int_graph, float_graph, conversion, name, layer).neuron
 
 
-def applicable(int_net: ir.Network, float_net: ir.Network, conversion: Conversion) -> list:
+def applicable(int_graph: Graph, float_graph: Graph, conversion: Conversion) -> list:
     """The bug classes that apply somewhere in this network."""
     out = []
     for name in CATALOG:
         try:
-            _pick(int_net, float_net, conversion, name, None)
+            _pick(int_graph, float_graph, conversion, name, None)
             out.append(name)
         except InputError:
             pass
     return out
 
 
-def _pick(net: ir.Network, float_net: ir.Network, conversion: Conversion, name: str, layer: Optional[str]):
+def _pick(int_graph: Graph, float_graph: Graph, conversion: Conversion, name: str, layer: Optional[str]) -> Target:
+    require(name in CATALOG, lambda: f"unknown mutation {name!r}; known: {', '.join(CATALOG)}")
     bug = CATALOG[name]
-    targets = list(_targets(net, float_net, conversion))
+    targets = list(_targets(int_graph, float_graph, conversion))
     if layer is not None:
-        chosen = [t for t in targets if layer in (t.neuron.name, t.synapse.name)]
-        require(chosen, f"mutation {name!r}: no spiking layer or synapse named {layer!r}; "
-                        f"spiking layers: {', '.join(t.neuron.name for t in targets)}")
-        require(bug.applies(chosen[0]), f"mutation {name!r} does not apply to {layer!r}")
+        chosen = [t for t in targets if layer in (t.neuron, t.synapse)]
+        require(chosen, lambda: f"mutation {name!r}: no spiking layer or synapse named {layer!r}; "
+                                f"spiking layers: {', '.join(t.neuron for t in targets)}")
+        require(bug.applies(chosen[0]), lambda: f"mutation {name!r} does not apply to {layer!r}")
         return chosen[0]
     for t in targets:
         if bug.applies(t):
             return t
-    raise InputError(f"mutation {name!r} applies to no layer of {net.name!r}")
+    raise InputError(f"mutation {name!r} applies to no layer of {int_graph.name!r}")
 
 
-def _targets(net: ir.Network, float_net: ir.Network, conversion: Conversion):
-    folded = ir.fold_batchnorm(float_net)
-    a_layers = {l.name: l for l in folded.layers}
-    names = [l.name for l in float_net.layers]
-    for i, (name, seg) in enumerate(ir.segments(net)):
-        syn = next(l for l in seg if isinstance(l, ir.SYNAPSE_TYPES))
-        j = names.index(syn.name)
-        nxt = float_net.layers[j + 1] if j + 1 < len(names) else None
-        yield Target(i, syn, seg[-1], a_layers[syn.name], float_net.layers[j],
-                     nxt if isinstance(nxt, ir.BatchNorm) else None, flattened_shape(float_net, seg),
-                     float(conversion.scales[syn.name]), conversion.input_scale if i == 0 else 1.0)
+def _targets(int_graph: Graph, float_graph: Graph, conversion: Conversion):
+    a = prepare(float_graph)
+    bns = folded_from(float_graph)
+    for i, n in enumerate(a.neurons):
+        if n not in int_graph.nodes:
+            continue
+        try:
+            terms = weighted_terms(a, n, conversion.input_scale)
+        except InputError:
+            continue
+        main = primary(a, terms)
+        syn = main.weight
+        if syn not in int_graph.nodes or syn not in conversion.weight_scales:
+            continue
+        yield Target(i, n, syn, int_graph.nodes[n], int_graph.nodes[syn], a.nodes[syn], float_graph.nodes[syn],
+                     bns.get(syn), flattened_shape(a, main), float(conversion.weight_scales[syn]), main.amplitude,
+                     main.source == a.input)

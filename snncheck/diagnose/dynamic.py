@@ -1,24 +1,27 @@
 """Diagnoses read off the runs of A (float) and B (integer): where B's own error lives and what it looks like.
 
 - *Isolated mode* (as TFLite's quantization debugger): every spiking layer of B is fed the very spikes that A's run
-  produced at that layer's input, so its mismatches are its own and not what earlier layers propagate into it. The
-  yardstick is the same layer requantized correctly at B's own scale (round-to-nearest, saturated): a layer that
-  misses far more spikes than that has an error beyond quantization.
+  produced at the sources of its terms (the deployed input for the input), so its mismatches are its own and not
+  what earlier layers propagate into it. The yardstick is the same layer requantized correctly (round-to-nearest,
+  saturated) at a scale B may have meant: a layer that misses far more spikes than that has an error beyond
+  quantization.
 - Membranes before the first own flip: the slope of B's charged potential against A's is the layer's effective
   scale; it should equal the threshold ratio theta_B / theta_A.
 - Reset signature: after a spike, a hard reset leaves exactly v_reset, a soft one leaves H - theta.
 - Layers that fall silent (or saturate) in B while A's fire, and samples that end without a single output spike.
 
-Pieces of a network (`ir.segments`) run with the reference runner's `run_segment`.
+Pure functions: parts of a graph run with the reference's `evaluate`; nothing given is edited, and a dynamic finding
+that supports a static error joins it as a new Diagnosis (`combine`).
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from .. import ir
-from ..runners.reference import run_segment
+from ..backends.reference import evaluate
+from ..convert import layer_scale, prepare, primary, requantize, weighted_terms
+from ..errors import InputError
+from ..graph import Graph
+from ..graph import primitives as P
 from . import Diagnosis
 
 EXCESS_FACTOR = 3.0        # isolated mismatches this many times the requantized layer's ...
@@ -29,51 +32,53 @@ SATURATED = 0.95           # B fires this often where A fires at most half as of
 HARD_SIGNATURE = 0.99      # share of post-spike potentials equal to v_reset that says "hard reset"
 
 
-# ------------------------------------------------------------------------------------------- building blocks
-def segment_inputs(net: ir.Network, run, inputs: np.ndarray) -> dict:
-    """{neuron name: the input of its segment in `run`}: `inputs` for the first, the previous layer's spikes after."""
-    out, prev = {}, inputs
-    for name, _ in ir.segments(net):
-        out[name] = prev
-        prev = run.layer(name).spikes
-    return out
-
-
 # ------------------------------------------------------------------------------------------- isolated mode
-def isolated(float_net: ir.Network, int_net: ir.Network, a_run, inputs: np.ndarray, input_scale: float,
+def isolated(float_graph: Graph, int_graph: Graph, a_run, inputs: np.ndarray, input_scale: float,
              scales: dict) -> dict:
-    """Per spiking layer: B's layer fed A's own input spikes (the deployed input for the first layer), against
-    A's spikes; beside it, as yardstick, the same layer requantized correctly at a scale B may have meant
-    (`scales`: {layer: B's fitted weight scale}), and the membrane slope of B against A up to each neuron's first
-    own flip."""
-    from ..convert import scale_segment
-    folded_a = ir.fold_batchnorm(float_net)
-    segs_b = dict(ir.segments(ir.fold_batchnorm(int_net)))
+    """Per spiking layer: B's layer fed A's own spikes at its term sources (the deployed input for the input),
+    against A's spikes; beside it, as yardstick, the same layer of A requantized correctly at a scale B may have
+    meant (`scales`: {neuron: B's fitted weight scale of its main synapse}), and the membrane slope of B against A
+    up to each neuron's first own flip."""
+    a, b = prepare(float_graph), prepare(int_graph)
     deployed = np.rint(np.asarray(inputs, np.float64) * input_scale)
-    segs_a = dict(ir.segments(folded_a))
-    out, s_in = {}, float(input_scale)
-    for name, x in segment_inputs(folded_a, a_run, deployed).items():
-        seg_a, rec = segs_a[name], a_run.layer(name)
-        spikes, _, h = run_segment(segs_b[name], x)
-        theta_ratio = float(segs_b[name][-1].threshold) / float(seg_a[-1].threshold)
+    exact_b = b.is_integer and not b.fractional
+    exact_a = not a.fractional
+    out = {}
+    for n in a.neurons:
+        if n not in b.nodes or not P.is_neuron(b.nodes[n]) or n not in a_run.names:
+            continue
+        try:
+            terms = weighted_terms(a, n, input_scale)
+        except InputError:
+            continue
+        feeds = {a.input: deployed}
+        feeds.update({t.source: a_run.layer(t.source).spikes for t in terms if t.source != a.input})
+        rec = a_run.layer(n)
+        try:
+            spikes, _, h = evaluate(b, feeds, exact=exact_b, targets=[n])[n]
+        except InputError:       # B reaches this layer from elsewhere than A: no isolated run
+            continue
+        theta_ratio = float(b.nodes[n].threshold) / float(a.nodes[n].threshold)
         total = int(rec.spikes.size)
         own = int(np.sum(spikes != rec.spikes))
         yard = None
         # the yardstick is the best requantization; stop as soon as one explains B's own mismatches
-        for s_w in _plausible_scales(seg_a, scales.get(name), theta_ratio / s_in):
-            n = int(np.sum(run_segment(scale_segment(seg_a, s_w, s_in), x, record_v=False)[0] != rec.spikes))
-            yard = n if yard is None else min(yard, n)
+        for k in _plausible_scales(a, n, terms, scales.get(n), theta_ratio):
+            trial = a.replace(requantize(a, n, terms, k))
+            mine = evaluate(trial, feeds, exact=exact_a, record_v=False, targets=[n])[n][0]
+            count = int(np.sum(mine != rec.spikes))
+            yard = count if yard is None else min(yard, count)
             if not _beyond(own, yard, total):
                 break
+        yard = own if yard is None else yard
         slope = _slope(rec, spikes, h)
-        out[name] = {
+        out[n] = {
             "total": total, "mismatches": own, "rate": own / total, "requantized_mismatches": yard,
             "requantized_rate": yard / total, "firing_rate_a": float(rec.spikes.mean()),
             "firing_rate_b": float(spikes.mean()), "membrane_slope": slope, "threshold_ratio": theta_ratio,
             "slope_over_threshold_ratio": None if slope is None else slope / theta_ratio,
             "beyond_quantization": _beyond(own, yard, total),
         }
-        s_in = 1.0
     return out
 
 
@@ -81,18 +86,17 @@ def _beyond(own: int, yard: int, total: int) -> bool:
     return own > EXCESS_FACTOR * yard and own - yard > max(EXCESS_ABS * total, EXCESS_MIN)
 
 
-def _plausible_scales(seg_a: list, fitted, from_threshold: float) -> list:
-    """Weight scales a correct conversion of this layer may have used: the one fitted to B's weights, the one
+def _plausible_scales(a: Graph, n: str, terms: list, fitted, from_threshold: float) -> list:
+    """Layer scales a correct conversion of this layer may have used: the one B's fitted weights imply, the one
     B's threshold implies, and the full int8 range; the yardstick is the best of them."""
-    from ..convert import rule_max
-    syn = next(l for l in seg_a if isinstance(l, ir.SYNAPSE_TYPES))
-    found = [s for s in (fitted, from_threshold, rule_max(syn.weight, syn.bias)) if s and np.isfinite(s) and s > 0]
-    return list(dict.fromkeys(found))
+    main = primary(a, terms)
+    found = [fitted * main.amplitude if fitted else None, from_threshold, layer_scale(a, n, terms)]
+    return list(dict.fromkeys(float(k) for k in found if k and np.isfinite(k) and k > 0))
 
 
-def _slope(rec, spikes_b: np.ndarray, h_b: np.ndarray):
+def _slope(rec, spikes_b: np.ndarray, h_b):
     """Least-squares slope of B's charged potential against A's, over each neuron's steps up to its first flip."""
-    if rec.h is None:
+    if rec.h is None or h_b is None:
         return None
     differ = spikes_b != rec.spikes
     flipped_before = np.zeros_like(differ)
@@ -121,6 +125,8 @@ def _reset_diagnoses(a_run, b_runs: list) -> list:
     for rec in a_run.layers:
         mode_a, share_a = reset_signature(rec)
         for run in b_runs:
+            if rec.name not in run.names:
+                continue
             mode_b, share_b = reset_signature(run.layer(rec.name))
             if mode_a and mode_b and mode_a != mode_b:
                 out.append(Diagnosis(
@@ -139,6 +145,8 @@ def _reset_diagnoses(a_run, b_runs: list) -> list:
 def _silence(a_run, b_run, iso: dict) -> list:
     """The first layer of B's run that never fires (or always fires) where A's fires normally."""
     for rec in a_run.layers:
+        if rec.name not in b_run.names:
+            continue
         rate_a, rate_b = float(rec.spikes.mean()), float(b_run.layer(rec.name).spikes.mean())
         silent = rate_a >= SILENT_RATE and rate_b < 0.05 * rate_a
         saturated = rate_b >= SATURATED and rate_a <= 0.5 * rate_b
@@ -160,33 +168,39 @@ def _silence(a_run, b_run, iso: dict) -> list:
 
 
 def _no_output(a_run, b_run) -> str:
-    share = [float(np.mean(run.layers[-1].spikes.reshape(run.layers[-1].spikes.shape[0], -1).sum(axis=1) == 0))
-             for run in (a_run, b_run)]
+    last = a_run.layers[-1].name
+    share = [float(np.mean(r.spikes.reshape(r.spikes.shape[0], -1).sum(axis=1) == 0))
+             for r in (a_run.layer(last), b_run.layer(last))]
     return f"samples without a single output spike: {share[0]:.1%} in A, {share[1]:.1%} in B"
 
 
 # ------------------------------------------------------------------------------------------- all together
-def analyse(float_net: ir.Network, int_net: ir.Network, results: dict, inputs: np.ndarray, input_scale: float,
-            scales: dict) -> tuple:
-    """(extras, [Diagnosis]) from the runs of A and B; `scales`: {spiking layer: fitted weight scale of B}."""
-    a_run = results.get("spikingjelly:a") or results.get("reference:a")
-    b_ref = results.get("reference:b")
+def analyse(float_graph: Graph, int_graph: Graph, a_run, b_runs: dict, inputs: np.ndarray, input_scale: float,
+            weight_scales: dict, static: list) -> tuple:
+    """(extras, diagnoses) from the runs of A (`a_run`) and B (`b_runs`: {label: RunResult}, its reference run
+    among them), on A's `inputs` [N, T, ...] (the samples of the runs); `weight_scales`: {neuron: B's fitted
+    weight scale}; `static`: the static diagnoses.
+
+    The diagnoses returned are the static ones, those that a dynamic finding supports replaced by a new Diagnosis
+    carrying it as evidence (`combine`), followed by the dynamic findings that no static error explains."""
+    b_list = list(b_runs.values())
+    b_ref = next((r for r in b_list if r.backend == "reference"), b_list[0] if b_list else None)
     if a_run is None or b_ref is None:
-        return {}, []
-    iso = isolated(float_net, int_net, a_run, inputs, input_scale, scales)
-    found = _reset_diagnoses(a_run, [r for label, r in results.items() if label.endswith(":b")])
-    named = {d.layer: d for d in found}
+        return {}, list(static)
+    iso = isolated(float_graph, int_graph, a_run, inputs, input_scale, weight_scales)
+    found = _reset_diagnoses(a_run, b_list)
     for name, st in iso.items():
         if not st["beyond_quantization"]:
             continue
-        d = _own_error(name, st)
-        if name in named:              # the reset signature already names the cause: its evidence
-            named[name].evidence["isolated"] = d.evidence
-        else:
-            found.append(d)
+        own = _own_error(name, st)
+        i = next((i for i, d in enumerate(found) if d.layer == name), None)
+        if i is None:
+            found.append(own)
+        else:                    # the reset signature already names the cause: its evidence
+            found[i] = found[i].replace(evidence=dict(found[i].evidence, isolated=own.evidence))
     found += _silence(a_run, b_ref, iso)
     first = next((n for n, st in iso.items() if st["beyond_quantization"]), None)
-    return {"isolated": iso, "first_own_error": first}, found
+    return {"isolated": iso, "first_own_error": first}, combine(static, found, float_graph.neurons)
 
 
 def _own_error(name: str, st: dict) -> Diagnosis:
@@ -200,22 +214,28 @@ def _own_error(name: str, st: dict) -> Diagnosis:
         fix="compare this layer's weights, bias and threshold with A's times the layer's scale")
 
 
-def merge(primary: list, secondary: list, order: list) -> list:
-    """Dynamic findings on a layer that already has a static error join that diagnosis as evidence; a warning
-    downstream of an error says so; the rest are kept."""
-    errors = {d.layer: d for d in primary if d.severity == "error"}
+def combine(primary_found: list, secondary: list, order: list) -> list:
+    """The primary (static) diagnoses, each error that a secondary (dynamic) finding on its layer supports replaced
+    by a copy carrying that finding under evidence["runs"][code]; then the other secondary findings, a silent layer
+    downstream of an error said to be so (a warning). Nothing given is edited."""
+    out = list(primary_found)
+    errors = {}
+    for i, d in enumerate(out):
+        if d.severity == "error":
+            errors.setdefault(d.layer, i)
     first_error = min((order.index(l) for l in errors if l in order), default=None)
-    out = []
+    rest = []
     for d in secondary:
         if d.layer in errors:
-            errors[d.layer].evidence.setdefault("runs", {})[d.code] = d.evidence
-        else:
-            if first_error is not None and d.layer in order and order.index(d.layer) > first_error \
-                    and d.code == "silent_layer":
-                d = dataclasses.replace(d, severity="warning",
-                                        message=d.message + f" (downstream of the error in {order[first_error]})")
-            out.append(d)
-    return out
+            i = errors[d.layer]
+            runs = dict(out[i].evidence.get("runs", {}), **{d.code: d.evidence})
+            out[i] = out[i].replace(evidence=dict(out[i].evidence, runs=runs))
+            continue
+        if first_error is not None and d.layer in order and order.index(d.layer) > first_error \
+                and d.code == "silent_layer":
+            d = d.replace(severity="warning", message=d.message + f" (downstream of the error in {order[first_error]})")
+        rest.append(d)
+    return out + rest
 
 
 def scaled_membrane_diff(a_run, b_run, scales: dict) -> dict:
@@ -223,8 +243,10 @@ def scaled_membrane_diff(a_run, b_run, scales: dict) -> dict:
     out = {}
     for rec in a_run.layers:
         k = scales.get(rec.name)
+        if not k or rec.name not in b_run.names:
+            continue
         other = b_run.layer(rec.name)
-        if k and rec.v is not None and other.v is not None:
+        if rec.v is not None and other.v is not None:
             out[rec.name] = float(np.max(np.abs(other.v / k - rec.v)))
     return out
 

@@ -1,12 +1,16 @@
 """Static diagnosis: the float network A against its integer version B, parameters only, nothing run.
 
-Per spiking layer, with k_w the fitted scale of B's weights against A's folded weights and s_in the input scale
-(the first layer only): B's bias should be k_w*s_in times A's bias and B's threshold k_w*s_in times A's. The
-parameter whose scale is the odd one out is the bug. Before that, the weights themselves are checked: do they
-match A's weights at all, or better A's weights before BatchNorm folding, permuted HWC instead of CHW after a
-Flatten, or transposed? Wrapped (sign-flipped) large weights, residuals one-sided toward zero (truncation) and
-the reset mode are checked too. Per-layer statistics: scale, SQNR, RMSE over the quantization step (0.29 for
-round-to-nearest, 0.58 for truncation), clipped weights, sign flips.
+Per spiking layer (a neuron and the terms of its synaptic input, `convert.weighted_terms`), with k_w the fitted
+scale of B's weights against A's folded weights and a the amplitude of their source (the input scale for the
+input, 1 for spikes): the layer scale is k = a * k_w of its main synapse (the one with the most weights), and B's
+bias should be k times A's bias, B's threshold k times A's. The parameter whose scale is the odd one out is the
+bug. Before that, the weights themselves are checked: do they match A's weights at all, or better A's weights
+before BatchNorm folding, permuted HWC instead of CHW after a Flatten, or transposed? Wrapped (sign-flipped)
+large weights, residuals one-sided toward zero (truncation) and the reset mode are checked too. In a merge every
+other synapse gets its own weight fit and must carry the same k, and an identity shortcut must carry the scale
+the layer's threshold implies (the deployed checkpoint format, `snncheck.checkpoint`). Per-layer statistics:
+scale, SQNR, RMSE over the quantization step (0.29 for round-to-nearest, 0.58 for truncation), clipped weights,
+sign flips.
 """
 from __future__ import annotations
 
@@ -15,8 +19,10 @@ from typing import Optional
 
 import numpy as np
 
-from .. import ir
-from ..checkpoint import fit_scale
+from ..convert import fit_scale, prepare, primary, weighted_terms
+from ..errors import InputError
+from ..graph import Graph, folded_from
+from ..graph import primitives as P
 from . import Diagnosis
 
 INT8 = 127
@@ -25,9 +31,12 @@ THRESHOLD_TOL = 0.005      # same for the threshold (a single number, rounded on
 TRUNCATION_OFFSET = -0.25  # mean residual toward zero (in steps) that says "truncated"; rounding gives ~0
 STRUCTURAL_GAIN = 4.0      # an alternative reading of A's weights must explain B this many times better
 RANGE_USED = 0.5           # weights using less than this share of int8 are the odd one out, not bias/threshold
+SCALE_TOL = 0.01           # relative disagreement of two synapses' scales in one merge tolerated beyond their fits
+
+__all__ = ["Fit", "analyse", "fit", "fit_scale", "flattened_shape"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Fit:
     """B's integer values against s * A's float values."""
     scale: float
@@ -40,7 +49,6 @@ class Fit:
     sign_flips: int        # all significant entries whose sign differs
     unexplained: float     # share of B's energy that no single scale of A explains (1 - cos^2)
     feasible: Optional[tuple] = None   # (lo, hi): every scale that rounds A to B exactly, if any does
-
 
 
 def fit(b_int: np.ndarray, a: np.ndarray) -> Fit:
@@ -87,78 +95,196 @@ def _feasible(a, b, sat):
     return (low, high) if 0 < low <= high else None
 
 
-def analyse(float_net: ir.Network, int_net: ir.Network, input_scale: float = 1.0):
-    """(stats {spiking layer: dict}, [Diagnosis]) for A (float, BatchNorm folded or not) against B."""
-    folded = ir.fold_batchnorm(float_net)
-    b_segs = dict(ir.segments(ir.fold_batchnorm(int_net)))
+# ------------------------------------------------------------------------------------------------ per layer
+def analyse(float_graph: Graph, int_graph: Graph, input_scale: float = 1.0):
+    """(stats {neuron: dict}, [Diagnosis]) for A (float, BatchNorm folded or not) against B (integer)."""
+    a, b = prepare(float_graph), prepare(int_graph)
     stats, found = {}, []
-    s_in = float(input_scale)
-    for index, (name, seg) in enumerate(ir.segments(folded)):
-        if name not in b_segs or not _synapse(seg) or not _synapse(b_segs[name]):
+    for n in a.neurons:
+        if n not in b.nodes or not P.is_neuron(b.nodes[n]):
             continue
-        st, diags = _layer(float_net, folded, seg, b_segs[name], s_in, index == 0)
-        stats[name] = st
+        try:
+            terms = weighted_terms(a, n, input_scale)
+        except InputError:       # no integer form (convert refuses it): nothing to compare
+            continue
+        if not _comparable(a, b, primary(a, terms).weight):
+            continue
+        st, diags = _layer(float_graph, a, b, n, terms)
+        stats[n] = st
         found += diags
-        s_in = 1.0
     return stats, found
 
 
-def _layer(float_net, folded, seg_a, seg_b, s_in, first):
-    syn_a, syn_b, na, nb = _synapse(seg_a), _synapse(seg_b), seg_a[-1], seg_b[-1]
-    where = dict(layer=na.name, synapse=syn_a.name)
+@dataclass(frozen=True)
+class _Ctx:
+    """What the checks of one layer share."""
+    float_graph: Graph      # A as given (BatchNorm unfolded)
+    a: Graph                # A prepared (folded, shortcuts explicit)
+    b: Graph                # B prepared
+    neuron: str
+
+
+def _layer(float_graph: Graph, a: Graph, b: Graph, n: str, terms: list):
+    cx = _Ctx(float_graph, a, b, n)
+    main = primary(a, terms)
+    syn, s_in = main.weight, main.amplitude
+    syn_a, syn_b, na, nb = a.nodes[syn], b.nodes[syn], a.nodes[n], b.nodes[n]
+    where = dict(layer=n, synapse=syn)
     f = fit(syn_b.weight, syn_a.weight)
-    range_used = float(np.abs(syn_b.weight).max()) / INT8 if syn_b.weight.size else 0.0
+    range_used = _range_used(syn_b)
     k = s_in * f.scale
-    st = {"synapse": syn_a.name, "scale": f.scale, "input_scale": s_in, "expected_scale": k,
-          "sqnr_db": f.sqnr_db, "rmse_over_step": f.rmse, "rounding_offset": f.offset, "clipped": f.clipped,
-          "sign_flips": f.sign_flips, "wrapped": f.wrapped, "weights": int(syn_a.weight.size),
-          "range_used": range_used, "scale_sigma_rel": f.sigma_rel}
-    diags = _structural(float_net, seg_a, syn_a, syn_b, f, where)
+    st = {"synapse": syn, "scale": f.scale, "input_scale": s_in, "expected_scale": k, **_fit_stats(f),
+          "wrapped": f.wrapped, "weights": int(syn_a.weight.size), "range_used": range_used,
+          "scale_sigma_rel": f.sigma_rel}
+    diags = _weights(cx, main, syn_a, syn_b, f, where)
     diags += _reset(na, nb, where)
     if any(d.code != "reset_mode" for d in diags):
         return st, diags                       # scales mean nothing while the weights are the wrong ones
-    if f.wrapped:
-        diags.append(_overflow(f, syn_a, where))
-    if f.offset < TRUNCATION_OFFSET and abs(f.offset) > 4 * 0.29 / np.sqrt(max(1, syn_a.weight.size)):
-        diags.append(Diagnosis(
-            "rounding", na.name, "error",
-            f"the weights of {syn_a.name} were truncated toward zero, not rounded: their residuals against "
-            f"{f.scale:.4g} x the float weights sit {f.offset:+.2f} step toward zero on average (rounding: 0), "
-            f"RMSE {f.rmse:.2f} step (rounding: 0.29)",
-            evidence=dict(where, rounding_offset=f.offset, rmse_over_step=f.rmse, scale=f.scale),
-            fix=f"quantize {syn_a.name} with round-to-nearest and saturation (np.clip(np.rint(w * s), -128, 127)), "
-                "not .to(torch.int8) or int()"))
     bias = _bias_ratio(syn_a, syn_b, k)
     thr = float(nb.threshold) / (k * float(na.threshold)) if na.threshold and k else np.inf
     st.update(bias_ratio=None if bias is None else bias[0], threshold_ratio=thr)
-    diags += _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f, range_used, where)
+    scale_diags = _scales(syn, n, syn_a, na, nb, k, s_in, main.source == a.input, bias, thr, f, range_used, where)
+    diags += scale_diags
+    # the layer scale the other inputs of a merge must carry: the threshold's when the main weights are the odd one
+    weights_odd = any(d.code == "weight_scale" for d in scale_diags)
+    k_ref = float(nb.threshold) / float(na.threshold) if weights_odd and na.threshold else k
+    others = list({t.weight: t for t in terms if t.weight != main.weight}.values())   # SEW: one conv, two terms
+    if others:
+        st["synapses"], st["shortcuts"] = {syn: _fit_stats(f)}, {}
+        for t in others:
+            if t.is_shortcut(a):
+                st["shortcuts"][t.weight], more = _shortcut(cx, t, k_ref)
+            elif _comparable(a, b, t.weight):
+                st["synapses"][t.weight], more = _other_synapse(cx, t, f, k_ref)
+            else:
+                continue
+            diags += more
     if not diags and f.rmse > 0.7:
         diags.append(Diagnosis(
-            "quantization_error", na.name, "warning",
-            f"{syn_a.name}: the weights differ from {f.scale:.4g} x the float weights by an RMSE of {f.rmse:.2f} "
+            "quantization_error", n, "warning",
+            f"{syn}: the weights differ from {f.scale:.4g} x the float weights by an RMSE of {f.rmse:.2f} "
             "step; round-to-nearest gives 0.29",
             evidence=dict(where, rmse_over_step=f.rmse, sqnr_db=f.sqnr_db),
-            fix=f"re-quantize {syn_a.name} from the folded float weights with round-to-nearest"))
+            fix=f"re-quantize {syn} from the folded float weights with round-to-nearest"))
     if f.clipped > 0.01 * syn_a.weight.size:
-        diags.append(Diagnosis(
-            "weight_overflow", na.name, "info",
-            f"{f.clipped} of {syn_a.weight.size} weights of {syn_a.name} saturate at the int8 range "
-            f"(scale {f.scale:.4g}); clipping is a choice of some conversion rules",
-            evidence=dict(where, clipped=f.clipped, scale=f.scale),
-            fix=f"none if the rule clips on purpose (percentile, search); else quantize {syn_a.name} with a scale "
-                f"of at most {INT8 / max(1e-12, float(np.abs(syn_a.weight).max())):.4g}"))
+        diags.append(_clipped(f, syn, syn_a, where))
     return st, diags
 
 
+def _comparable(a: Graph, b: Graph, syn: str) -> bool:
+    return syn in b.nodes and isinstance(b.nodes[syn], type(a.nodes[syn])) and \
+        np.shape(b.nodes[syn].weight) == np.shape(a.nodes[syn].weight)
+
+
+def _range_used(syn_b) -> float:
+    w = np.asarray(syn_b.weight)
+    return float(np.abs(w).max()) / INT8 if w.size else 0.0
+
+
+def _fit_stats(f: Fit) -> dict:
+    return {"scale": f.scale, "sqnr_db": f.sqnr_db, "rmse_over_step": f.rmse, "rounding_offset": f.offset,
+            "clipped": f.clipped, "sign_flips": f.sign_flips}
+
+
+def _weights(cx: _Ctx, term, syn_a, syn_b, f: Fit, where) -> list:
+    """The checks of one synapse's weights alone: another reading of A's weights, wrapping, truncation."""
+    found = _structural(cx, term, syn_a, syn_b, f, where)
+    if found:
+        return found
+    if f.wrapped:
+        found.append(_overflow(f, term.weight, syn_a, where))
+    if f.offset < TRUNCATION_OFFSET and abs(f.offset) > 4 * 0.29 / np.sqrt(max(1, syn_a.weight.size)):
+        found.append(Diagnosis(
+            "rounding", cx.neuron, "error",
+            f"the weights of {term.weight} were truncated toward zero, not rounded: their residuals against "
+            f"{f.scale:.4g} x the float weights sit {f.offset:+.2f} step toward zero on average (rounding: 0), "
+            f"RMSE {f.rmse:.2f} step (rounding: 0.29)",
+            evidence=dict(where, rounding_offset=f.offset, rmse_over_step=f.rmse, scale=f.scale),
+            fix=f"quantize {term.weight} with round-to-nearest and saturation (np.clip(np.rint(w * s), -128, 127)), "
+                "not .to(torch.int8) or int()"))
+    return found
+
+
+def _clipped(f: Fit, syn: str, syn_a, where) -> Diagnosis:
+    return Diagnosis(
+        "weight_overflow", where["layer"], "info",
+        f"{f.clipped} of {syn_a.weight.size} weights of {syn} saturate at the int8 range "
+        f"(scale {f.scale:.4g}); clipping is a choice of some conversion rules",
+        evidence=dict(where, clipped=f.clipped, scale=f.scale),
+        fix=f"none if the rule clips on purpose (percentile, search); else quantize {syn} with a scale "
+            f"of at most {_full_range(syn_a):.4g}")
+
+
+# ------------------------------------------------------------------------------------------------ merges
+def _other_synapse(cx: _Ctx, t, main_fit: Fit, k_ref: float):
+    """A second synapse into a merge: its own weight checks, then its scale and bias against the layer's."""
+    syn_a, syn_b = cx.a.nodes[t.weight], cx.b.nodes[t.weight]
+    where = dict(layer=cx.neuron, synapse=t.weight)
+    f = fit(syn_b.weight, syn_a.weight)
+    found = _weights(cx, t, syn_a, syn_b, f, where)
+    if found:
+        return _fit_stats(f), found
+    k_t = t.amplitude * f.scale
+    ratio = k_t / k_ref if k_ref else np.inf
+    tol = max(4 * (f.sigma_rel + main_fit.sigma_rel), SCALE_TOL)
+    exact = f.feasible is not None and f.feasible[0] * t.amplitude <= k_ref * (1 + SCALE_TOL) and \
+        k_ref * (1 - SCALE_TOL) <= f.feasible[1] * t.amplitude
+    if abs(ratio - 1) > tol and not exact:
+        found.append(Diagnosis(
+            "weight_scale", cx.neuron, "error",
+            f"the weights of {t.weight} carry {_ratio_words(ratio)} the scale of the other inputs of {cx.neuron} "
+            f"(scale {k_t:.6g} against {k_ref:.6g}): every synapse into one neuron layer shares its scale",
+            evidence=dict(where, weight_scale=f.scale, input_scale=t.amplitude, expected_scale=k_ref,
+                          factor=_factor(1 / ratio), range_used=_range_used(syn_b)),
+            fix=f"{_scale_words(1 / ratio, 'the weights of ' + t.weight)} (re-quantize them at the layer's scale "
+                f"{k_ref:.6g})"))
+    bias = _bias_ratio(syn_a, syn_b, k_ref)
+    if bias is not None and not bias[1]:
+        found.append(_bias_diagnosis(t.weight, cx.neuron, bias[0], k_ref, False, t.amplitude, (),
+                                     dict(where, expected_scale=k_ref, bias_ratio=bias[0])))
+    if f.clipped > 0.01 * syn_a.weight.size:
+        found.append(_clipped(f, t.weight, syn_a, where))
+    return dict(_fit_stats(f), bias_ratio=None if bias is None else bias[0]), found
+
+
+def _shortcut(cx: _Ctx, t, k_ref: float):
+    """An identity shortcut: B's factor against A's factor at the merge's scale (threshold_B / threshold_A, as the
+    deployed checkpoint format says, or the scale of the layer's weights)."""
+    factor_a = float(cx.a.nodes[t.weight].factor)
+    node_b = cx.b.nodes.get(t.weight)
+    factor_b = float(node_b.factor) if isinstance(node_b, P.Scale) else None
+    na, nb = cx.a.nodes[cx.neuron], cx.b.nodes[cx.neuron]
+    by_threshold = factor_a * float(nb.threshold) / float(na.threshold) / t.amplitude if na.threshold else None
+    by_weights = factor_a * k_ref / t.amplitude
+    st = {"factor": factor_b, "expected": by_threshold if by_threshold is not None else by_weights}
+    if factor_b is None:
+        return st, []
+
+    def near(want):
+        return want is not None and abs(factor_b - want) <= 0.5 + SCALE_TOL * abs(want)
+    if near(by_threshold) or near(by_weights):
+        return st, []
+    want = int(np.rint(st["expected"]))
+    return st, [Diagnosis(
+        "weight_scale", cx.neuron, "error",
+        f"the identity shortcut {t.weight} into {cx.neuron} has factor {factor_b:g}, but the layer's scale implies "
+        f"{st['expected']:.4g} (threshold {float(nb.threshold):g} / A's threshold {float(na.threshold):g}): it is "
+        "not deployed at the scale of the layer it feeds",
+        evidence=dict(layer=cx.neuron, synapse=t.weight, factor_b=factor_b, expected_factor=st["expected"],
+                      expected_scale=k_ref, factor=want / factor_b if factor_b else None),
+        fix=f"set the factor of {t.weight} to {want} (an identity shortcut is deployed at the scale of the layer "
+            "it feeds: vthr / threshold_A)")]
+
+
 # ------------------------------------------------------------------------------------------------ weights
-def _structural(float_net, seg_a, syn_a, syn_b, f: Fit, where) -> list:
+def _structural(cx: _Ctx, term, syn_a, syn_b, f: Fit, where) -> list:
     """B's weights explained far better by another reading of A's weights than by A's folded weights."""
-    for code, label, alt, fix in _alternatives(float_net, seg_a, syn_a):
+    for code, label, alt, fix in _alternatives(cx, term, syn_a):
         g = fit(syn_b.weight, alt)
         if f.unexplained > 1e-3 and g.unexplained * STRUCTURAL_GAIN < f.unexplained:
             return [Diagnosis(
-                code, where["layer"], "error",
-                f"the weights of {syn_a.name} are {label}: they match that reading of the float weights "
+                code, cx.neuron, "error",
+                f"the weights of {term.weight} are {label}: they match that reading of the float weights "
                 f"(unexplained energy {g.unexplained:.2%}) far better than the folded float weights "
                 f"({f.unexplained:.2%})",
                 evidence=dict(where, unexplained=f.unexplained, unexplained_alternative=g.unexplained,
@@ -167,50 +293,46 @@ def _structural(float_net, seg_a, syn_a, syn_b, f: Fit, where) -> list:
     return []
 
 
-def _alternatives(float_net, seg_a, syn_a):
+def _alternatives(cx: _Ctx, term, syn_a):
     """(code, what B's weights would be, A's weights read that way, fix) for the layer's known mix-ups."""
+    name = term.weight
     w = np.asarray(syn_a.weight, np.float64)
-    names = [l.name for l in float_net.layers]
-    i = names.index(syn_a.name)
-    if i + 1 < len(names) and isinstance(float_net.layers[i + 1], ir.BatchNorm):
-        bn = float_net.layers[i + 1].name
+    bn = folded_from(cx.float_graph).get(name)
+    if bn is not None:
         yield ("bn_not_folded", f"the weights from before folding BatchNorm {bn}",
-               float_net.layers[i].weight, f"fold {bn} into {syn_a.name} (W' = W*gamma/sqrt(var+eps), "
+               cx.float_graph.nodes[name].weight, f"fold {bn} into {name} (W' = W*gamma/sqrt(var+eps), "
                f"b' = (b-mean)*gamma/sqrt(var+eps)+beta) before quantizing, and carry the folded bias")
-    if isinstance(syn_a, ir.Linear):
-        shape = flattened_shape(float_net, seg_a)
+    if isinstance(syn_a, P.Linear):
+        shape = flattened_shape(cx.a, term)
         if shape is not None:
             c, h, wd = shape
             yield ("flatten_order", "in HWC order (channels last) while the flattened input is CHW",
                    w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1),
-                   f"permute the columns of {syn_a.name} from HWC to CHW order: "
+                   f"permute the columns of {name} from HWC to CHW order: "
                    f"w.reshape(out, {h}, {wd}, {c}).transpose(0, 3, 1, 2).reshape(out, -1)")
         yield ("transposed_weights", "transposed (stored in PAIBox FullConn's (in, out) layout)",
-               w.T.reshape(w.shape), f"store {syn_a.name}.weight as (out, in), torch's Linear layout "
+               w.T.reshape(w.shape), f"store {name}.weight as (out, in), torch's Linear layout "
                                      "(PAIBox's FullConn takes its transpose)")
 
 
-def flattened_shape(float_net, seg_a):
-    """(C, H, W) entering the Flatten right before this segment's Linear, if C > 1 and H*W > 1."""
-    shapes = dict(zip([l.name for l in float_net.layers], float_net.shapes()))
-    names = [l.name for l in float_net.layers]
-    for l in seg_a:
-        if isinstance(l, ir.Flatten):
-            j = names.index(l.name)
-            shape = tuple(float_net.input_shape) if j == 0 else shapes[names[j - 1]]
+def flattened_shape(graph: Graph, term) -> Optional[tuple]:
+    """(C, H, W) entering the Flatten on a term's path before its synapse, if C > 1 and H*W > 1."""
+    for n in term.path[:term.path.index(term.weight)]:
+        if isinstance(graph.nodes[n], P.Flatten):
+            shape = graph.shapes[graph.inputs_of(n)[0]]
             if len(shape) == 3 and shape[0] > 1 and shape[1] * shape[2] > 1:
-                return shape
+                return tuple(shape)
     return None
 
 
-def _overflow(f: Fit, syn_a, where) -> Diagnosis:
+def _overflow(f: Fit, syn: str, syn_a, where) -> Diagnosis:
     return Diagnosis(
         "weight_overflow", where["layer"], "error",
-        f"{f.wrapped} weights of {syn_a.name} wrapped around the int8 range: at scale {f.scale:.4g} they exceed "
+        f"{f.wrapped} weights of {syn} wrapped around the int8 range: at scale {f.scale:.4g} they exceed "
         f"127 in magnitude and came out with the opposite sign ({f.sign_flips} sign flips in all)",
         evidence=dict(where, wrapped=f.wrapped, sign_flips=f.sign_flips, scale=f.scale, clipped=f.clipped),
         fix=f"saturate instead of wrapping (np.clip(np.rint(w * s), -128, 127); .to(torch.int8) wraps), or use "
-            f"a scale of at most {INT8 / max(1e-12, float(np.abs(syn_a.weight).max())):.4g} for {syn_a.name}")
+            f"a scale of at most {_full_range(syn_a):.4g} for {syn}")
 
 
 # ------------------------------------------------------------------------------------------------ scales
@@ -225,7 +347,7 @@ def _bias_ratio(syn_a, syn_b, k):
     return ratio, abs(ratio - 1) <= BIAS_TOL + 1.0 / max(rms, 1e-12)
 
 
-def _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f: Fit, range_used, where) -> list:
+def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, range_used, where) -> list:
     """The odd one out among weights, bias, threshold (and input scale, first layer)."""
     theta_a = float(na.threshold)
     theta_ok = abs(float(nb.threshold) - k * theta_a) <= 0.5 + max(4 * f.sigma_rel, THRESHOLD_TOL) * k * abs(theta_a) \
@@ -242,66 +364,66 @@ def _scales(syn_a, syn_b, na, nb, k, s_in, first, bias, thr, f: Fit, range_used,
     together = not theta_ok and bias is not None and not bias_ok and abs(bias[0] / thr - 1) <= BIAS_TOL
     if (together or (bias is None and not theta_ok)) and range_used < RANGE_USED:
         return [Diagnosis(
-            "weight_scale", na.name, "error",
-            f"the weights of {syn_a.name} carry {_ratio_words(1 / thr)} the scale that its "
+            "weight_scale", n, "error",
+            f"the weights of {syn} carry {_ratio_words(1 / thr)} the scale that its "
             f"{'bias and threshold' if bias is not None else 'threshold'} imply (weights use only "
             f"{range_used:.0%} of the int8 range): they look exported before normalisation",
             evidence=dict(ev, factor=_factor(thr)),
-            fix=f"{_scale_words(thr, 'the weights of ' + syn_a.name)} (re-quantize them from "
-                             "the folded, normalised float weights with the layer's scale)")]
+            fix=f"{_scale_words(thr, 'the weights of ' + syn)} (re-quantize them from "
+                "the folded, normalised float weights with the layer's scale)")]
     if together and first:
         implied = s_in * thr
         if abs(implied - 1) < 0.05 and s_in != 1:
-            msg = (f"the bias and threshold of the first layer ({syn_a.name}, {na.name}) ignore the input scale "
+            msg = (f"the bias and threshold of the first layer ({syn}, {n}) ignore the input scale "
                    f"{s_in:g}: both are {_ratio_words(thr, snap)} what input multiplied by {s_in:g} needs")
-            fix = (f"{_scale_words(1 / thr, f'the bias of {syn_a.name} and the threshold of {na.name}', snap)} "
+            fix = (f"{_scale_words(1 / thr, f'the bias of {syn} and the threshold of {n}', snap)} "
                    f"(threshold {want_theta}), i.e. convert with input_scale={s_in:g}")
         else:
-            msg = (f"the bias and threshold of the first layer ({syn_a.name}, {na.name}) expect the input "
+            msg = (f"the bias and threshold of the first layer ({syn}, {n}) expect the input "
                    f"multiplied by {implied:.4g}, but it is multiplied by {s_in:g}")
-            fix = f"feed round(x * {implied:.4g}) (--input-scale {implied:.4g}), or re-convert with input_scale={s_in:g}"
-        return [Diagnosis("input_scale", na.name, "error", msg, fix=fix,
+            fix = (f"feed round(x * {implied:.4g}) (--input-scale {implied:.4g}), or re-convert with "
+                   f"input_scale={s_in:g}")
+        return [Diagnosis("input_scale", n, "error", msg, fix=fix,
                           evidence=dict(ev, implied_input_scale=implied, factor=_factor(1 / thr, snap)))]
     out = []
     if bias is not None and not bias_ok:
-        r = bias[0]
-        unscaled = first and s_in != 1 and abs(r * s_in - 1) < 0.05
-        msg = (f"the bias of {syn_a.name} is {_ratio_words(r, snap)} what its weights and threshold imply"
-               + (f": it was not multiplied by the input scale {s_in:g}" if unscaled else "")) if r else \
-            f"{syn_a.name} has no bias in B although its folded float bias is not zero"
-        out.append(Diagnosis(
-            "bias_scale", na.name, "error", msg, evidence=dict(ev, factor=_factor(1 / r, snap) if r else None),
-            fix=_scale_words(1 / r, f"the bias of {syn_a.name}", snap) if r else
-            f"give {syn_a.name} its folded bias times {k:.6g}, rounded"))
+        out.append(_bias_diagnosis(syn, n, bias[0], k, first, s_in, snap, ev))
     if not theta_ok:
         out.append(Diagnosis(
-            "vthr_scale", na.name, "error",
-            f"the threshold of {na.name} is {float(nb.threshold):g}, {_ratio_words(thr, snap)} what the weights of "
-            f"{syn_a.name} imply (their scale {k:.6g} x A's threshold {float(na.threshold):g} = {want_theta})",
+            "vthr_scale", n, "error",
+            f"the threshold of {n} is {float(nb.threshold):g}, {_ratio_words(thr, snap)} what the weights of "
+            f"{syn} imply (their scale {k:.6g} x A's threshold {float(na.threshold):g} = {want_theta})",
             evidence=dict(ev, factor=_factor(1 / thr, snap)),
-            fix=f"set the threshold of {na.name} to {want_theta} ({_scale_words(1 / thr, 'it', snap)})"))
+            fix=f"set the threshold of {n} to {want_theta} ({_scale_words(1 / thr, 'it', snap)})"))
     return out
 
 
+def _bias_diagnosis(syn: str, n: str, r: float, k: float, first: bool, s_in: float, snap, ev) -> Diagnosis:
+    unscaled = first and s_in != 1 and abs(r * s_in - 1) < 0.05
+    msg = (f"the bias of {syn} is {_ratio_words(r, snap)} what its weights and threshold imply"
+           + (f": it was not multiplied by the input scale {s_in:g}" if unscaled else "")) if r else \
+        f"{syn} has no bias in B although its folded float bias is not zero"
+    return Diagnosis(
+        "bias_scale", n, "error", msg, evidence=dict(ev, factor=_factor(1 / r, snap) if r else None),
+        fix=_scale_words(1 / r, f"the bias of {syn}", snap) if r else
+        f"give {syn} its folded bias times {k:.6g}, rounded")
+
+
 def _reset(na, nb, where) -> list:
-    if na.soft_reset == nb.soft_reset:
+    if na.reset == nb.reset:
         return []
-    mode = {True: "soft (subtracts the threshold)", False: "hard (to v_reset)"}
+    name = where["layer"]
+    mode = {"soft": "soft (subtracts the threshold)", "hard": "hard (to v_reset)"}
     return [Diagnosis(
-        "reset_mode", na.name, "error",
-        f"{na.name} resets {mode[na.soft_reset]} in A but {mode[nb.soft_reset]} in B",
-        evidence=dict(where, reset_a="soft" if na.soft_reset else "hard", reset_b="soft" if nb.soft_reset else "hard"),
+        "reset_mode", name, "error",
+        f"{name} resets {mode[na.reset]} in A but {mode[nb.reset]} in B",
+        evidence=dict(where, reset_a=na.reset, reset_b=nb.reset),
         fix=("build B's layer with a hard reset: pb.IF(..., reset_v=0) with a Python int (PAIBox resets softly by "
-             "default) / convert with --reset hard") if not na.soft_reset else
+             "default) / convert with --reset hard") if na.reset == "hard" else
         "build B's layer with a soft reset (pb.IF without reset_v) / convert with --reset soft")]
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _synapse(seg):
-    syns = [l for l in seg if isinstance(l, ir.SYNAPSE_TYPES)]
-    return syns[-1] if syns else None
-
-
 def _candidates(a, b, usable) -> list:
     """Scale guesses: median ratios over the smallest quarter, half and all of the weights (small weights do not
     wrap), and least squares; the fit keeps the one that the most entries agree with."""
@@ -312,6 +434,11 @@ def _candidates(a, b, usable) -> list:
         if band.sum() >= 3:
             out.append(float(np.median(b[band] / a[band])))
     return out
+
+
+def _full_range(syn_a) -> float:
+    """The largest weight scale that keeps A's weights within int8."""
+    return INT8 / max(1e-12, float(np.abs(syn_a.weight).max()))
 
 
 def _db(signal, noise) -> float:
