@@ -1,55 +1,83 @@
 """Realigning a pipelined run (PAIBox) with a same-step run (the reference).
 
-In PAIBox stage k answers k-1 steps late, so a raw record has T + L - 1 rows and rows [lag, lag + T) of a layer
-line up with reference steps 0..T-1. The expected lag comes from the network's stages; the lag actually found is
-the shift whose window agrees best with the reference. Both are kept: a difference is a finding for the
-diagnosis, never a crash, and the aligned records always use the expected lag so that mismatches stay visible.
+In PAIBox stage k answers k-1 steps late, so a raw record has T + L - 1 rows and rows [lag, lag + T) of a node
+line up with reference steps 0..T-1. The expected lag comes from the backend (`meta["expected_lag"]`); the lag
+actually found is the shift whose window agrees best with the reference. Both are kept: a difference is a finding
+for the diagnosis, never a crash, and the aligned records always use the expected lag so that mismatches stay
+visible. Lag scores are mismatch counts, so the scores of chunks add up to those of the whole set (`Lags.merge`).
 """
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .runners.base import LayerRecord, RunResult
+from .backends.base import LayerRecord, RunResult
 
 
-def align(raw: RunResult, reference: RunResult) -> RunResult:
-    """A copy of `raw` cropped to the reference's T steps per layer, with `meta["lags"]` per layer."""
-    if not raw.meta.get("raw"):
-        return raw
+@dataclass(frozen=True, eq=False)
+class LagScores:
+    """One node's evidence for its lag: mismatching entries per shift, out of `size`, and activity seen before
+    the node could have received anything (a stage that starts too early)."""
+    expected: int
+    counts: np.ndarray
+    size: int
+    early: bool
+
+    def merge(self, other: "LagScores") -> "LagScores":
+        return LagScores(self.expected, self.counts + other.counts, self.size + other.size,
+                         self.early or other.early)
+
+    def verdict(self) -> dict:
+        return lag_verdict([float(c) / self.size for c in self.counts], self.expected, self.early)
+
+
+@dataclass(frozen=True)
+class Lags:
+    """Lag scores of every node of one pipelined run."""
+    nodes: dict = field(default_factory=dict)        # name -> LagScores
+
+    def merge(self, other: "Lags") -> "Lags":
+        names = list(dict.fromkeys(list(self.nodes) + list(other.nodes)))
+        return Lags({n: self.nodes[n].merge(other.nodes[n]) if n in self.nodes and n in other.nodes
+                     else self.nodes.get(n) or other.nodes[n] for n in names})
+
+    def verdicts(self) -> dict:
+        return {name: scores.verdict() for name, scores in self.nodes.items()}
+
+
+def align(raw: RunResult, reference: RunResult) -> tuple:
+    """(a copy of `raw` cropped to the reference's T steps per node at its expected lag, its Lags)."""
     expected = raw.meta["expected_lag"]
-    layers, lags = [], {}
+    layers, scores = [], {}
     for rec in raw.layers:
         ref = reference.layer(rec.name)
-        t = ref.steps
-        lag = int(expected[rec.name])
-        lags[rec.name] = detect_lag(rec, ref, lag)
-        layers.append(dataclasses.replace(rec, spikes=_window(rec.spikes, lag, t), v=_window(rec.v, lag, t),
-                                          h=_window(rec.h, lag, t)))
-    meta = {k: v for k, v in raw.meta.items() if k != "raw"}
-    meta["lags"] = lags
-    return RunResult(raw.runner, raw.label, layers, meta)
+        lag, t = int(expected[rec.name]), ref.steps
+        scores[rec.name] = lag_scores(rec, ref, lag)
+        layers.append(rec.replace(spikes=_window(rec.spikes, lag, t), v=_window(rec.v, lag, t),
+                                  h=_window(rec.h, lag, t)))
+    lags = Lags(scores)
+    meta = dict(raw.meta, lags={n: v for n, v in lags.verdicts().items()})
+    return raw.replace(layers=layers, meta=meta), lags
 
 
-def detect_lag(rec: LayerRecord, ref: LayerRecord, expected: int) -> dict:
-    """Score every shift d by the fraction of (sample, step, neuron) entries whose spike (and membrane, where both
-    record it) differ from the reference; the best shift is the detected lag, unless several tie."""
+def lag_scores(rec: LayerRecord, ref: LayerRecord, expected: int) -> LagScores:
+    """Mismatching (sample, step, neuron) entries for every shift d, spikes and (where both record it) membranes."""
     t = ref.steps
-    scores = []
+    counts = []
     for d in range(rec.steps - t + 1):
         differ = rec.spikes[:, d:d + t] != ref.spikes
         if rec.v is not None and ref.v is not None:
             differ |= rec.v[:, d:d + t] != ref.v
-        scores.append(float(differ.mean()))
+        counts.append(int(differ.sum()))
     # a correctly timed stage is idle (no spike, v = 0) before its tick_wait_start; activity there means it
     # started before its input could arrive (e.g. tick_wait_start=1 everywhere), whatever shift fits best
     early = bool(rec.spikes[:, :expected].any()) or (rec.v is not None and bool(np.any(rec.v[:, :expected] != 0)))
-    return lag_verdict(scores, expected, early)
+    return LagScores(expected, np.asarray(counts, np.int64), int(ref.spikes.size), early)
 
 
 def lag_verdict(scores: list, expected: int, early: bool = False) -> dict:
-    """The lag finding from the mismatch score of every shift (also used on scores summed over chunks)."""
+    """The lag finding from the mismatch score of every shift."""
     best = int(np.argmin(scores))
     ties = [d for d, s in enumerate(scores) if s == scores[best]]
     return {
@@ -59,8 +87,8 @@ def lag_verdict(scores: list, expected: int, early: bool = False) -> dict:
         "best_mismatch": scores[best],
         "mismatch_at_expected": scores[expected] if expected < len(scores) else None,
         "scores": scores,
-        # another shift fits better, or no shift fits at all (the layer's output does not follow its input)
         "early_activity": early,
+        # another shift fits better, or no shift fits at all (the node's output does not follow its input)
         "anomaly": (len(ties) == 1 and best != expected) or (len(ties) > 1 and scores[best] > 0) or early,
     }
 

@@ -1,25 +1,29 @@
 """Comparing two aligned runs. Knows nothing of simulators: only RunResults (arrays `[N, T, *shape]`).
 
-Per layer: mismatched spikes, the first divergence (step, sample, neuron), firing-rate maps, membrane
+Per layer: mismatched spikes, the first divergence (step, sample, neuron), spike counts per neuron, membrane
 differences where both runs record them, and a classification of every mismatch:
 - *primary*: the first mismatch of that neuron in that sample while the layer's input still agreed in that sample.
   A primary flip is *explained by rounding* when its margin |H - threshold| is within the float32 error bound of
   the runs (0 for exact integer runs), otherwise *unexplained*;
 - *propagated*: caused by an earlier difference (upstream in the same sample, or this neuron's own earlier flip).
+
+Everything is held as counts that merge: comparing a whole set chunk by chunk and merging gives the comparison of
+the whole set at once (`PairComparison.merge`), with sample indices made global by the chunk's offset.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from .runners.base import LayerRecord, RunResult
+from .backends.base import LayerRecord, RunResult
 
 MAX_FLIPS_LISTED = 20
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class LayerComparison:
     name: str
     index: int
@@ -27,22 +31,44 @@ class LayerComparison:
     mismatches: int
     total: int
     first_divergence: Optional[dict]           # {"t", "sample", "neuron", "index"} or None
-    rate_a: np.ndarray                         # firing rate per neuron, mean over samples and steps
-    rate_b: np.ndarray
+    count_a: np.ndarray                        # spikes per neuron, summed over samples and steps
+    count_b: np.ndarray
+    rows: int                                  # samples x steps the counts are over
     v_max_abs_diff: Optional[float] = None
-    v_mismatches: Optional[int] = None
+    v_mismatches: Optional[int] = None         # None where membranes are in different units (A against B)
     primary_explained: int = 0
     primary_unexplained: int = 0
     propagated: int = 0
-    flips: list = field(default_factory=list)  # primary flips: t, sample, neuron, margin, bound, explained
+    flips: tuple = ()                          # primary flips: t, sample, neuron, margin, bound, explained
 
     @property
     def rate(self) -> float:
         return self.mismatches / self.total if self.total else 0.0
 
     @property
+    def rate_a(self) -> np.ndarray:
+        return self.count_a / max(self.rows, 1)
+
+    @property
+    def rate_b(self) -> np.ndarray:
+        return self.count_b / max(self.rows, 1)
+
+    @property
     def exact(self) -> bool:
         return self.mismatches == 0 and not self.v_mismatches
+
+    def merge(self, other: "LayerComparison") -> "LayerComparison":
+        return dataclasses.replace(
+            self, mismatches=self.mismatches + other.mismatches, total=self.total + other.total,
+            first_divergence=min((f for f in (self.first_divergence, other.first_divergence) if f),
+                                 key=_divergence_key, default=None),
+            count_a=self.count_a + other.count_a, count_b=self.count_b + other.count_b, rows=self.rows + other.rows,
+            v_max_abs_diff=_combine(max, self.v_max_abs_diff, other.v_max_abs_diff),
+            v_mismatches=_combine(lambda x, y: x + y, self.v_mismatches, other.v_mismatches),
+            primary_explained=self.primary_explained + other.primary_explained,
+            primary_unexplained=self.primary_unexplained + other.primary_unexplained,
+            propagated=self.propagated + other.propagated,
+            flips=tuple(sorted(self.flips + other.flips, key=_flip_key)[:MAX_FLIPS_LISTED]))
 
     def to_dict(self) -> dict:
         return {
@@ -52,22 +78,27 @@ class LayerComparison:
             "v_max_abs_diff": self.v_max_abs_diff, "v_mismatches": self.v_mismatches,
             "primary_explained_by_rounding": self.primary_explained,
             "primary_unexplained": self.primary_unexplained, "propagated": self.propagated,
-            "flips": self.flips,
+            "flips": list(self.flips),
         }
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class PairComparison:
-    a: str
+    a: str                        # run labels, for the report
     b: str
-    layers: list
-    output_agreement: float       # fraction of samples whose class (argmax of last-layer spike counts) agrees
+    expect: str                   # what the pair must show (plan.Expect's value)
+    layers: tuple
+    agree: int                    # samples whose class (argmax of last-layer spike counts) agrees
     samples: int
     steps: int
 
     @property
     def key(self) -> str:
         return f"{self.a}~{self.b}"
+
+    @property
+    def output_agreement(self) -> float:
+        return self.agree / self.samples if self.samples else 0.0
 
     @property
     def first_divergence(self) -> Optional[dict]:
@@ -87,59 +118,69 @@ class PairComparison:
     def layer(self, name: str) -> LayerComparison:
         return next(lc for lc in self.layers if lc.name == name)
 
+    def merge(self, other: "PairComparison") -> "PairComparison":
+        return dataclasses.replace(self, layers=tuple(x.merge(y) for x, y in zip(self.layers, other.layers)),
+                                   agree=self.agree + other.agree, samples=self.samples + other.samples)
+
     def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "exact": self.exact, "unexplained_flips": self.unexplained,
-                "output_agreement": self.output_agreement, "first_divergence": self.first_divergence,
-                "samples": self.samples, "steps": self.steps, "layers": [lc.to_dict() for lc in self.layers]}
+        return {"a": self.a, "b": self.b, "expect": self.expect, "exact": self.exact,
+                "unexplained_flips": self.unexplained, "output_agreement": self.output_agreement,
+                "first_divergence": self.first_divergence, "samples": self.samples, "steps": self.steps,
+                "layers": [lc.to_dict() for lc in self.layers]}
 
 
-def compare(a: RunResult, b: RunResult) -> PairComparison:
-    """Compares two runs of the same layers (same names, same [N, T, *shape])."""
-    names_a, names_b = a.names, b.names
-    if names_a != names_b:
-        raise ValueError(f"runs record different layers: {names_a} vs {names_b}")
+def compare(a: RunResult, b: RunResult, expect: str = "exact", ids=None,
+            v_scales: Optional[dict] = None) -> PairComparison:
+    """Compares two runs of the same layers (same names, same [N, T, *shape]). `ids`: the global index of each
+    sample (a chunk of a larger set; default 0..N-1). `v_scales` {layer: k}: b's membranes are compared as
+    v_b / k (an integer network against its float original); without it membranes must agree exactly."""
+    ids = np.arange(a.samples) if ids is None else np.asarray(ids)
+    if a.names != b.names:
+        raise ValueError(f"runs record different layers: {a.names} vs {b.names}")
     layers, upstream_first = [], None
     for i, (ra, rb) in enumerate(zip(a.layers, b.layers)):
         if ra.spikes.shape != rb.spikes.shape:
             raise ValueError(f"layer {ra.name!r}: shapes {ra.spikes.shape} and {rb.spikes.shape} differ")
-        lc, differ = _compare_layer(i, ra, rb, upstream_first)
+        scale = None if v_scales is None else v_scales.get(ra.name)
+        lc, differ = _compare_layer(i, ra, rb, upstream_first, ids, scale, v_scales is not None)
         layers.append(lc)
         upstream_first = _first_step_per_sample(differ)
-    return PairComparison(a.label, b.label, layers, output_agreement(a, b),
-                          samples=a.layers[0].spikes.shape[0], steps=a.layers[0].steps)
+    return PairComparison(a.label, b.label, expect, tuple(layers), int(np.sum(classes(a) == classes(b))),
+                          samples=a.samples, steps=a.layers[0].steps)
 
 
 def classes(run: RunResult) -> np.ndarray:
     """Predicted class per sample: argmax of the last layer's spike counts over time (ties: lowest index)."""
-    counts = run.layers[-1].spikes.reshape(run.layers[-1].spikes.shape[0], run.layers[-1].steps, -1).sum(axis=1)
-    return counts.argmax(axis=1)
+    last = run.layers[-1].spikes
+    return last.reshape(last.shape[0], last.shape[1], -1).sum(axis=1).argmax(axis=1)
 
 
-def output_agreement(a: RunResult, b: RunResult) -> float:
-    return float(np.mean(classes(a) == classes(b)))
-
-
-def _compare_layer(index: int, ra: LayerRecord, rb: LayerRecord, upstream_first):
+def _compare_layer(index: int, ra: LayerRecord, rb: LayerRecord, upstream_first, ids, scale, scaled: bool):
     differ = ra.spikes != rb.spikes
     n, t = differ.shape[:2]
     flat = differ.reshape(n, t, -1)
-    lc = LayerComparison(ra.name, index, ra.shape, int(flat.sum()), int(flat.size), _first(flat, ra.shape),
-                         ra.spikes.mean(axis=(0, 1)), rb.spikes.mean(axis=(0, 1)))
-    if ra.v is not None and rb.v is not None:
-        dv = np.abs(ra.v.astype(np.float64) - rb.v.astype(np.float64))
-        lc.v_max_abs_diff, lc.v_mismatches = float(dv.max()), int((dv > 0).sum())
-    if lc.mismatches:
-        _classify(lc, flat, ra, rb, upstream_first)
-    return lc, differ
+    counts = [r.spikes.reshape(n * t, -1).sum(axis=0).astype(np.int64).reshape(ra.shape) for r in (ra, rb)]
+    v_max = v_mis = None
+    if ra.v is not None and rb.v is not None and (not scaled or scale):
+        vb = rb.v.astype(np.float64) / scale if scaled else rb.v.astype(np.float64)
+        dv = np.abs(ra.v.astype(np.float64) - vb)
+        v_max, v_mis = float(dv.max()), None if scaled else int((dv > 0).sum())
+    explained = unexplained = propagated = 0
+    flips = ()
+    if flat.any():
+        explained, unexplained, propagated, flips = _classify(flat, ra, rb, upstream_first, ids)
+    return LayerComparison(ra.name, index, ra.shape, int(flat.sum()), int(flat.size), _first(flat, ra.shape, ids),
+                           counts[0], counts[1], n * t, v_max, v_mis, explained, unexplained, propagated,
+                           flips), differ
 
 
-def _first(flat: np.ndarray, shape) -> Optional[dict]:
+def _first(flat: np.ndarray, shape, ids) -> Optional[dict]:
     """Earliest step with a mismatch, then lowest sample, then lowest neuron index."""
     hits = np.argwhere(flat.transpose(1, 0, 2))
     if not len(hits):
         return None
     t, sample, idx = (int(v) for v in hits[0])
-    return {"t": t, "sample": sample, "neuron": [int(c) for c in np.unravel_index(idx, shape)], "index": idx}
+    return {"t": t, "sample": int(ids[sample]), "neuron": [int(c) for c in np.unravel_index(idx, shape)], "index": idx}
 
 
 def _first_step_per_sample(differ: np.ndarray) -> np.ndarray:
@@ -149,27 +190,26 @@ def _first_step_per_sample(differ: np.ndarray) -> np.ndarray:
     return np.where(any_t.any(axis=1), any_t.argmax(axis=1), t)
 
 
-def _classify(lc: LayerComparison, flat: np.ndarray, ra: LayerRecord, rb: LayerRecord, upstream_first) -> None:
+def _classify(flat: np.ndarray, ra: LayerRecord, rb: LayerRecord, upstream_first, ids) -> tuple:
+    """(explained, unexplained, propagated, the first flips listed)."""
     n, t, k = flat.shape
-    # a neuron's own earlier flip makes every later difference of it propagated
-    seen_before = np.cumsum(flat, axis=1) - flat > 0
+    seen_before = np.cumsum(flat, axis=1) - flat > 0      # a neuron's own earlier flip propagates
     primary = flat & ~seen_before
     if upstream_first is not None:
         primary &= np.arange(t)[None, :, None] < upstream_first[:, None, None]
-    lc.propagated = int(flat.sum() - primary.sum())
+    propagated = int(flat.sum() - primary.sum())
     where = np.argwhere(primary)
     if not len(where):
-        return
+        return 0, 0, propagated, ()
     margin = _margin(ra, rb, where)
     bound = max(ra.rounding_bound, rb.rounding_bound) * (where[:, 1] + 1)     # errors accumulate over steps
     explained = margin <= bound
-    lc.primary_explained = int(explained.sum())
-    lc.primary_unexplained = int((~explained).sum())
     order = np.lexsort((where[:, 0], where[:, 1], explained))   # unexplained first, then by step, then sample
-    for j in order[:MAX_FLIPS_LISTED]:
-        s, step, idx = (int(v) for v in where[j])
-        lc.flips.append({"t": step, "sample": s, "neuron": [int(c) for c in np.unravel_index(idx, lc.shape)],
-                         "margin": float(margin[j]), "bound": float(bound[j]), "explained": bool(explained[j])})
+    flips = tuple({"t": int(where[j, 1]), "sample": int(ids[where[j, 0]]),
+                   "neuron": [int(c) for c in np.unravel_index(int(where[j, 2]), ra.shape)],
+                   "margin": float(margin[j]), "bound": float(bound[j]), "explained": bool(explained[j])}
+                  for j in order[:MAX_FLIPS_LISTED])
+    return int(explained.sum()), int((~explained).sum()), propagated, flips
 
 
 def _margin(ra: LayerRecord, rb: LayerRecord, where: np.ndarray) -> np.ndarray:
@@ -180,3 +220,17 @@ def _margin(ra: LayerRecord, rb: LayerRecord, where: np.ndarray) -> np.ndarray:
             h = rec.h.reshape(rec.h.shape[0], rec.h.shape[1], -1)[where[:, 0], where[:, 1], where[:, 2]]
             margins.append(np.abs(h.astype(np.float64) - float(rec.threshold)))
     return np.min(margins, axis=0) if margins else np.full(len(where), np.inf)
+
+
+def _divergence_key(fd: dict) -> tuple:
+    return fd["t"], fd["sample"], fd["index"]
+
+
+def _flip_key(f: dict) -> tuple:
+    return f["explained"], f["t"], f["sample"], tuple(f["neuron"])
+
+
+def _combine(fn, x, y):
+    if x is None:
+        return y
+    return x if y is None else fn(x, y)

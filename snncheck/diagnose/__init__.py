@@ -1,10 +1,11 @@
 """Diagnoses: what went wrong, where, with the numbers that show it and the fix.
 
-Codes are a contract (DESIGN.md): a code is never reused for another meaning. Severity "error" makes a report
+Codes are a contract (docs/diagnoses.md): a code is never reused for another meaning. Severity "error" makes a report
 inconsistent; "warning" and "info" inform. A correct conversion gets no "error".
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -30,7 +31,7 @@ CODES = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Diagnosis:
     code: str
     layer: Optional[str]
@@ -40,13 +41,39 @@ class Diagnosis:
     fix: str = ""
 
     def __post_init__(self):
-        assert self.code in CODES, f"unknown diagnosis code {self.code!r}"
-        assert self.severity in SEVERITIES, self.severity
+        if self.code not in CODES:
+            raise ValueError(f"unknown diagnosis code {self.code!r}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {self.severity!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def replace(self, **changes) -> "Diagnosis":
+        return dataclasses.replace(self, **changes)
 
 
 def rank(diagnoses: list) -> list:
     """Most severe first; within a severity, keep the order found (earlier layers first)."""
     return sorted(diagnoses, key=lambda d: SEVERITIES.index(d.severity))
+
+
+USER_FIXES = {
+    "timing": lambda names: "; in your network: " + ", ".join(names),
+    "reset_mode": lambda node: f"; in your network: give {node} reset_v=0 (a Python int; without it PAIBox resets "
+                               "softly)",
+    "bias_scale": lambda node: f"; in your network: the bias (leak_v/bias) of {node}",
+    "vthr_scale": lambda node: f"; in your network: the threshold of {node}",
+}
+
+
+def phrase_for_user(diagnoses: list, user_nodes: Optional[dict]) -> list:
+    """When B is the user's own network, each fix also says which of the user's nodes to change:
+    `user_nodes` = {code: {layer: what to name}} (from snncheck.frontends.paibox)."""
+    if not user_nodes:
+        return list(diagnoses)
+    out = []
+    for d in diagnoses:
+        named = user_nodes.get(d.code, {}).get(d.layer)
+        out.append(d.replace(fix=d.fix + USER_FIXES[d.code](named)) if named and d.code in USER_FIXES else d)
+    return out

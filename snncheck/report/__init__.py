@@ -1,5 +1,8 @@
-"""A report is plain data: what ran, how the runs compare, and what is diagnosed. Renderers (text table, JSON,
-HTML) read it; nothing here runs a simulator."""
+"""A report is plain data, built once by the pipeline and never edited: what ran, how the runs compare, what is
+diagnosed. Renderers (terminal text, JSON, HTML) read it; nothing here runs a simulator.
+
+The JSON layout is documented in docs/report.md (`schema_version` 2).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,20 +10,31 @@ from typing import Optional
 
 from ..diagnose import rank
 
+SCHEMA_VERSION = 2
 
-@dataclass
+
+@dataclass(frozen=True, eq=False)
+class Evidence:
+    """What the HTML figures draw, kept for the first samples of the set; never serialised."""
+    runs: dict = field(default_factory=dict)          # {label: aligned RunResult}
+    graphs: dict = field(default_factory=dict)        # {role tag: Graph, BatchNorm folded}
+    inputs: object = None                             # the plan's inputs for these samples (A's range)
+
+
+@dataclass(frozen=True, eq=False)
 class Report:
     title: str
-    layers: list                          # spiking layer names, in order
-    pairs: list                           # [PairComparison]
-    diagnoses: list = field(default_factory=list)
-    lags: dict = field(default_factory=dict)          # {layer: lag dict} of the pipelined run
-    runs: dict = field(default_factory=dict)          # {label: meta} (wall time, exactness, ...)
+    layers: tuple                        # spiking layer names, in order
+    pairs: tuple                         # PairComparison
+    diagnoses: tuple = ()                # ranked: most severe first
+    lags: dict = field(default_factory=dict)          # {run label: {layer: lag verdict}} of pipelined runs
+    edge_lags: dict = field(default_factory=dict)     # {run label: {merge: [input offsets]}}
+    runs: dict = field(default_factory=dict)          # {label: meta} (wall time, samples, exactness, ...)
     inputs: dict = field(default_factory=dict)        # where the inputs came from
     networks: dict = field(default_factory=dict)      # {"a": summary, "b": summary}
-    weights: dict = field(default_factory=dict)       # {layer: weight statistics}
-    extras: dict = field(default_factory=dict)        # anything else worth reporting (accuracy, coverage, ...)
-    figures: dict = field(default_factory=dict)       # data for the HTML figures; not in JSON
+    weights: dict = field(default_factory=dict)       # {layer: weight statistics of B against A}
+    extras: dict = field(default_factory=dict)        # isolated mode, coverage, notes from the plan, ...
+    evidence: Evidence = field(default_factory=Evidence)
 
     @property
     def verdict(self) -> str:
@@ -35,10 +49,16 @@ class Report:
     def pair(self, key: str):
         return next(p for p in self.pairs if p.key == key)
 
+    @property
+    def pipelined_lags(self) -> dict:
+        """{layer: lag verdict} of the first pipelined run (the per-layer lag columns show this one)."""
+        return next(iter(self.lags.values()), {})
+
     def to_dict(self) -> dict:
+        lags = self.pipelined_lags
         layers = []
         for i, name in enumerate(self.layers):
-            lag = self.lags.get(name, {})
+            lag = lags.get(name, {})
             entry = {"name": name, "index": i, "expected_lag": lag.get("expected"),
                      "detected_lag": lag.get("detected"), "lag_anomaly": lag.get("anomaly", False)}
             for p in self.pairs:
@@ -52,8 +72,9 @@ class Report:
                 entry["weights"] = self.weights[name]
             layers.append(entry)
         return {
-            "title": self.title, "verdict": self.verdict, "first_divergence": self.first_divergence,
-            "diagnoses": [d.to_dict() for d in rank(self.diagnoses)], "layers": layers,
-            "pairs": {p.key: p.to_dict() for p in self.pairs}, "lags": self.lags, "runs": self.runs,
-            "inputs": self.inputs, "networks": self.networks, "weights": self.weights, "extras": self.extras,
+            "schema_version": SCHEMA_VERSION, "title": self.title, "verdict": self.verdict,
+            "first_divergence": self.first_divergence, "diagnoses": [d.to_dict() for d in rank(self.diagnoses)],
+            "layers": layers, "pairs": {p.key: p.to_dict() for p in self.pairs}, "lags": lags,
+            "lags_by_run": self.lags, "merge_inputs": self.edge_lags, "runs": self.runs, "inputs": self.inputs,
+            "networks": self.networks, "weights": self.weights, "extras": self.extras,
         }

@@ -1,4 +1,4 @@
-"""The report's figures, drawn from the runs that `api.diff(keep_runs=True)` keeps in `report.figures`, as base64
+"""The report's figures, drawn from the runs the pipeline keeps as evidence (`report.evidence`), as base64
 PNGs for a self-contained HTML file. Per spiking layer:
 
 - raster: the two runs of the pair that diverges first in this layer, side by side, around that divergence,
@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from .. import ir
+from ..graph import Graph
 from ..checkpoint import fit_scale
 
 RASTER_NEURONS = 64
@@ -29,22 +29,25 @@ ONLY_A, ONLY_B, BOTH, SAME = (0.84, 0.15, 0.16), (0.13, 0.4, 0.85), (0.1, 0.1, 0
 
 def layer_figures(report) -> dict:
     """{layer: [(kind, caption, base64 png)]}; empty when the report kept no runs."""
-    runs, nets = report.figures.get("runs"), report.figures.get("networks")
+    runs, nets = report.evidence.runs, report.evidence.graphs
     if not runs:
         return {}
-    a_label = _first(runs, "spikingjelly:a", "reference:a")
-    b_label = _first(runs, "paibox:b", "reference:b")
+    drift = next((p for p in report.pairs if p.expect == "quantization"), None)
+    a_label = drift.a if drift else None
+    b_ref = drift.b if drift else None
+    b_label = next((label for label, m in report.runs.items() if m.get("role") == "b" and m.get("pipelined")
+                    and label in runs), b_ref)
     out = {}
     for name in report.layers:
         figs = []
         pair = _pair_for(report, name)
-        if pair is not None:
+        if pair is not None and pair.a in runs and pair.b in runs:
             figs.append(raster(runs[pair.a], runs[pair.b], name, pair.layer(name).first_divergence))
-        if a_label and b_label:
+        if a_label in runs and b_label in runs:
             figs.append(rate_maps(runs[a_label], runs[b_label], name))
-        if a_label and "reference:b" in runs:
-            figs.append(membrane(runs[a_label], runs["reference:b"], name))
-        if nets:
+        if a_label in runs and b_ref in runs:
+            figs.append(membrane(runs[a_label], runs[b_ref], name))
+        if "a" in nets and "b" in nets:
             fig = weights(nets["a"], nets["b"], name, _known_scale(report, nets["a"], name))
             if fig:
                 figs.append(fig)
@@ -53,25 +56,27 @@ def layer_figures(report) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ choosing
-def _first(runs: dict, *labels) -> Optional[str]:
-    return next((label for label in labels if label in runs), None)
-
-
 def _pair_for(report, name: str):
     """The pair whose first divergence in this layer comes earliest, runs of one network first (their disagreement
     is a bug, A against B may be quantization); without any, the A~B pair (or the first)."""
     diverging = [p for p in report.pairs if p.layer(name).first_divergence is not None]
     if diverging:
-        return min(diverging, key=lambda p: (p.a.split(":")[-1] != p.b.split(":")[-1],
-                                             p.layer(name).first_divergence["t"],
+        return min(diverging, key=lambda p: (p.expect == "quantization", p.layer(name).first_divergence["t"],
                                              p.layer(name).first_divergence["sample"]))
-    return next((p for p in report.pairs if p.a.endswith(":a") and p.b.endswith(":b")),
-                report.pairs[0] if report.pairs else None)
+    return next((p for p in report.pairs if p.expect == "quantization"), report.pairs[0] if report.pairs else None)
 
 
-def _known_scale(report, net: ir.Network, name: str) -> Optional[float]:
-    syn = net.input_of(name)
-    for key in (name, getattr(syn, "name", None)):
+def synapse_of(graph, name: str) -> Optional[str]:
+    """The last Conv2d/Linear on the first synaptic path into neuron `name` (None if there is none)."""
+    for term in graph.terms(name):
+        syns = term.synapses(graph)
+        if syns:
+            return syns[-1]
+    return None
+
+
+def _known_scale(report, graph, name: str) -> Optional[float]:
+    for key in (name, synapse_of(graph, name)):
         scale = (report.weights.get(key) or {}).get("scale") if key else None
         if isinstance(scale, (int, float)):
             return float(scale)
@@ -163,16 +168,19 @@ def membrane_fit(run_a, run_b, name: str) -> tuple:
     return fit_scale(_potential(lb), _potential(la)), ratio
 
 
-def bias_fit(net_a: ir.Network, net_b: ir.Network, name: str) -> tuple:
+def bias_fit(net_a: Graph, net_b: Graph, name: str) -> tuple:
     """(least-squares slope of B's bias over A's, threshold ratio): a bias must scale like the threshold."""
-    syn_a, syn_b = net_a.input_of(name), net_b.input_of(name)
-    ratio = float(net_b.layer(name).threshold) / float(net_a.layer(name).threshold)
+    syn_a, syn_b = net_a.nodes[synapse_of(net_a, name)], net_b.nodes[synapse_of(net_b, name)]
+    ratio = float(net_b.nodes[name].threshold) / float(net_a.nodes[name].threshold)
     return fit_scale(_bias(syn_b), _bias(syn_a)), ratio
 
 
-def weights(net_a: ir.Network, net_b: ir.Network, name: str, scale: Optional[float]) -> Optional[tuple]:
-    syn_a, syn_b = net_a.input_of(name), net_b.input_of(name)
-    if syn_a is None or syn_b is None or syn_a.weight.shape != syn_b.weight.shape:
+def weights(net_a: Graph, net_b: Graph, name: str, scale: Optional[float]) -> Optional[tuple]:
+    a_name, b_name = synapse_of(net_a, name), synapse_of(net_b, name)
+    if a_name is None or b_name is None:
+        return None
+    syn_a, syn_b = net_a.nodes[a_name], net_b.nodes[b_name]
+    if syn_a.weight.shape != syn_b.weight.shape:
         return None
     wa = np.asarray(syn_a.weight, np.float64).ravel()
     wb = np.asarray(syn_b.weight, np.float64).ravel()
@@ -183,10 +191,10 @@ def weights(net_a: ir.Network, net_b: ir.Network, name: str, scale: Optional[flo
     axes[0].scatter(wa[pick], wb[pick], s=4, c="#34495e", alpha=0.6, lw=0)
     span = np.array([wa.min(), wa.max()])
     axes[0].plot(span, scale * span, color="#f39c12", lw=1.2, label=f"fitted scale {scale:.4g}")
-    axes[0].set_xlabel(f"A {syn_a.name} weight (BatchNorm folded)", fontsize=7)
+    axes[0].set_xlabel(f"A {a_name} weight (BatchNorm folded)", fontsize=7)
     axes[0].set_ylabel("B weight", fontsize=7)
     axes[0].legend(fontsize=6, frameon=False)
-    caption = f"Weights of {syn_b.name} (into {name}): B against A, fitted scale {scale:.4g}."
+    caption = f"Weights of {b_name} (into {name}): B against A, fitted scale {scale:.4g}."
     if has_bias:
         ba, bb = _bias(syn_a), _bias(syn_b)
         slope, ratio = bias_fit(net_a, net_b, name)

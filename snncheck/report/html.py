@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 
-from ..diagnose import rank
 from . import figures
 
 CSS = """
@@ -89,7 +88,7 @@ def _divergences(report) -> list:
 
 
 def _same_network(pair) -> bool:
-    return pair.a.split(":")[-1] == pair.b.split(":")[-1]
+    return pair.expect != "quantization"
 
 
 def _verdict_sentence(report) -> str:
@@ -103,7 +102,7 @@ def _verdict_sentence(report) -> str:
 
 
 def _diagnoses(report) -> str:
-    ranked = rank(report.diagnoses)
+    ranked = report.diagnoses
     if not ranked:
         return "<h2>Diagnoses</h2><div class=\"card diag info\">No problem found.</div>"
     cards = []
@@ -131,7 +130,7 @@ def _layer_table(report) -> str:
     head += [f"rate {r}" for r in (a_run, b_run) if r] + ["scale", "SQNR dB", "RMSE / step"]
     rows = []
     for name in report.layers:
-        lag = report.lags.get(name)
+        lag = report.pipelined_lags.get(name)
         cells = [f"<b>{e(name)}</b><div class=\"muted\">{e(shapes.get(name, ''))}</div>", _lag_cell(lag)]
         for p in report.pairs:
             lc = p.layer(name)
@@ -161,8 +160,8 @@ def _matching(report) -> str:
     rows = report.extras.get("paibox_matching")
     if not rows:
         return ""
-    net_a = (report.figures.get("networks") or {}).get("a")
-    a_reset = {n.name: "soft" if n.soft_reset else "hard" for n in net_a.neurons} if net_a else {}
+    net_a = report.evidence.graphs.get("a")
+    a_reset = {n: net_a[n].reset for n in net_a.neurons} if net_a else {}
     out = []
     for r in rows:
         tws, recipe = r.get("tick_wait_start"), r.get("recipe_tick_wait_start")
@@ -192,7 +191,7 @@ def _layer_sections(report, figs: dict) -> str:
             continue
         imgs = "".join(f"<figure><img alt=\"{e(kind)} of {e(name)}\" src=\"data:image/png;base64,{png}\">"
                        f"<figcaption>{e(caption)}</figcaption></figure>" for kind, caption, png in items)
-        diags = [d for d in rank(report.diagnoses) if d.layer == name]
+        diags = [d for d in report.diagnoses if d.layer == name]
         note = "".join(f"<div><span class=\"sev {e(d.severity)}\">{e(d.severity)}</span><span class=\"code\">"
                        f"{e(d.code)}</span> {e(d.message)}</div>" for d in diags)
         out.append(f"<section class=\"card\" id=\"layer-{e(name)}\"><h3>{e(name)}</h3>{note}"
@@ -245,19 +244,18 @@ def _run_rates(report) -> dict:
 
 
 def _shapes(report) -> dict:
-    nets = report.figures.get("networks") or {}
+    nets = report.evidence.graphs
     net = nets.get("a") or nets.get("b")
-    return {k: "x".join(map(str, v)) for k, v in net.neuron_shapes().items()} if net else {}
+    return {k: "x".join(map(str, net.shapes[k])) for k in net.neurons} if net else {}
 
 
 def _weights(report, name: str) -> dict:
     """Weight statistics of a spiking layer, stored under its own name or its synapse's."""
     if name in report.weights:
         return report.weights[name]
-    nets = report.figures.get("networks") or {}
-    net = nets.get("a")
-    syn = net.input_of(name) if net is not None else None
-    return report.weights.get(syn.name, {}) if syn is not None else {}
+    net = report.evidence.graphs.get("a")
+    syn = figures.synapse_of(net, name) if net is not None else None
+    return report.weights.get(syn, {}) if syn is not None else {}
 
 
 def _num(value, fmt: str = ".4g") -> str:

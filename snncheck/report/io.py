@@ -59,3 +59,19 @@ def _finite(obj):
     if isinstance(obj, float) and not np.isfinite(obj):
         return str(obj)
     return obj
+
+
+def write_outputs(report, json_path=None, html_path=None, quiet: bool = False) -> None:
+    """Renders first, then writes each file atomically: an interrupted run leaves no half-written report."""
+    page = None
+    if html_path:
+        from . import html
+        page = html.render(report)
+    if json_path:
+        write_json(report, json_path)
+        if not quiet:
+            print(f"JSON report: {json_path}")
+    if html_path:
+        atomic_write_text(html_path, page)
+        if not quiet:
+            print(f"HTML report: {html_path}")

@@ -1,8 +1,6 @@
 """The terminal view of a report: verdict, diagnoses with fixes, and a per-layer table."""
 from __future__ import annotations
 
-from ..diagnose import rank
-
 
 def render(report) -> str:
     lines = [f"{report.title}: {report.verdict.upper()}"]
@@ -10,8 +8,9 @@ def render(report) -> str:
         lines.append("inputs: " + ", ".join(f"{k}={v}" for k, v in report.inputs.items()))
     head = ["layer", "lag exp/found"] + [p.key for p in report.pairs]
     rows = []
+    lags = report.pipelined_lags
     for name in report.layers:
-        lag = report.lags.get(name)
+        lag = lags.get(name)
         lag_s = "-" if not lag else f"{lag['expected']}/{'?' if lag['detected'] is None else lag['detected']}" \
             + (" !" if lag["anomaly"] else "")
         cells = [name, lag_s]
@@ -29,7 +28,7 @@ def render(report) -> str:
         lines.append(f"{p.key}: output agreement {p.output_agreement:.1%}, first divergence {where}")
     if report.diagnoses:
         lines.append("diagnoses:")
-        for d in rank(report.diagnoses):
+        for d in report.diagnoses:
             lines.append(f"  [{d.severity}] {d.code} @ {d.layer or '-'}: {d.message}")
             if d.fix:
                 lines.append(f"      fix: {d.fix}")
