@@ -3,99 +3,242 @@
     name = "csnn_digits_hard"
     [model]       name = "digits_csnn"  options = {reset = "hard"}  weights = "trained" | "seed:0" | "path.pth"
                   calibrate = 0.9   (each spiking layer's threshold := this quantile of its input on the case's inputs)
-                  or an inline network: input_shape = [...]  [[model.layers]] type = "Conv2d" weight = [...] ...
+                  or an inline network: input_shape = [...]  [[model.layers]] type = "Conv2d" name = "c1" weight = [...]
     [conversion]  rule = "max"  input_scale = 255  reset = "hard"   (omit the table for a float-only case)
+                  mutation = {name = "vthr_scale", layer = "...", factor = 2}   (a known bug, snncheck.mutations)
     [inputs]      source = "digits" | "random_spikes" | "events" | "file:x.npy" | "inline"   samples = 32  timesteps = 8
-                  seed = 0   (inline: values = [N][T][...])
     [run]         runners = ["reference", "spikingjelly", "paibox"]  timing = "pipeline" | "flat"  marks = ["slow"]
                   xfail = "why" (a known open bug: pytest reports XPASS once it is fixed)
-    [expect]      verdict = "consistent"  exact = ["paibox:b~reference:b"]  diagnoses = [{code = "timing", layer = "conv_fc.6"}]
-                  (code may be a list: any of them)  unsupported = {paibox = "initial membrane"}
+    [expect]      verdict = "consistent"  exact = ["paibox:b~reference:b"]  lags = "expected"
+                  diagnoses = [{code = "timing", layer = "conv_fc.6"}]  (code may be a list: any of them)
+                  top_diagnosis = {code = ...}  max_unexplained = {"spikingjelly:a~reference:a" = 0}
+                  unsupported = {paibox = "initial membrane"}   (a backend expected to refuse, and why)
 
-A runner that refuses the network (PAIBox cannot express everything) is left out of the run and reported as an
-`unsupported` diagnosis (severity warning); the case fails unless it lists that runner under expect.unsupported.
-
-Paths in a case are relative to the case file.
+The file is validated once, against the schema below (unknown keys are errors). A backend that refuses the network
+is left out of the plan and reported as an `unsupported` diagnosis; the case fails unless it expects that refusal.
+Paths in a case are relative to the case file. Model files are code, like conftest.py: a case runs its factory.
 """
 from __future__ import annotations
 
 import dataclasses
-import re
+import functools
 import tomllib
 from pathlib import Path
-from typing import Optional
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from . import api, checkpoint, convert, data, ir, zoo
+from . import data, plan as plans
 from .errors import InputError, require
+from .graph import Graph
+from .graph import primitives as P
+from .plan import Inputs, Role, Subject
 
 
-@dataclasses.dataclass
+# ----------------------------------------------------------------------------------------------- schema
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    name: str = "digits_csnn"
+    options: dict[str, Any] = Field(default_factory=dict)
+    weights: str = "trained"
+    calibrate: Optional[float] = Field(None, gt=0, lt=1)
+    input_shape: Optional[list[int]] = None
+    layers: Optional[list[dict[str, Any]]] = None
+
+
+class ConversionSpec(_Strict):
+    rule: str = "max"
+    input_scale: float = Field(1.0, gt=0, allow_inf_nan=False)
+    reset: Optional[Literal["hard", "soft"]] = None
+    mutation: Optional[dict[str, Any]] = None
+
+
+class InputsSpec(_Strict):
+    source: str = "digits"
+    samples: int = Field(32, ge=1)
+    timesteps: int = Field(8, ge=1, le=100_000)
+    seed: int = 0
+    split: Literal["train", "test", "all"] = "test"
+    rate: float = Field(0.2, ge=0, le=1)
+    events: int = Field(400, ge=0)
+    values: Optional[list] = None
+
+
+class RunOptions(_Strict):
+    runners: Optional[list[Literal["reference", "spikingjelly", "paibox"]]] = None
+    timing: Literal["pipeline", "flat"] = "pipeline"
+    marks: list[str] = Field(default_factory=list)
+    xfail: Optional[str] = None
+
+
+class DiagnosisWant(_Strict):
+    code: Union[str, list[str]]
+    layer: Optional[str] = None
+    severity: Optional[Literal["error", "warning", "info"]] = None
+
+    def matches(self, d) -> bool:
+        codes = [self.code] if isinstance(self.code, str) else self.code
+        return d.code in codes and self.layer in (None, d.layer) and self.severity in (None, d.severity)
+
+    def __str__(self) -> str:
+        return f"{self.code} @ {self.layer or 'any layer'}" + (f" ({self.severity})" if self.severity else "")
+
+
+class ExpectSpec(_Strict):
+    verdict: Optional[Literal["consistent", "inconsistent"]] = None
+    exact: list[str] = Field(default_factory=list)
+    max_unexplained: dict[str, int] = Field(default_factory=dict)
+    lags: Optional[Literal["expected"]] = None
+    diagnoses: list[DiagnosisWant] = Field(default_factory=list)
+    top_diagnosis: Optional[DiagnosisWant] = None
+    unsupported: Union[list[str], dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("exact")
+    @classmethod
+    def _pairs(cls, keys):
+        for k in keys:
+            if "~" not in k:
+                raise ValueError(f"{k!r} is not a pair of runs (write 'paibox:b~reference:b')")
+        return keys
+
+
+class CaseSpec(_Strict):
+    name: Optional[str] = None
+    description: Optional[str] = None
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    conversion: Optional[ConversionSpec] = None
+    inputs: InputsSpec = Field(default_factory=InputsSpec)
+    run: RunOptions = Field(default_factory=RunOptions)
+    expect: ExpectSpec = Field(default_factory=ExpectSpec)
+
+
+@dataclasses.dataclass(frozen=True)
 class Case:
     name: str
     path: Optional[Path]
-    spec: dict
+    spec: CaseSpec
 
     @classmethod
     def load(cls, path) -> "Case":
         path = Path(path)
-        require(path.is_file(), f"case file not found: {path}")
+        require(path.is_file(), lambda: f"case file not found: {path}")
         try:
-            spec = tomllib.loads(path.read_text(encoding="utf-8"))
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{path}: not valid TOML ({exc})") from None
-        return cls(spec.get("name", path.stem), path, spec)
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not UTF-8 text") from None
+        return cls.from_dict(raw, path)
 
-    def section(self, key: str) -> dict:
-        return dict(self.spec.get(key, {}))
+    @classmethod
+    def from_dict(cls, raw: dict, path: Optional[Path] = None) -> "Case":
+        where = path or "case"
+        try:
+            spec = CaseSpec.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise InputError(f"{where}: {field}: {err['msg']}") from None
+        return cls(spec.name or (path.stem if path else "case"), path, spec)
 
-    def _path(self, p: str) -> Path:
+    def resolve(self, p: str) -> Path:
         q = Path(p)
         return q if q.is_absolute() or self.path is None else self.path.parent / q
 
 
-def build(case: Case) -> tuple:
-    """(module, float network, inputs, inputs description): the case's model, its thresholds calibrated on the
-    case's inputs if it asks (seeded weights need it for every layer to fire)."""
-    module, net = build_float(case)
-    inputs, info = build_inputs(case, net.input_shape)
-    quantile = case.section("model").get("calibrate")
-    if quantile is not None:
-        require(module is not None and 0 < float(quantile) < 1,
-                f"case {case.name}: calibrate needs a model module and a quantile in (0, 1), got {quantile!r}")
-        net = calibrate_thresholds(module, net, inputs, float(quantile))
-    return module, net, inputs, info
+# ----------------------------------------------------------------------------------------------- the plan
+def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[int] = None,
+               runners: Optional[list] = None, timing: Optional[str] = None, split: Optional[str] = None,
+               paibox_batch: Optional[int] = None, paibox_samples: Optional[int] = None,
+               **plan_options) -> plans.Plan:
+    """The plan a case describes, with overrides from the command line: `paibox_batch` samples per PAIBox
+    simulation, PAIBox on `paibox_samples` samples spread evenly over the set; `plan_options` (chunk...) go to
+    the Plan."""
+    spec = case.spec
+    graph, model = build_float(case)
+    inputs = build_inputs(case, graph.input_shape, samples, timesteps, split)
+    if spec.model.calibrate is not None:
+        require(model is not None, lambda: f"case {case.name}: calibrate needs a model module")
+        graph, model = calibrate_thresholds(model, graph, inputs.chunk(), spec.model.calibrate, case.name)
+    runs = runners or spec.run.runners
+    options = {"paibox": {"timing": timing or spec.run.timing, "batch": paibox_batch}}
+    if paibox_samples is not None:
+        plan_options["subsets"] = {"paibox": _spread(len(inputs), paibox_samples)}
+    if spec.conversion is None:
+        return plans.check(graph, inputs, runs, module=model, title=case.name, backend_options=options,
+                           **plan_options)
+    from . import convert
+    conv = convert.convert(graph, spec.conversion.input_scale, spec.conversion.rule, spec.conversion.reset)
+    int_graph = conv.graph
+    if spec.conversion.mutation:
+        from . import mutations
+        int_graph = mutations.apply(int_graph, graph, dict(spec.conversion.mutation), conv)
+    return plans.diff(Subject(Role.FLOAT, graph, module=model),
+                      Subject(Role.DEPLOYED, int_graph, input_scale=conv.input_scale), inputs,
+                      runs or plans.BACKENDS, title=case.name, backend_options=options, **plan_options)
+
+
+def _spread(total: int, n: int) -> tuple:
+    """n sample indices spread evenly over range(total)."""
+    return tuple(np.unique(np.linspace(0, total - 1, min(n, total)).round().astype(int)).tolist())
+
+
+def load_plan(path, overrides: tuple = ()) -> plans.Plan:
+    """A case file's plan (for worker processes: picklable with functools.partial)."""
+    return build_plan(Case.load(path), **dict(overrides))
+
+
+def plan_loader(path, **overrides):
+    loader = functools.partial(load_plan, str(path), tuple(sorted(overrides.items())))
+    loader.key = (str(path), loader.args[1])
+    return loader
+
+
+def run(case: Case, **overrides):
+    """Runs a case and returns its report."""
+    from . import pipeline
+    return pipeline.execute(build_plan(case, **overrides))
 
 
 def build_float(case: Case):
-    """(module, float ir.Network) for the case's model and weights; (None, network) for an inline network."""
-    model = case.section("model")
-    if "layers" in model:
-        return None, network_from_spec(model, case.name)
+    """(graph, TorchModel or None) for the case's model and weights; (graph, None) for an inline network."""
+    model = case.spec.model
+    if model.layers is not None:
+        return graph_from_spec(model, case.name), None
     import torch
-    name = model.get("name", "digits_csnn")
-    options = model.get("options", {})
-    weights = str(model.get("weights", "trained"))
+    from .checkpoint import load_into, load_state_dict
+    from .frontends import models
+    from .frontends.spikingjelly import import_module
+    name = model.name
     target, sep, attr = name.rpartition(":")
     if sep and target.endswith(".py"):
-        name = f"{case._path(target)}:{attr}"      # a model file is found relative to the case file
-    factory = checkpoint.resolve_factory(name)
-    if weights.startswith("seed:"):
-        torch.manual_seed(int(weights.split(":")[1]))
-    module = factory(**options)
-    if weights == "trained":
-        require(name == "digits_csnn", f"case {case.name}: only digits_csnn ships trained weights")
-        checkpoint.load_into(module, checkpoint.load_state_dict(zoo.DIGITS_CHECKPOINT), zoo.DIGITS_CHECKPOINT)
-    elif weights.startswith("seed:"):
-        _randomise_batchnorm(module, int(weights.split(":")[1]))
+        name = f"{case.resolve(target)}:{attr}"      # a model file is found relative to the case file
+    factory = models.resolve_factory(name)
+    if model.weights.startswith("seed:"):
+        torch.manual_seed(_seed(model.weights, case.name))
+    module = models.call_factory(factory, name, **model.options)
+    if model.weights == "trained":
+        require(model.name == "digits_csnn", lambda: f"case {case.name}: only digits_csnn ships trained weights")
+        load_into(module, load_state_dict(models.DIGITS_CHECKPOINT), models.DIGITS_CHECKPOINT)
+    elif model.weights.startswith("seed:"):
+        _randomise_batchnorm(module, _seed(model.weights, case.name))
     else:
-        path = case._path(weights)
-        checkpoint.load_into(module, checkpoint.load_state_dict(path), path)
-    shape = tuple(model.get("input_shape", zoo.INPUT_SHAPES.get(name, getattr(module, "input_shape", ()))))
-    require(shape, f"case {case.name}: give model.input_shape")
-    from .frontends.spikingjelly import from_module
-    return module.eval(), from_module(module, shape, name=case.name)
+        path = case.resolve(model.weights)
+        load_into(module, load_state_dict(path), path)
+    shape = tuple(model.input_shape or models.INPUT_SHAPES.get(model.name) or getattr(module, "input_shape", ()))
+    require(shape, lambda: f"case {case.name}: give model.input_shape")
+    return import_module(module.eval(), shape, name=case.name)
+
+
+def _seed(weights: str, name: str) -> int:
+    try:
+        return int(weights.split(":", 1)[1])
+    except ValueError:
+        raise InputError(f"case {name}: model.weights {weights!r}: 'seed:N' takes an integer N") from None
 
 
 def _randomise_batchnorm(module, seed: int) -> None:
@@ -109,117 +252,65 @@ def _randomise_batchnorm(module, seed: int) -> None:
             m.running_var.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
 
 
-def calibrate_thresholds(module, net: ir.Network, inputs: np.ndarray, quantile: float) -> ir.Network:
+def calibrate_thresholds(model, graph: Graph, inputs: np.ndarray, quantile: float, name: str):
     """Threshold balancing, layer by layer in order: each spiking layer's threshold becomes the given quantile of
     its synaptic input X over the inputs, so that untrained weights still give every layer spikes. A soft-reset
-    neuron's initial membrane keeps its fraction of the threshold (QCFS's theta/2). Returns the re-imported net."""
+    neuron's initial membrane keeps its fraction of the threshold (QCFS's theta/2). Returns the re-imported graph."""
     import torch
     from spikingjelly.activation_based import functional
-    from .frontends.spikingjelly import from_module
-    functional.set_step_mode(module, "m")
-    by_path = dict(module.named_modules())
+    from .frontends.spikingjelly import import_module
     x = torch.from_numpy(np.ascontiguousarray(np.swapaxes(inputs, 0, 1), dtype=np.float32))
-    for layer in net.neurons:
-        node, seen = by_path[layer.name], {}
+    for layer in graph.neurons:
+        node, seen = model.neurons[layer], {}
         hook = node.register_forward_pre_hook(lambda m, args: seen.__setitem__("x", args[0].numpy().copy()))
         try:
             with torch.no_grad():
-                functional.reset_net(module)
-                module(x)
+                functional.reset_net(model.module)
+                model.forward_sequence(x)
         finally:
             hook.remove()
         old, new = float(node.v_threshold), max(float(np.quantile(seen["x"], quantile)), 1e-3)
         node.v_threshold = new
         if node.v_reset is None:
             node.set_reset_value("v", float(node._memories_rv["v"]) * new / old)
-    functional.reset_net(module)
-    return from_module(module, net.input_shape, name=net.name)
+    functional.reset_net(model.module)
+    return import_module(model.module, graph.input_shape, name=name)
 
 
-def build_inputs(case: Case, input_shape) -> tuple:
-    """(float inputs [N, T, ...], description) for the case."""
-    spec = case.section("inputs")
-    source = spec.get("source", "digits")
-    n, t, seed = int(spec.get("samples", 32)), int(spec.get("timesteps", 8)), int(spec.get("seed", 0))
+def build_inputs(case: Case, input_shape, samples=None, timesteps=None, split=None) -> Inputs:
+    """The case's inputs, in the float model's range (overrides from the command line win)."""
+    spec = case.spec.inputs
+    n, t, seed = samples or spec.samples, timesteps or spec.timesteps, spec.seed
+    source, shape = spec.source, tuple(input_shape)
     if source == "digits":
-        x, _ = data.digits(spec.get("split", "test"))
-        x = x[:n] if tuple(input_shape) == x.shape[1:] else data.resize(x[:n], input_shape)
-        arr = data.direct(x, t)
-    elif source == "random_spikes":
-        arr = data.random_spikes(n, t, input_shape, float(spec.get("rate", 0.2)), seed)
-    elif source == "events":
-        require(input_shape[0] == 2, "event input needs 2 polarity channels")
-        arr = data.events(n, t, input_shape[1], int(spec.get("events", 400)), seed)
-    elif source.startswith("file:"):
-        arr = data.load_inputs(case._path(source[5:]), input_shape, t)
-    elif source == "inline":
-        arr = np.asarray(spec.get("values", []), dtype=np.float32)
-        require(arr.ndim == len(input_shape) + 2 and arr.shape[2:] == tuple(input_shape),
-                f"case {case.name}: inline inputs have shape {arr.shape}, expected [N, T, {list(input_shape)}]")
-    else:
-        raise InputError(f"case {case.name}: unknown input source {source!r}")
-    return arr, {"source": source, "samples": int(arr.shape[0]), "timesteps": int(arr.shape[1]), "seed": seed}
+        x, _ = data.digits(split or spec.split)
+        x = x[:n] if shape == x.shape[1:] else data.resize(x[:n], shape)
+        return Inputs.frames(x, t, source="digits", split=split or spec.split)
+    if source == "random_spikes":
+        return Inputs.sequences(data.random_spikes(n, t, shape, spec.rate, seed), source=source, seed=seed)
+    if source == "events":
+        require(len(shape) == 3 and shape[0] == 2, "event input needs 2 polarity channels")
+        return Inputs.sequences(data.events(n, t, shape[1], spec.events, seed), source=source, seed=seed)
+    if source.startswith("file:"):
+        inputs = data.load_inputs(case.resolve(source[5:]), shape, t)
+        return dataclasses.replace(inputs, data=inputs.data[:n])
+    if source == "inline":
+        arr = np.asarray(spec.values or [], dtype=np.float32)
+        require(arr.ndim == len(shape) + 2 and arr.shape[2:] == shape,
+                lambda: f"case {case.name}: inline inputs have shape {arr.shape}, expected [N, T, {list(shape)}]")
+        return Inputs.sequences(arr, source="inline")
+    raise InputError(f"case {case.name}: unknown input source {source!r}")
 
 
-def run(case: Case):
-    """Runs a case: the float network, and the integer one if the case converts; returns the Report."""
-    module, float_net, inputs, info = build(case)
-    runs = case.section("run")
-    conv_spec = case.section("conversion")
-    # PAIBox runs integer networks only: a float-only case runs the other two unless it asks for PAIBox
-    integer = bool(conv_spec) or ir.fold_batchnorm(float_net).is_integer
-    runners = runs.get("runners", list(api.RUNNERS) if integer else ["reference", "spikingjelly"])
-    timing = runs.get("timing", "pipeline")
-    if not conv_spec:
-        runners, refused = _accepting(float_net, runners, timing)
-        report = api.check(float_net, inputs, runners, module=module, timing=timing, title=case.name,
-                           inputs_info=info)
-        return _report_refusals(report, refused)
-    conv = convert.convert(float_net, float(conv_spec.get("input_scale", 1.0)), conv_spec.get("rule", "max"),
-                           conv_spec.get("reset"))
-    int_net = conv.network
-    if conv_spec.get("mutation"):
-        from . import mutations
-        int_net = mutations.apply(int_net, float_net, dict(conv_spec["mutation"]), conv)
-    runners, refused = _accepting(int_net, runners, timing)
-    report = api.diff(module, float_net, int_net, inputs, conv.input_scale, runners=runners, timing=timing,
-                      title=case.name, inputs_info=info)
-    return _report_refusals(report, refused)
-
-
-def _accepting(net: ir.Network, runners: list, timing: str) -> tuple:
-    """(runners that accept the network, {runner: why it refuses}): PAIBox refuses what it cannot express."""
-    folded, refused = ir.fold_batchnorm(net), {}
-    for kind in runners:
-        try:
-            api.make_runner(kind, folded, "b", timing=timing)
-        except InputError as exc:
-            refused[kind] = str(exc)
-    kept = [r for r in runners if r not in refused]
-    require(kept, f"no runner accepts {net.name}: " + "; ".join(f"{k}: {m}" for k, m in refused.items()))
-    return kept, refused
-
-
-def _report_refusals(report, refused: dict):
-    from .diagnose import Diagnosis
-    for kind, message in refused.items():
-        layer = re.search(r"layer '([^']+)'", message)
-        report.diagnoses.append(Diagnosis(
-            "unsupported", layer and layer.group(1), "warning",
-            f"{kind} cannot run this network, so it was left out: {message}", evidence={"runner": kind},
-            fix=f"change the construct {kind} cannot express, or compare without {kind}"))
-    report.extras["unsupported"] = dict(refused)
-    return report
-
-
+# ----------------------------------------------------------------------------------------------- expectations
 def check_expectations(case: Case, report) -> list:
     """The case's expectations that the report does not meet, as readable strings (empty: all met)."""
-    exp = case.section("expect")
+    exp = case.spec.expect
     failures = []
-    if "verdict" in exp and report.verdict != exp["verdict"]:
+    if exp.verdict and report.verdict != exp.verdict:
         errors = ", ".join(f"{d.code} @ {d.layer}" for d in report.diagnoses if d.severity == "error")
-        failures.append(f"verdict is {report.verdict}{f' ({errors})' if errors else ''}, expected {exp['verdict']}")
-    for key in exp.get("exact", []):
+        failures.append(f"verdict is {report.verdict}{f' ({errors})' if errors else ''}, expected {exp.verdict}")
+    for key in exp.exact:
         pair = next((p for p in report.pairs if p.key == key), None)
         if pair is None:
             failures.append(f"pair {key} was not compared (pairs: {[p.key for p in report.pairs]})")
@@ -227,35 +318,28 @@ def check_expectations(case: Case, report) -> list:
             where = "; ".join(f"{lc.name}: {lc.mismatches} spikes, {lc.v_mismatches or 0} membranes differ"
                               for lc in pair.layers if not lc.exact)
             failures.append(f"{key} is not bit-exact ({where}); first spike divergence {pair.first_divergence}")
-    for key, tol in exp.get("max_unexplained", {}).items():
+    for key, tol in exp.max_unexplained.items():
         pair = next((p for p in report.pairs if p.key == key), None)
         if pair is None or pair.unexplained > tol:
             failures.append(f"{key}: {None if pair is None else pair.unexplained} unexplained flips > {tol}")
-    if exp.get("lags") == "expected":
-        bad = {k: v for k, v in report.lags.items() if v["anomaly"]}
-        if bad:
-            failures.append(f"lag anomalies at {sorted(bad)}")
-    for want in exp.get("diagnoses", []):
-        if not any(_matches(d, want) for d in report.diagnoses):
+    if exp.lags == "expected":
+        bad = {f"{run}:{k}" for run, lags in report.lags.items() for k, v in lags.items() if v["anomaly"]}
+        if bad or not report.lags:
+            failures.append(f"lag anomalies at {sorted(bad)}" if bad else "no pipelined run to check lags on")
+    for want in exp.diagnoses:
+        if not any(want.matches(d) for d in report.diagnoses):
             failures.append(f"expected diagnosis {want} not found; got "
                             f"{[(d.code, d.layer, d.severity) for d in report.diagnoses]}")
-    if exp.get("top_diagnosis"):
-        want = exp["top_diagnosis"]
-        from .diagnose import rank
-        top = rank(report.diagnoses)[0] if report.diagnoses else None
-        if top is None or not _matches(top, want):
-            failures.append(f"top diagnosis is {None if top is None else (top.code, top.layer)}, expected {want}")
-    failures += _unsupported_failures(exp.get("unsupported", {}), report.extras.get("unsupported", {}))
-    return failures
-
-
-def _matches(diagnosis, want: dict) -> bool:
-    codes = [want["code"]] if isinstance(want["code"], str) else list(want["code"])
-    return diagnosis.code in codes and ("layer" not in want or diagnosis.layer == want["layer"])
+    if exp.top_diagnosis:
+        top = report.diagnoses[0] if report.diagnoses else None
+        if top is None or not exp.top_diagnosis.matches(top):
+            failures.append(f"top diagnosis is {None if top is None else (top.code, top.layer)}, "
+                            f"expected {exp.top_diagnosis}")
+    return failures + _unsupported_failures(exp.unsupported, report.extras.get("unsupported", {}))
 
 
 def _unsupported_failures(expected, refused: dict) -> list:
-    """expected: [runner, ...] or {runner: text its refusal must contain}."""
+    """expected: [backend, ...] or {backend: text its refusal must contain}."""
     expected = dict.fromkeys(expected, "") if isinstance(expected, list) else dict(expected)
     out = [f"{kind} refused the network, which the case does not expect: {msg}"
            for kind, msg in refused.items() if kind not in expected]
@@ -267,52 +351,65 @@ def _unsupported_failures(expected, refused: dict) -> list:
     return out
 
 
-# ------------------------------------------------------------------------------------------------- inline networks
-# A case may carry its network inline (the fuzzer writes its shrunk counterexamples so): one table per layer,
-# `type` naming the snncheck.ir primitive; neurons say `reset = "hard"|"soft"` (TOML has no null).
-_LAYER_TYPES = {cls.__name__: cls for cls in (ir.Conv2d, ir.Linear, ir.Flatten, ir.MaxPool2d, ir.AvgPool2d,
-                                              ir.IF, ir.LIF, ir.AdditiveLIF)}
+def unexpected_refusals(case: Case, plan: plans.Plan) -> list:
+    """The plan's skipped runs that the case does not expect."""
+    expected = set(case.spec.expect.unsupported)
+    return [s for s in plan.skipped if s.run.backend not in expected]
+
+
+# ----------------------------------------------------------------------------------------------- inline networks
+# A case may carry its network inline (the fuzzer writes its shrunk counterexamples so): one table per node, `type`
+# naming the primitive; `inputs = ["a", "b"]` for a node fed by other nodes than the one before it.
+LAYER_TYPES = {cls.__name__: cls for cls in (P.Conv2d, P.Linear, P.Flatten, P.MaxPool2d, P.AvgPool2d, P.Add,
+                                             P.Scale, P.IF, P.LIF, P.ParametricLIF, P.AdditiveLIF)}
 _ARRAYS = ("weight", "bias", "leak")
 
 
-def network_from_spec(model: dict, name: str = "network") -> ir.Network:
-    require("input_shape" in model, f"case {name}: an inline network needs model.input_shape")
-    layers = []
-    for i, spec in enumerate(model["layers"]):
+def graph_from_spec(model: ModelSpec, name: str = "network") -> Graph:
+    require(model.input_shape, lambda: f"case {name}: an inline network needs model.input_shape")
+    nodes, edges, prev = {"input": P.Input(tuple(model.input_shape))}, [], "input"
+    for i, spec in enumerate(model.layers):
         spec = dict(spec)
-        kind = spec.pop("type", None)
-        require(kind in _LAYER_TYPES, f"case {name}: layer {i} has type {kind!r}; known: {', '.join(_LAYER_TYPES)}")
-        if issubclass(_LAYER_TYPES[kind], ir.Neuron):
-            reset = spec.pop("reset", "hard")
-            require(reset in ("hard", "soft"), f"case {name}: layer {i}: reset must be 'hard' or 'soft'")
-            spec["v_reset"] = None if reset == "soft" else spec.get("v_reset", 0)
-        for key, value in spec.items():
-            if key in _ARRAYS and isinstance(value, list):
-                arr = np.asarray(value)
-                spec[key] = arr.astype(np.int64 if _integral(arr) else np.float32)
-            elif isinstance(value, list):
-                spec[key] = tuple(value)
+        kind, node = spec.pop("type", None), spec.pop("name", f"layer{i}")
+        require(kind in LAYER_TYPES, lambda: f"case {name}: layer {i} has type {kind!r}; known: {', '.join(LAYER_TYPES)}")
+        require(node not in nodes, lambda: f"case {name}: two layers are named {node!r}")
+        sources = spec.pop("inputs", [prev])
+        fields = {f.name for f in dataclasses.fields(LAYER_TYPES[kind])}
+        unknown = sorted(set(spec) - fields)
+        require(not unknown, lambda: f"case {name}: layer {node!r} ({kind}): unknown field(s) {unknown}")
         try:
-            layers.append(_LAYER_TYPES[kind](**spec))
-        except TypeError as exc:
-            raise InputError(f"case {name}: layer {i} ({kind}): {exc}") from None
-    return ir.Network(layers, tuple(model["input_shape"]), name=name)
+            nodes[node] = LAYER_TYPES[kind](**{k: _field_value(k, v) for k, v in spec.items()})
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"case {name}: layer {node!r} ({kind}): {exc}") from None
+        edges += [(s, node) for s in sources]
+        prev = node
+    return Graph(nodes, tuple(edges), name=name)
 
 
-def network_to_spec(net: ir.Network) -> dict:
-    """The inverse of network_from_spec: {"input_shape", "layers"} with plain lists and numbers."""
-    layers = []
-    for layer in net.layers:
-        spec = {"type": type(layer).__name__}
-        for f in dataclasses.fields(layer):
-            value = getattr(layer, f.name)
-            if f.name == "v_reset":
-                spec["reset"] = "soft" if value is None else "hard"
-            if value is None:
-                continue
-            spec[f.name] = _plain(value)
+def _field_value(key: str, value):
+    if key in _ARRAYS and isinstance(value, list):
+        arr = np.asarray(value)
+        return arr.astype(np.int64 if _integral(arr) else np.float32)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def graph_to_spec(graph: Graph) -> dict:
+    """The inverse of graph_from_spec: {"input_shape", "layers"} with plain lists and numbers."""
+    layers, prev = [], graph.input
+    for n in graph.order:
+        node = graph.nodes[n]
+        if isinstance(node, P.Input):
+            continue
+        spec = {"type": node.kind, "name": n}
+        if graph.inputs_of(n) != [prev]:
+            spec["inputs"] = graph.inputs_of(n)
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if value is not None:
+                spec[f.name] = _plain(value)
         layers.append(spec)
-    return {"input_shape": [int(d) for d in net.input_shape], "layers": layers}
+        prev = n
+    return {"input_shape": [int(d) for d in graph.input_shape], "layers": layers}
 
 
 def _integral(arr: np.ndarray) -> bool:

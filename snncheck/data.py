@@ -60,20 +60,24 @@ def events(n: int, timesteps: int, size: int = 16, events_per_sample: int = 400,
     return out
 
 
-def load_inputs(path, input_shape, timesteps: int) -> np.ndarray:
-    """A user's .npy: [N, C, H, W] frames (repeated every step) or [N, T, C, H, W] sequences."""
+def load_inputs(path, input_shape, timesteps: int):
+    """A user's .npy as `snncheck.plan.Inputs`: [N, C, H, W] frames (repeated every step) or [N, T, C, H, W]
+    sequences. The file is memory-mapped: only the samples a run reads are loaded, and frames are repeated over
+    time one chunk at a time."""
+    from .plan import Inputs
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise InputError(f"inputs file not found: {path}") from None
-    except ValueError as exc:
-        raise InputError(f"cannot read inputs {path}: {exc}") from None
-    require(arr.dtype.kind in "biuf", f"inputs {path}: numeric array expected, got dtype {arr.dtype}")
-    require(bool(np.all(np.isfinite(arr))), f"inputs {path}: contains NaN or infinite values")
+    except (ValueError, OSError) as exc:
+        raise InputError(f"cannot read inputs {path}: {exc} (a .npy array is expected)") from None
+    require(isinstance(arr, np.ndarray), lambda: f"inputs {path}: a .npy array is expected")
+    require(arr.dtype.kind in "biuf", lambda: f"inputs {path}: numeric array expected, got dtype {arr.dtype}")
     shape = tuple(input_shape)
+    name = str(getattr(path, "name", path)).rsplit("/", 1)[-1]
     if arr.ndim == len(shape) + 1 and arr.shape[1:] == shape:
-        return direct(arr.astype(np.float32), timesteps)
+        return Inputs.frames(arr, timesteps, source=f"file:{name}")
     if arr.ndim == len(shape) + 2 and arr.shape[2:] == shape:
-        return arr.astype(np.float32)
-    raise InputError(f"inputs {path} have shape {arr.shape}; expected [N, {', '.join(map(str, shape))}] "
+        return Inputs.sequences(arr, source=f"file:{name}")
+    raise InputError(f"inputs {path} have shape {arr.shape}; the model takes [N, {', '.join(map(str, shape))}] "
                      f"or [N, T, {', '.join(map(str, shape))}]")

@@ -7,7 +7,6 @@ Load it from a conftest.py with `pytest_plugins = ["snncheck.pytest_plugin"]`.
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -39,23 +38,12 @@ class CaseFile(pytest.File):
         except InputError as exc:
             raise self.CollectError(f"{self.path}: {exc}") from None
         item = CaseItem.from_parent(self, name=case.name, case=case)
-        run = case.section("run")
-        for mark in run.get("marks", []):
+        run = case.spec.run
+        for mark in run.marks:
             item.add_marker(getattr(pytest.mark, mark))
-        if run.get("xfail"):        # a known, open bug: the case reports XPASS once it is fixed
-            item.add_marker(pytest.mark.xfail(reason=str(run["xfail"]), strict=False))
-        missing = _missing_module(case)
-        if missing:
-            item.add_marker(pytest.mark.xfail(reason=f"{missing} is not there yet: the case's conversion needs it",
-                                              run=False))
+        if run.xfail:               # a known, open bug: the case reports XPASS once it is fixed
+            item.add_marker(pytest.mark.xfail(reason=run.xfail, strict=False))
         yield item
-
-
-def _missing_module(case) -> str:
-    """The module a case needs that is not installed yet (the injected-bug mutations), or ''."""
-    if case.section("conversion").get("mutation") and importlib.util.find_spec("snncheck.mutations") is None:
-        return "snncheck.mutations"
-    return ""
 
 
 class CaseFailed(Exception):

@@ -1,11 +1,12 @@
 """`snncheck convert A --model SPEC --out B`: a float SpikingJelly checkpoint to the deployed integer checkpoint
-of DESIGN.md (BatchNorm folded, int8 weights, bias and threshold scaled by s_in * s_w), then a static self-check
+of docs/checkpoint.md (BatchNorm folded, int8 weights, bias and threshold scaled by s_in * s_w), then a static self-check
 of B against A. Exit 0 written and clean, 1 written but the self-check found an error, 2 bad input."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import require
+from . import input_shape, positive_int
 
 DEFAULT_CALIBRATION = 256
 
@@ -18,6 +19,8 @@ def register(sub) -> None:
     p.add_argument("--model", metavar="SPEC", help="FILE.py:FACTORY, module:FACTORY or a built-in model name "
                                                    "(default: inferred from the checkpoint)")
     p.add_argument("--out", metavar="B", required=True, help="where to write the deployed checkpoint (.pth)")
+    p.add_argument("--input-shape", type=input_shape, metavar="C,H,W",
+                   help="the model's per-sample input shape, where the model does not say it")
     p.add_argument("--rule", default="max", help=f"weight scale rule: {', '.join(RULES)} (default max)")
     p.add_argument("--input-scale", type=float, default=1.0,
                    help="what the input is multiplied by on the chip (255 for 0-1 images fed as 0-255 pixels)")
@@ -25,24 +28,27 @@ def register(sub) -> None:
     p.add_argument("--calibration", metavar="FILE.npy",
                    help="inputs for the data-aware rules, in A's range ([N, C, H, W] or [N, T, C, H, W]; "
                         f"default: the first {DEFAULT_CALIBRATION} digits of the train split, resized)")
-    p.add_argument("--timesteps", type=int, default=8, help="time steps for calibration frames (default 8)")
+    p.add_argument("--timesteps", type=positive_int, default=8, help="time steps for calibration frames (default 8)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from .. import checkpoint, convert
     from ..diagnose import rank, static
-    require(args.timesteps > 0, f"--timesteps must be positive, got {args.timesteps}")
     out = Path(args.out)
-    require(out.parent.is_dir(), f"--out {out}: directory {out.parent} does not exist")
-    model = checkpoint.load_float(args.a, args.model)
-    calibration = _calibration(args, model.network.input_shape) if args.rule in convert.DATA_AWARE else None
-    conv = convert.convert(model.network, args.input_scale, args.rule, args.reset, calibration=calibration)
+    require(out.parent.is_dir(), lambda: f"--out {out}: directory {out.parent} does not exist")
+    require(args.calibration is None or args.rule in convert.DATA_AWARE,
+            lambda: f"--calibration is read by the data-aware rules ({', '.join(sorted(convert.DATA_AWARE))}), "
+                    f"not by --rule {args.rule}")
+    model = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape)
+    calibration = _calibration(args, model.graph.input_shape) if args.rule in convert.DATA_AWARE else None
+    conv = convert.convert(model.graph, args.input_scale, args.rule, args.reset, calibration=calibration)
     checkpoint.save_deployed(conv, out)
-    stats, found = static.analyse(model.network, conv.network, conv.input_scale)
+    stats, found = static.analyse(model.graph, conv.graph, conv.input_scale)
     print(f"{out}: rule {conv.rule}, input scale {conv.input_scale:g}, reset {conv.reset}")
-    for (syn, s_w), (layer, st), vthr in zip(conv.scales.items(), stats.items(), conv.vthr):
-        print(f"  {syn:<14} -> {layer:<14} s_w {s_w:<10.5g} threshold {vthr:<10d} SQNR {st['sqnr_db']:5.1f} dB  "
+    for layer, st in stats.items():
+        print(f"  {st['synapse']:<14} -> {layer:<14} s_w {conv.weight_scales.get(st['synapse'], float('nan')):<10.5g} "
+              f"threshold {conv.vthr[layer]:<10d} SQNR {st['sqnr_db']:5.1f} dB  "
               f"RMSE/step {st['rmse_over_step']:.2f}  clipped {st['clipped']}")
     for d in rank(found):
         print(f"  [{d.severity}] {d.code} @ {d.layer}: {d.message}")
@@ -52,9 +58,9 @@ def run(args) -> int:
 def _calibration(args, input_shape):
     from .. import data
     if args.calibration:
-        return data.load_inputs(args.calibration, tuple(input_shape), args.timesteps)
-    require(len(input_shape) == 3, "give --calibration FILE.npy: the default digits are images and this model's "
-                                   f"input is {tuple(input_shape)}")
+        return data.load_inputs(args.calibration, tuple(input_shape), args.timesteps).chunk()
+    require(len(input_shape) == 3, lambda: "give --calibration FILE.npy: the default digits are images and this "
+                                           f"model's input is {tuple(input_shape)}")
     x, _ = data.digits("train")
     x = x[:DEFAULT_CALIBRATION]
     return data.direct(x if x.shape[1:] == tuple(input_shape) else data.resize(x, input_shape), args.timesteps)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from . import positive_int
+
 INPUT_SCALE = 255
 EXPECTED_CODES = ("bias_scale", "input_scale")   # the seed bug, named from the bias' or the input's side
 
@@ -16,30 +18,31 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="the embedded network, its correct and its seed-bug conversion, both diffed",
                        description=__doc__)
     p.add_argument("--out-dir", default="reports", help="where the reports go (default: reports/)")
-    p.add_argument("--samples", type=int, default=32, help="digits to run (default 32)")
-    p.add_argument("--timesteps", type=int, default=8, help="time steps (default 8)")
+    p.add_argument("--samples", type=positive_int, default=32, help="digits to run (default 32)")
+    p.add_argument("--timesteps", type=positive_int, default=8, help="time steps (default 8)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from .. import api, checkpoint, convert, mutations, zoo
-    from ..cli import write_outputs
-    from ..errors import require
+    from .. import checkpoint, convert, mutations, pipeline, plan as plans
+    from ..frontends.models import DIGITS_CHECKPOINT
+    from ..plan import Role, Subject
+    from ..report.io import write_outputs
     from .diff import default_inputs
-    require(args.samples > 0 and args.timesteps > 0, "--samples and --timesteps must be positive")
     start = time.perf_counter()
-    model = checkpoint.load_float(zoo.DIGITS_CHECKPOINT, "digits_csnn")
-    inputs, info = default_inputs(model.network.input_shape, args.samples, args.timesteps)
-    conv = convert.convert(model.network, INPUT_SCALE, "max")
-    seed_bug = mutations.apply(conv.network, model.network, {"name": "bias_unscaled"}, conv)
-    first = model.network.neurons[0].name
+    model = checkpoint.load_float(DIGITS_CHECKPOINT, "digits_csnn")
+    inputs = default_inputs(model.graph.input_shape, args.samples, args.timesteps)
+    conv = convert.convert(model.graph, INPUT_SCALE, "max")
+    seed_bug = mutations.apply(conv.graph, model.graph, {"name": "bias_unscaled"}, conv)
+    first = model.graph.neurons[0]
     print(f"snncheck demo: the digits CSNN (float, SpikingJelly) against its int8 conversions for PAIBox, "
-          f"{info['samples']} digits x {info['timesteps']} steps, input 0-255")
+          f"{len(inputs)} digits x {inputs.timesteps} steps, input 0-255")
     ok = True
-    for stem, net, label in (("demo_correct", conv.network, "correct conversion"),
-                             ("demo_seed_bug", seed_bug, "seed-bug conversion")):
-        report = api.diff(model.module, model.network, net, inputs, conv.input_scale, title=stem,
-                          inputs_info=info)
+    for stem, graph, label in (("demo_correct", conv.graph, "correct conversion"),
+                               ("demo_seed_bug", seed_bug, "seed-bug conversion")):
+        plan = plans.diff(Subject(Role.FLOAT, model.graph, module=model.model),
+                          Subject(Role.DEPLOYED, graph, input_scale=conv.input_scale), inputs, title=stem)
+        report = pipeline.execute(plan)
         out = Path(args.out_dir)
         write_outputs(report, out / f"{stem}.json", out / f"{stem}.html", quiet=True)
         good = _as_expected(report, stem == "demo_correct", first)
@@ -59,13 +62,12 @@ def _as_expected(report, correct: bool, first_layer: str) -> bool:
 
 def _headline(report) -> str:
     """The top diagnosis, or how far B drifts from A when nothing is wrong."""
-    from ..diagnose import rank
-    errors = [d for d in rank(report.diagnoses) if d.severity == "error"]
+    errors = [d for d in report.diagnoses if d.severity == "error"]
     if errors:
         d = errors[0]
         return f"{d.code} at {d.layer}: {d.message[:110]}{'...' if len(d.message) > 110 else ''}"
-    exact = [p.key for p in report.pairs if p.a.endswith(":b") and p.b.endswith(":b") and p.exact]
-    drift = [p for p in report.pairs if p.a.endswith(":a") and p.b.endswith(":b")]
+    exact = [p.key for p in report.pairs if p.expect == "exact" and p.exact]
+    drift = [p for p in report.pairs if p.expect == "quantization"]
     text = f"{', '.join(exact)} bit-exact" if exact else "no error"
     if drift:
         rates = [lc.rate for lc in drift[0].layers]

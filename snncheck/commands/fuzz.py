@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, require
+from . import positive_int
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 PROPERTIES = ("integer", "conversion")
@@ -33,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=str(CHECKOUT / "cases" / "found"), help="where found cases go")
     p.add_argument("--properties", default=",".join(PROPERTIES), help=f"comma-separated subset of {PROPERTIES}")
     p.add_argument("--seed", type=int, default=None, help="seed of the first round (default: random)")
-    p.add_argument("--round", type=int, default=50, help="examples per hypothesis round (default 50)")
+    p.add_argument("--round", type=positive_int, default=50, help="examples per hypothesis round (default 50)")
     p.set_defaults(func=run)
 
 
@@ -118,7 +119,7 @@ class Campaign:
 def _problem(spec: dict) -> str:
     """Why the case fails ('' if it meets its expectations): unmet expectations, or the error it raised."""
     from ..case import Case, check_expectations, run
-    case = Case(spec["name"], None, spec)
+    case = Case.from_dict(spec)
     try:
         report = run(case)
     except InputError as exc:
