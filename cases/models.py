@@ -5,7 +5,7 @@ Each factory returns a fresh eval-mode module with seeded (untrained) weights; t
 """
 from __future__ import annotations
 
-from snncheck.zoo import _chain, _if
+from snncheck.frontends.models import if_node, named_parts
 
 
 def qcfs_net(size: int = 8, channels: int = 8, classes: int = 10):
@@ -13,7 +13,7 @@ def qcfs_net(size: int = 8, channels: int = 8, classes: int = 10):
     (SpikingJelly's HalfThresholdIFNode), conv-pool-linear on 1-channel frames."""
     import torch.nn as nn
     from spikingjelly.activation_based import layer, neuron
-    return _chain(net=nn.Sequential(
+    return named_parts(net=nn.Sequential(
         layer.Conv2d(1, channels, 3, padding=1), neuron.HalfThresholdIFNode(), layer.MaxPool2d(2, 2),
         layer.Flatten(), layer.Linear(channels * (size // 2) ** 2, classes), neuron.HalfThresholdIFNode(),
     ))
@@ -25,8 +25,8 @@ def biased_mlp(inputs: int = 64, hidden: int = 32, classes: int = 10, reset: str
     import torch
     import torch.nn as nn
     from spikingjelly.activation_based import layer
-    net = _chain(fc=nn.Sequential(layer.Flatten(), layer.Linear(inputs, hidden), _if(reset),
-                                  layer.Linear(hidden, classes), _if(reset)))
+    net = named_parts(fc=nn.Sequential(layer.Flatten(), layer.Linear(inputs, hidden), if_node(reset),
+                                  layer.Linear(hidden, classes), if_node(reset)))
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.Linear):
@@ -39,10 +39,10 @@ def event_csnn(size: int = 16, channels=(8, 16), classes: int = 10, reset: str =
     import torch.nn as nn
     from spikingjelly.activation_based import layer
     c1, c2 = channels
-    return _chain(conv_fc=nn.Sequential(
-        layer.Conv2d(2, c1, 3, padding=1, bias=False), layer.BatchNorm2d(c1), _if(reset), layer.MaxPool2d(2, 2),
-        layer.Conv2d(c1, c2, 3, padding=1, bias=False), layer.BatchNorm2d(c2), _if(reset), layer.MaxPool2d(2, 2),
-        layer.Flatten(), layer.Linear(c2 * (size // 4) ** 2, classes), _if(reset),
+    return named_parts(conv_fc=nn.Sequential(
+        layer.Conv2d(2, c1, 3, padding=1, bias=False), layer.BatchNorm2d(c1), if_node(reset), layer.MaxPool2d(2, 2),
+        layer.Conv2d(c1, c2, 3, padding=1, bias=False), layer.BatchNorm2d(c2), if_node(reset), layer.MaxPool2d(2, 2),
+        layer.Flatten(), layer.Linear(c2 * (size // 4) ** 2, classes), if_node(reset),
     ))
 
 
@@ -50,5 +50,5 @@ def lif_mlp(inputs: int = 64, hidden: int = 32, classes: int = 10, tau: float = 
     """Linear-LIF x2 (SpikingJelly's multiplicative leak, hard reset): a float network PAIBox cannot run."""
     import torch.nn as nn
     from spikingjelly.activation_based import layer, neuron
-    return _chain(fc=nn.Sequential(layer.Flatten(), layer.Linear(inputs, hidden), neuron.LIFNode(tau=tau),
+    return named_parts(fc=nn.Sequential(layer.Flatten(), layer.Linear(inputs, hidden), neuron.LIFNode(tau=tau),
                                    layer.Linear(hidden, classes), neuron.LIFNode(tau=tau)))

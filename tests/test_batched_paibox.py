@@ -1,51 +1,46 @@
-"""Issue 6: PAIBox with many samples per simulation gives exactly the one-sample-at-a-time records."""
+"""PAIBox with many samples per simulation (the stacked layout) gives exactly the one-sample-at-a-time records."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from snncheck import api, checkpoint, convert, data, ir, zoo
-from snncheck.align import align
-from snncheck.compare import compare
+from snncheck.backends.paibox import PAIBoxBackend, layouts, lower
+from snncheck.backends.reference import ReferenceBackend
 from snncheck.errors import InputError
-from snncheck.runners import paibox, paibox_batched
-from snncheck.runners.paibox import PAIBoxRunner
+from snncheck.graph import chain
+from snncheck.graph import primitives as P
 
-from helpers import int_csnn, pixel_inputs
+from helpers import assert_exact, digits_int_graph, int_csnn, pixel_inputs, resnet_graph
 
 
-def _mlp_with_leak(seed: int = 3) -> ir.Network:
+def _mlp_with_leak(seed: int = 3):
     """Flattened input, soft reset, a per-neuron additive leak and a scalar one: the other neuron drives."""
     rng = np.random.default_rng(seed)
-    return ir.Network([
-        ir.Flatten("f"),
-        ir.Linear("l1", rng.integers(-40, 41, (24, 64)).astype(np.int8), rng.integers(-200, 200, 24)),
-        ir.AdditiveLIF("n1", 900, None, leak=rng.integers(-30, 60, 24)),
-        ir.Linear("l2", rng.integers(-40, 41, (10, 24)).astype(np.int8)),
-        ir.AdditiveLIF("n2", 40, 0, leak=3),
+    return chain([
+        ("f", P.Flatten()),
+        ("l1", P.Linear(rng.integers(-40, 41, (24, 64)), rng.integers(-200, 200, 24))),
+        ("n1", P.AdditiveLIF(900, reset="soft", leak=rng.integers(-30, 60, 24))),
+        ("l2", P.Linear(rng.integers(-40, 41, (10, 24)))),
+        ("n2", P.AdditiveLIF(40, v_reset=0, leak=3)),
     ], (1, 8, 8), name="mlp_leak")
 
 
-def _deep_csnn(seed: int = 5) -> ir.Network:
-    """Three convs with biases and two paddings, so gaps must survive two poolings."""
+def _deep_csnn(seed: int = 5):
+    """Three convs with biases and two paddings, so gaps must survive two poolings; '>' on the last layer."""
     rng = np.random.default_rng(seed)
-    return ir.Network([
-        ir.Conv2d("c1", rng.integers(-25, 26, (6, 2, 3, 3)).astype(np.int8), rng.integers(-300, 900, 6), (1, 1), (1, 1)),
-        ir.IF("n1", 900, 0.0),
-        ir.MaxPool2d("p1"),
-        ir.Conv2d("c2", rng.integers(-30, 31, (8, 6, 3, 3)).astype(np.int8), rng.integers(-5, 20, 8), (1, 1), (1, 1)),
-        ir.IF("n2", 35, None),
-        ir.Conv2d("c3", rng.integers(-30, 31, (8, 8, 3, 3)).astype(np.int8), None, (1, 1), (1, 1)),
-        ir.IF("n3", 30, 0.0),
-        ir.MaxPool2d("p3"),
-        ir.Flatten("f"),
-        ir.Linear("l1", rng.integers(-30, 31, (10, 8 * 3 * 3)).astype(np.int8), rng.integers(-5, 5, 10)),
-        ir.IF("n4", 20, 0.0),
+    return chain([
+        ("c1", P.Conv2d(rng.integers(-25, 26, (6, 2, 3, 3)), rng.integers(-300, 900, 6), (1, 1), (1, 1))),
+        ("n1", P.IF(900, v_reset=0)),
+        ("p1", P.MaxPool2d()),
+        ("c2", P.Conv2d(rng.integers(-30, 31, (8, 6, 3, 3)), rng.integers(-5, 20, 8), (1, 1), (1, 1))),
+        ("n2", P.IF(35, reset="soft")),
+        ("c3", P.Conv2d(rng.integers(-30, 31, (8, 8, 3, 3)), None, (1, 1), (1, 1))),
+        ("n3", P.IF(30, v_reset=0)),
+        ("p3", P.MaxPool2d()),
+        ("f", P.Flatten()),
+        ("l1", P.Linear(rng.integers(-30, 31, (10, 8 * 3 * 3)), rng.integers(-5, 5, 10))),
+        ("n4", P.IF(20, v_reset=0, fire_rule=">")),
     ], (2, 12, 12), name="deep_csnn")
-
-
-def _digits_int8() -> ir.Network:
-    return convert.convert(checkpoint.load_float(zoo.DIGITS_CHECKPOINT).network, 255, "max").network
 
 
 CASES = {
@@ -56,85 +51,112 @@ CASES = {
 }
 
 
-def _assert_same(plain: dict, batched: dict) -> None:
-    assert list(plain) == list(batched)
-    for name in plain:
-        (s0, v0), (s1, v1) = plain[name], batched[name]
-        assert s0.shape == s1.shape and v0.shape == v1.shape, name
-        assert np.array_equal(s0, s1), (name, int((s0 != s1).sum()))
-        assert np.array_equal(v0, v1), (name, int((v0 != v1).sum()))
+def _assert_same(plain, batched) -> None:
+    assert plain.names == batched.names
+    for a, b in zip(plain.layers, batched.layers):
+        assert a.spikes.shape == b.spikes.shape and a.v.shape == b.v.shape, a.name
+        assert np.array_equal(a.spikes, b.spikes), (a.name, int((a.spikes != b.spikes).sum()))
+        assert np.array_equal(a.v, b.v), (a.name, int((a.v != b.v).sum()))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_batched_equals_one_sample_at_a_time_on_every_layer(case):
     make, shape = CASES[case]
-    net = make()
-    x = pixel_inputs(7, 4, shape, seed=11).astype(np.uint8)
-    plain = paibox.simulate(paibox.build(net), x)
-    batched, used = paibox_batched.simulate_batched(net, x, batch=3)     # 7 samples: 3 runs of 3, 3, 1
-    assert used == 3
+    g = make()
+    x = pixel_inputs(7, 4, shape, seed=11)
+    plain = PAIBoxBackend().run(g, x)
+    batched = PAIBoxBackend(batch=3).run(g, x)            # 7 samples: 3 runs of 3, 3, 1
+    assert batched.meta["batch"] == 3 and "batch_fallback" not in batched.meta
     _assert_same(plain, batched)
-    # not vacuous: every layer fires, and the voltages move
-    for name, (s, v) in plain.items():
-        assert 0.005 < s.mean() < 0.95, (name, s.mean())
-        assert np.abs(v).max() > 0, name
+    for rec in plain.layers:     # not vacuous: every layer fires, and the voltages move
+        assert 0.005 < rec.spikes.mean() < 0.95, (rec.name, rec.spikes.mean())
+        assert np.abs(rec.v).max() > 0, rec.name
 
 
-def test_gap_neurons_would_fire_without_their_silencing_bias():
-    """The stacked first layer has rows between samples whose conv sees two samples; with a large positive bias
-    they would fire, so the equality above depends on the silencing bias being right."""
-    net = _deep_csnn()
-    layout = paibox_batched.StackedLayout(net, batch=4, steps=8)
+def test_a_planted_gap_bias_of_zero_makes_the_batched_run_differ(monkeypatch):
+    """The stacked first layer has rows between samples whose conv sees two samples; without their silencing bias
+    they fire, and the padded convolutions after them read those spikes into real neurons. So the equality above
+    depends on the silencing bias being right, and this test proves it can fail."""
+    g = _deep_csnn()
+    x = pixel_inputs(4, 4, (2, 12, 12), seed=11)
+    plain = PAIBoxBackend().run(g, x)
+    monkeypatch.setattr(layouts.Stacked, "_silence", lambda self, name, reach, rows: 0)
+    planted = PAIBoxBackend(batch=4).run(g, x)
+    differ = [a.name for a, b in zip(plain.layers, planted.layers)
+              if not (np.array_equal(a.spikes, b.spikes) and np.array_equal(a.v, b.v))]
+    assert differ, "a gap bias of 0 went unnoticed"
+
+
+def test_gap_neurons_get_the_silencing_bias_and_real_ones_their_own():
+    g = _deep_csnn()
+    layout = layouts.Stacked(g, batch=4, steps=8)
     rows = layout.plan["n1"]["rows"]
-    assert rows.gap_rows().any() and layout.plan["n1"]["silence"] < -int(net.layer("n1").threshold)
-    shape, bias, leak = layout.neuron(net.layer("n1"), net.layer("c1"))
-    assert bias.shape == shape and leak == 0
+    threshold = int(g.nodes["n1"].threshold)
+    assert rows.gap_rows().any() and layout.plan["n1"]["silence"] < -threshold
+    bias, leak = layout.drive("n1")
+    assert bias.shape == layout.shape("n1") and leak == 0
     gap = rows.gap_rows()
     assert np.all(bias[:, gap] == layout.plan["n1"]["silence"])
-    assert np.array_equal(bias[:, ~gap][:, :12], np.broadcast_to(net.layer("c1").bias[:, None, None], (6, 12, 12)))
+    assert np.array_equal(bias[:, ~gap][:, :12], np.broadcast_to(g.nodes["c1"].bias[:, None, None], (6, 12, 12)))
 
 
-def test_embedded_digits_network_batched_runner_matches_plain_runner():
-    net = _digits_int8()
-    x, _ = data.digits("test")
-    inputs = api.deployed_inputs(data.direct(x[:12], 8), 255)
-    plain = PAIBoxRunner(net).run(inputs)
-    batched = PAIBoxRunner(net, batch=8).run(inputs)
+def test_embedded_digits_network_batched_matches_plain_and_the_reference():
+    g = digits_int_graph()
+    x = pixel_inputs(12, 8, (1, 8, 8), seed=3)
+    plain = PAIBoxBackend().run(g, x)
+    batched = PAIBoxBackend(batch=8).run(g, x)
     assert batched.meta["batch"] == 6 and plain.meta["batch"] == 1       # 12 samples in two balanced runs
-    for a, b in zip(plain.layers, batched.layers):
-        assert np.array_equal(a.spikes, b.spikes) and np.array_equal(a.v, b.v), a.name
-    ref = api.make_runner("reference", net, "b").run(inputs)
-    assert compare(align(batched, ref), ref).exact
+    _assert_same(plain, batched)
+    assert_exact(batched, ReferenceBackend().run(g, x), 8)
 
 
 def test_flat_timing_is_batched_too():
-    net = int_csnn(seed=1)
-    x = pixel_inputs(4, 3, seed=4).astype(np.uint8)
-    plain = paibox.simulate(paibox.build(net, "flat"), x)
-    batched, _ = paibox_batched.simulate_batched(net, x, batch=4, timing="flat")
-    _assert_same(plain, batched)
+    g = int_csnn(seed=1)
+    x = pixel_inputs(4, 3, seed=4)
+    _assert_same(PAIBoxBackend(timing="flat").run(g, x), PAIBoxBackend(timing="flat", batch=4).run(g, x))
 
 
 def test_unstackable_network_falls_back_to_one_sample_and_says_why():
     """Overlapping 3x3/2 pooling: its gap outputs would read a sample's rows, and a pool has no bias to silence."""
     rng = np.random.default_rng(0)
-    net = ir.Network([
-        ir.Conv2d("c1", rng.integers(-20, 21, (4, 1, 3, 3)).astype(np.int8), None, (1, 1), (1, 1)),
-        ir.IF("n1", 200, 0.0),
-        ir.MaxPool2d("p1", (3, 3), (2, 2)),
-        ir.Flatten("f"),
-        ir.Linear("l1", rng.integers(-20, 21, (10, 4 * 3 * 3)).astype(np.int8)),
-        ir.IF("n2", 10, 0.0),
+    g = chain([
+        ("c1", P.Conv2d(rng.integers(-20, 21, (4, 1, 3, 3)), None, (1, 1), (1, 1))),
+        ("n1", P.IF(200, v_reset=0)),
+        ("p1", P.MaxPool2d((3, 3), (2, 2))),
+        ("f", P.Flatten()),
+        ("l1", P.Linear(rng.integers(-20, 21, (10, 4 * 3 * 3)))),
+        ("n2", P.IF(10, v_reset=0)),
     ], (1, 8, 8))
     with pytest.raises(InputError, match="p1"):
-        paibox_batched.StackedLayout(net, batch=4, steps=6)
+        layouts.Stacked(g, batch=4, steps=6)
     x = pixel_inputs(3, 3, seed=1)
-    run = PAIBoxRunner(net, batch=4).run(x)
+    run = PAIBoxBackend(batch=4).run(g, x)
     assert run.meta["batch"] == 1 and "p1" in run.meta["batch_fallback"]
-    plain = PAIBoxRunner(net).run(x)
-    assert all(np.array_equal(a.spikes, b.spikes) for a, b in zip(plain.layers, run.layers))
+    _assert_same(PAIBoxBackend().run(g, x), run)
+
+
+def test_merges_fall_back_to_one_sample_at_a_time_and_say_why():
+    g = resnet_graph()
+    x = pixel_inputs(3, 3, (2, 8, 8), seed=1)
+    run = PAIBoxBackend(batch=3).run(g, x)
+    assert run.meta["batch"] == 1
+    assert "'n2' sums 2 synaptic terms (a merge)" in run.meta["batch_fallback"]
+    _assert_same(PAIBoxBackend().run(g, x), run)
 
 
 def test_runs_too_long_for_the_silencing_bias_are_refused():
     with pytest.raises(InputError, match="30-bit"):
-        paibox_batched.StackedLayout(_deep_csnn(), batch=4, steps=10 ** 6)
+        layouts.Stacked(_deep_csnn(), batch=4, steps=10 ** 6)
+
+
+def test_a_single_identity_term_stacks():
+    """A neuron fed by a one-to-one synapse alone (a Scale) keeps its source's rows."""
+    rng = np.random.default_rng(2)
+    g = chain([("c1", P.Conv2d(rng.integers(-20, 21, (3, 1, 3, 3)), None, (1, 1), (1, 1))),
+               ("n1", P.IF(150, v_reset=0)), ("s", P.Scale(3)), ("n2", P.IF(5, reset="soft"))], (1, 8, 8))
+    assert [l.kind for l in lower.stages(g)[1].links] == ["identity"]
+    x = pixel_inputs(5, 4, seed=2)
+    batched = PAIBoxBackend(batch=5).run(g, x)
+    assert batched.meta["batch"] == 5
+    _assert_same(PAIBoxBackend().run(g, x), batched)
+    assert batched.layer("n2").spikes.any()

@@ -106,7 +106,7 @@ def test_float_parameters_refused_by_paibox(capsys, tmp_path):
         [run]
         runners = ["reference", "paibox"]
     """)
-    _expect_usage_error(capsys, ["compare", str(case)], "layer '1'", "not integer-valued")
+    _expect_usage_error(capsys, ["compare", str(case)], "node '1'", "not integer-valued")
 
 
 def test_cli_process_prints_one_line_and_exit_2(tmp_path):
@@ -116,3 +116,25 @@ def test_cli_process_prints_one_line_and_exit_2(tmp_path):
     lines = [l for l in proc.stderr.splitlines() if l.startswith("snncheck")]
     assert lines == [f"snncheck: error: case file not found: {tmp_path / 'missing.toml'}"], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_op_with_no_graph_twin_is_one_line_naming_the_node(capsys, tmp_path):
+    (tmp_path / "models.py").write_text(MODELS + '''
+class Doubling(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.sn = layer.Linear(64, 8), neuron.IFNode()
+
+    def forward(self, x):
+        return self.sn(self.fc(x.flatten(2)) * 2)
+
+def doubling():
+    return Doubling()
+''')
+    case = _case(tmp_path, """
+        [model]
+        name = "models.py:doubling"
+        weights = "seed:0"
+        input_shape = [1, 8, 8]
+    """)
+    _expect_usage_error(capsys, ["compare", str(case)], "mul", "no graph")

@@ -2,6 +2,7 @@
 names taken from checkpoints, refusal of pickled objects, and atomic report files."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import textwrap
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from snncheck import checkpoint, convert, mutations, zoo
+from snncheck import checkpoint, convert, mutations
+from snncheck.frontends import models as zoo
 from snncheck.cli import main
 from snncheck.commands import diff as diff_cmd
 
@@ -26,11 +28,10 @@ def digits():
 def deployed(tmp_path_factory, digits):
     """The correct int8 conversion and the seed-bug one, as deployed checkpoints."""
     root = tmp_path_factory.mktemp("deployed")
-    conv = convert.convert(digits.network, 255, "max")
+    conv = convert.convert(digits.graph, 255, "max")
     checkpoint.save_deployed(conv, root / "int8.pth")
-    bug = mutations.apply(conv.network, digits.network, {"name": "bias_unscaled"}, conv)
-    checkpoint.save_deployed(convert.Conversion(bug, conv.scales, 255.0, "max", conv.vthr, conv.reset),
-                             root / "seed_bug.pth")
+    bug = mutations.apply(conv.graph, digits.graph, {"name": "bias_unscaled"}, conv)
+    checkpoint.save_deployed(dataclasses.replace(conv, graph=bug), root / "seed_bug.pth")
     return root, conv
 
 
@@ -79,8 +80,7 @@ def test_seed_bug_exits_1_with_diagnosis_at_first_layer(tmp_path, deployed, caps
 def test_flags_override_the_checkpoint(tmp_path, deployed, capsys):
     """--vthr by name doubles one threshold: that layer's spikes move against A, the diagnosis names it."""
     root, conv = deployed
-    vthr = ",".join(f"{n}={v * (2 if n == 'conv_fc.6' else 1)}"
-                    for n, v in zip(["conv_fc.2", "conv_fc.6", "conv_fc.10", "conv_fc.12"], conv.vthr))
+    vthr = ",".join(f"{n}={v * (2 if n == 'conv_fc.6' else 1)}" for n, v in conv.vthr.items())
     code = main(["diff", str(zoo.DIGITS_CHECKPOINT), str(root / "int8.pth"), *FAST, "--vthr", vthr,
                  "--out", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")])
     rep = json.loads((tmp_path / "r.json").read_text())
@@ -92,7 +92,7 @@ def test_flags_override_the_checkpoint(tmp_path, deployed, capsys):
     (["--vthr", "1,2"], "vthr has 2 values for 4 spiking layers"),
     (["--vthr", "conv_fc.2=5,7"], "mixes name=value pairs"),
     (["--vthr", "nope=3,conv_fc.6=1,conv_fc.10=1,conv_fc.12=1"], "unknown spiking layers"),
-    (["--samples", "0"], "--samples must be positive"),
+    (["--samples", "0"], "--samples: expected a positive integer, got 0"),
     (["--paibox", "x.py:f"], "not both"),
 ])
 def test_bad_flags_exit_2_with_one_line(deployed, capsys, argv, message):
@@ -150,7 +150,7 @@ def test_layer_name_with_script_tag_appears_as_text(tmp_path, capsys):
         if isinstance(m, torch.nn.Linear):
             torch.nn.init.uniform_(m.weight, -0.2, 0.6)
     torch.save(module.state_dict(), tmp_path / "a.pth")
-    float_net = checkpoint.load_float(tmp_path / "a.pth", spec).network
+    float_net = checkpoint.load_float(tmp_path / "a.pth", spec).graph
     checkpoint.save_deployed(convert.convert(float_net, 1, "max"), tmp_path / "b.pth")
     html_path, json_path = tmp_path / "r.html", tmp_path / "r.json"
     code = main(["diff", str(tmp_path / "a.pth"), str(tmp_path / "b.pth"), "--model", spec, *FAST,
@@ -195,13 +195,14 @@ def test_interrupted_run_leaves_no_half_written_report(tmp_path, deployed, monke
 
 
 def test_default_inputs_say_what_they_are():
-    x, info = diff_cmd.default_inputs((3, 16, 16), 5, 3)
+    inputs = diff_cmd.default_inputs((3, 16, 16), 5, 3)
+    x, info = inputs.chunk(), inputs.describe()
     assert x.shape == (5, 3, 3, 16, 16) and info["source"] == "digits" and "resized to 3x16x16" in info["description"]
     assert np.array_equal(x[:, 0, 0, ::2, ::2], x[:, 2, 1, ::2, ::2])     # channels tiled, frames repeated
-    s, info = diff_cmd.default_inputs((40,), 5, 3)
+    spikes = diff_cmd.default_inputs((40,), 5, 3)
+    s, info = spikes.chunk(), spikes.describe()
     assert s.shape == (5, 3, 40) and info["source"] == "random_spikes" and set(np.unique(s)) <= {0.0, 1.0}
-    again, _ = diff_cmd.default_inputs((40,), 5, 3)
-    assert np.array_equal(s, again)                                      # seeded
+    assert np.array_equal(s, diff_cmd.default_inputs((40,), 5, 3).chunk())      # seeded
 
 
 def test_inputs_file_is_used_and_reported(tmp_path, deployed):
@@ -213,3 +214,37 @@ def test_inputs_file_is_used_and_reported(tmp_path, deployed):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert code == 0 and rep["inputs"]["source"] == "file:x.npy"
     assert rep["inputs"]["samples"] == 3 and rep["inputs"]["timesteps"] == 3
+
+
+FASHION = '''
+from spikingjelly.activation_based.examples.conv_fashion_mnist import CSNN
+
+def csnn():
+    return CSNN(T=4, channels=8)
+'''
+
+
+def test_spikingjellys_own_csnn_with_its_own_forward_converts_and_diffs(tmp_path, capsys):
+    """SpikingJelly's examples.conv_fashion_mnist.CSNN repeats its input over T in its own forward: it is read as
+    it runs (the repeat is its encoder), converted, and diffed against its conversion in the three simulators,
+    with a factory file and no wrapper around the model."""
+    (tmp_path / "fashion.py").write_text(FASHION)
+    spec = f"{tmp_path / 'fashion.py'}:csnn"
+    torch.manual_seed(0)
+    module = checkpoint.build_module(spec)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(6.0)               # seeded weights: make the deep layers fire
+    torch.save(module.state_dict(), tmp_path / "a.pth")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((4, 1, 28, 28)).astype(np.float32))
+    assert main(["convert", str(tmp_path / "a.pth"), "--model", spec, "--out", str(tmp_path / "b.pth"),
+                 "--input-scale", "255", "--input-shape", "1,28,28"]) == 0, capsys.readouterr()
+    code = main(["diff", str(tmp_path / "a.pth"), str(tmp_path / "b.pth"), "--model", spec, "--inputs",
+                 str(tmp_path / "x.npy"), "--timesteps", "4", "--json", str(tmp_path / "r.json"),
+                 "--out", str(tmp_path / "r.html")])
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0, [d["message"] for d in rep["diagnoses"]]
+    assert [l["name"] for l in rep["layers"]] == ["conv_fc.2", "conv_fc.6", "conv_fc.10", "conv_fc.12"]
+    assert rep["pairs"]["paibox:b~reference:b"]["exact"] and rep["pairs"]["spikingjelly:b~reference:b"]["exact"]
+    assert rep["pairs"]["spikingjelly:a~reference:a"]["unexplained_flips"] == 0

@@ -1,16 +1,20 @@
 """Float networks: SpikingJelly and the reference differ only at spikes within float32 rounding of the threshold,
-and the comparison says so flip by flip. Also keeps SEMANTICS.md's neuron equations true."""
+and the comparison says so flip by flip. Also keeps the neuron equations of graph/primitives.py true against
+SpikingJelly, bit for bit."""
 from __future__ import annotations
-
 
 import numpy as np
 import pytest
 import torch
 
-from snncheck import api, ir
-from snncheck.compare import compare
-from snncheck.frontends.spikingjelly import from_module
-from snncheck.runners.reference import run_neuron
+from snncheck import api
+from snncheck.backends.reference import ReferenceBackend, run_neuron
+from snncheck.backends.spikingjelly import SpikingJellyBackend
+from snncheck.backends.spikingjelly import to_module
+from snncheck.frontends.spikingjelly import import_module
+from snncheck.graph import chain, fold_batchnorm
+from snncheck.graph import primitives as P
+from helpers import flips, unexplained
 
 
 def _bn_mlp(seed=0, threshold=1.0):
@@ -33,62 +37,65 @@ def _spikes(n=64, t=4, seed=1):
     return (rng.random((n, t, 1, 8, 8)) < 0.3).astype(np.float32)
 
 
+def _runs(module, inputs):
+    graph, model = import_module(module, (1, 8, 8))
+    return graph, SpikingJellyBackend(module=model).run(graph, inputs), ReferenceBackend().run(graph, inputs)
+
+
 def test_float_flips_are_reported_with_their_margin():
     inputs = _spikes()
     module = _bn_mlp()
-    net = from_module(module, (1, 8, 8))
-    runs = api.run_network(net, inputs, ("reference", "spikingjelly"), "a", module=module)
-    ref, sj = runs["reference:a"].layer("3"), runs["spikingjelly:a"].layer("3")
+    _, sj, ref = _runs(module, inputs)
+    ref3, sj3 = ref.layer("3"), sj.layer("3")
     # put the threshold exactly on a reference H at t=0 where SpikingJelly's H is a rounding error below it
-    below = (sj.h[:, 0] < ref.h[:, 0]) & (ref.h[:, 0] > 0.3)
+    below = (sj3.h[:, 0] < ref3.h[:, 0]) & (ref3.h[:, 0] > 0.3)
     assert below.any(), "BatchNorm folding should change some H in the last bits"
     sample, neuron = np.argwhere(below)[0]
-    theta = float(ref.h[sample, 0, neuron])
-    module[3].v_threshold = theta
-    net = from_module(module, (1, 8, 8))
-    runs = api.run_network(net, inputs, ("reference", "spikingjelly"), "a", module=module)
-    pair = compare(runs["spikingjelly:a"], runs["reference:a"])
-    lc = pair.layer("3")
+    module[3].v_threshold = float(ref3.h[sample, 0, neuron])
+    _, sj, ref = _runs(module, inputs)
+    listed = flips(sj, ref)["3"]
     first = {"t": 0, "sample": int(sample), "neuron": [int(neuron)]}
-    assert any({k: f[k] for k in ("t", "sample", "neuron")} == first for f in lc.flips)
-    assert lc.primary_unexplained == 0 and lc.primary_explained >= 1
-    for f in lc.flips:
+    assert any({k: f[k] for k in ("t", "sample", "neuron")} == first for f in listed)
+    assert sum(f["explained"] for f in listed) >= 1
+    for f in listed:
         assert f["explained"] and 0 <= f["margin"] <= f["bound"] < 1e-4
-    assert pair.unexplained == 0
-    report = api.report_from_runs(runs, "float", {}, {"a": api.summary(net)})
-    assert report.verdict == "consistent"
-    assert any(d.code == "float_rounding" and d.layer == "3" for d in report.diagnoses)
+    assert unexplained(sj, ref) == {"3": 0, "5": 0}
+    graph, model = import_module(module, (1, 8, 8))
+    report = api.check(graph, inputs, ["reference", "spikingjelly"], module=model)
+    assert report.verdict == "consistent"                            # consistent: float rounding at layer 3
+    assert [(d.code, d.layer, d.severity) for d in report.diagnoses] == [("float_rounding", "3", "info")]
 
 
 def test_a_real_float_difference_is_not_hidden_by_the_tolerance():
     inputs = _spikes()
     module = _bn_mlp()
-    net = from_module(module, (1, 8, 8))
+    graph, model = import_module(module, (1, 8, 8))
     with torch.no_grad():
         module[1].weight[:, :] *= 1.01          # the SpikingJelly model now computes something else
-    runs = api.run_network(net, inputs, ("reference", "spikingjelly"), "a", module=module)
-    report = api.report_from_runs(runs, "float", {}, {"a": api.summary(net)})
-    assert report.pair("spikingjelly:a~reference:a").unexplained > 0
+    sj, ref = SpikingJellyBackend(module=model).run(graph, inputs), ReferenceBackend().run(graph, inputs)
+    counts = unexplained(sj, ref)
+    assert counts["3"] > 0                      # inconsistent, and the simulators' mismatch is at layer 3
+    assert next(n for n, c in counts.items() if c) == "3"
+    report = api.check(graph, inputs, ["reference", "spikingjelly"], module=model)
     assert report.verdict == "inconsistent"
-    assert any(d.code == "simulator_mismatch" and d.layer == "3" for d in report.diagnoses)
+    assert report.diagnoses[0].code == "simulator_mismatch" and report.diagnoses[0].layer == "3"
 
 
 NEURONS = [
-    ir.IF("n", 0.7, 0.0), ir.IF("n", 0.7, None), ir.IF("n", 0.7, None, v_init=0.35),
-    ir.LIF("n", 0.7, 0.0, tau=2.0), ir.LIF("n", 0.7, None, tau=3.0, decay_input=False),
-    ir.LIF("n", 0.7, -0.1, tau=1.7),
-    ir.ParametricLIF("n", 0.7, 0.0, w=0.3), ir.ParametricLIF("n", 0.7, None, w=-0.2, decay_input=False),
+    P.IF(threshold=0.7), P.IF(threshold=0.7, reset="soft"), P.IF(threshold=0.7, reset="soft", v_init=0.35),
+    P.LIF(threshold=0.7, tau=2.0), P.LIF(threshold=0.7, reset="soft", tau=3.0, decay_input=False),
+    P.LIF(threshold=0.7, v_reset=-0.1, tau=1.7),
+    P.ParametricLIF(threshold=0.7, w=0.3), P.ParametricLIF(threshold=0.7, reset="soft", w=-0.2, decay_input=False),
 ]
 
 
-@pytest.mark.parametrize("neuron", NEURONS, ids=lambda n: f"{type(n).__name__}-{n.v_reset}-{n.v_init}")
+@pytest.mark.parametrize("neuron", NEURONS, ids=lambda n: f"{n.kind}-{n.reset}-{n.v_reset}-{n.v_init}")
 def test_neuron_equations_bit_exact_with_spikingjelly(neuron):
-    """ir's charge/fire/reset in float32 equal SpikingJelly's node output and v_seq bit for bit."""
-    from snncheck.frontends.spikingjelly import _make_neuron
+    """The primitives' charge/fire/reset in float32 equal SpikingJelly's node output and v_seq bit for bit."""
     from spikingjelly.activation_based import functional
     rng = np.random.default_rng(0)
     x = rng.normal(0.3, 0.5, (16, 12, 50)).astype(np.float32)          # [N, T, F]
-    node = _make_neuron(neuron)
+    node = to_module(chain([("n", neuron)], (50,))).neurons["n"]
     node.step_mode, node.store_v_seq = "m", True
     functional.reset_net(node)
     with torch.no_grad():
@@ -104,21 +111,23 @@ def test_halfthreshold_node_imports_as_soft_if_with_half_initial_membrane():
     from spikingjelly.activation_based import layer, neuron
     import torch.nn as nn
     m = nn.Sequential(layer.Flatten(), layer.Linear(4, 3), neuron.HalfThresholdIFNode(v_threshold=2.0))
-    net = from_module(m, (4,))
-    n = net.neurons[0]
-    assert isinstance(n, ir.IF) and n.v_reset is None and n.initial_v == 1.0
+    graph, _ = import_module(m, (4,))
+    n = graph.nodes[graph.neurons[0]]
+    assert isinstance(n, P.IF) and n.soft_reset and n.initial_v == 1.0
 
 
 def test_batchnorm_folding_matches_torch():
     from torch.nn.utils.fusion import fuse_conv_bn_eval
     import torch.nn as nn
+    from spikingjelly.activation_based import layer, neuron
     torch.manual_seed(0)
     conv, bn = nn.Conv2d(3, 5, 3, bias=True).eval(), nn.BatchNorm2d(5).eval()
     with torch.no_grad():
         bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.uniform_(0.5, 2)
         bn.bias.uniform_(-1, 1)
     fused = fuse_conv_bn_eval(conv, bn)
-    from spikingjelly.activation_based import neuron
-    net = ir.fold_batchnorm(from_module(nn.Sequential(conv, bn, neuron.IFNode()), (3, 6, 6)))
-    np.testing.assert_allclose(net.layers[0].weight, fused.weight.detach().numpy(), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(net.layers[0].bias, fused.bias.detach().numpy(), rtol=1e-6, atol=1e-6)
+    graph, _ = import_module(nn.Sequential(layer.SeqToANNContainer(conv, bn), neuron.IFNode()), (3, 6, 6))
+    folded = fold_batchnorm(graph)
+    assert folded.order == ["input", "0.0", "1"]
+    np.testing.assert_allclose(folded.nodes["0.0"].weight, fused.weight.detach().numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(folded.nodes["0.0"].bias, fused.bias.detach().numpy(), rtol=1e-6, atol=1e-6)

@@ -4,14 +4,17 @@ The browser check (every figure loads, no console message) is tests/test_chromiu
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import time
 
 import pytest
 
-from snncheck import api, checkpoint, convert, mutations, zoo
+from snncheck import api, checkpoint, convert, mutations
+from snncheck.frontends import models as zoo
 from snncheck.cli import main
+from snncheck.report import Evidence
 from snncheck.commands.diff import default_inputs
 from snncheck.diagnose import Diagnosis
 from snncheck.report import figures, html
@@ -31,11 +34,11 @@ def demo(tmp_path_factory):
 def small_reports():
     """Correct and seed-bug diffs of the digits CSNN, with their runs kept for the figures."""
     model = checkpoint.load_float(zoo.DIGITS_CHECKPOINT, "digits_csnn")
-    inputs, info = default_inputs(model.network.input_shape, 6, 4)
-    conv = convert.convert(model.network, 255, "max")
-    bug = mutations.apply(conv.network, model.network, {"name": "bias_unscaled"}, conv)
-    return {name: api.diff(model.module, model.network, net, inputs, 255.0, title=name, inputs_info=info)
-            for name, net in (("correct", conv.network), ("seed_bug", bug))}
+    inputs = default_inputs(model.graph.input_shape, 6, 4)
+    conv = convert.convert(model.graph, 255, "max")
+    bug = mutations.apply(conv.graph, model.graph, {"name": "bias_unscaled"}, conv)
+    return {name: api.diff(model.graph, graph, inputs, 255.0, module=model.model, title=name)
+            for name, graph in (("correct", conv.graph), ("seed_bug", bug))}
 
 
 def test_demo_reports_come_out_as_expected(demo, capsys):
@@ -79,10 +82,10 @@ def test_figures_measure_the_seed_bug(small_reports):
     assert slope == pytest.approx(ratio, rel=0.01)
     slope, ratio = figures.bias_fit(*_nets(bug), "conv_fc.2")
     assert slope * 255 == pytest.approx(ratio, rel=0.02)
-    runs = ok.figures["runs"]
+    runs = ok.evidence.runs
     slope, ratio = figures.membrane_fit(runs["spikingjelly:a"], runs["reference:b"], "conv_fc.2")
     assert slope == pytest.approx(ratio, rel=0.02)
-    runs = bug.figures["runs"]
+    runs = bug.evidence.runs
     slope, ratio = figures.membrane_fit(runs["spikingjelly:a"], runs["reference:b"], "conv_fc.2")
     assert abs(slope / ratio - 1) > 0.02
 
@@ -98,32 +101,22 @@ def test_raster_is_drawn_around_the_first_divergence(small_reports):
 
 
 def _nets(report):
-    return report.figures["networks"]["a"], report.figures["networks"]["b"]
+    return report.evidence.graphs["a"], report.evidence.graphs["b"]
 
 
 def test_text_from_files_is_escaped(small_reports):
     rep = small_reports["correct"]
-    saved = (rep.title, list(rep.diagnoses), rep.extras.copy())
-    try:
-        rep.title = "<script>alert('t')</script>"
-        rep.diagnoses.append(Diagnosis("timing", "<b>layer</b>", "error", "<img src=x onerror=alert(1)>",
-                                       evidence={"k": "</pre><script>"}, fix="<i>fix</i>"))
-        rep.extras["note"] = "<iframe>"
-        page = html.render(rep)
-    finally:
-        rep.title, rep.diagnoses, rep.extras = saved
+    evil = Diagnosis("timing", "<b>layer</b>", "error", "<img src=x onerror=alert(1)>",
+                     evidence={"k": "</pre><script>"}, fix="<i>fix</i>")
+    page = html.render(dataclasses.replace(rep, title="<script>alert('t')</script>", diagnoses=rep.diagnoses + (evil,),
+                                           extras=dict(rep.extras, note="<iframe>")))
     assert "<script" not in page and "<iframe" not in page and "<img src=x" not in page and "<i>fix" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "&lt;b&gt;layer&lt;/b&gt;" in page
 
 
 def test_report_without_runs_or_weights_still_renders(small_reports):
     rep = small_reports["correct"]
-    kept, weights = rep.figures, rep.weights
-    try:
-        rep.figures, rep.weights = {}, {}
-        page = html.render(rep)
-    finally:
-        rep.figures, rep.weights = kept, weights
+    page = html.render(dataclasses.replace(rep, evidence=Evidence(), weights={}))
     assert "<img" not in page and "<h2>Layers" in page and page.count("<tr>") == len(LAYERS) + 1
     assert "CONSISTENT" in page
 
