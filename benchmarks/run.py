@@ -28,34 +28,32 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
-from snncheck import api, case as cases, convert, data, ir, parallel, stream  # noqa: E402
-from snncheck.cli import DEFAULT_CASE  # noqa: E402
-from snncheck.runners.paibox import PAIBoxRunner, build, simulate  # noqa: E402
+from snncheck import api, case as cases, convert, data, parallel, pipeline  # noqa: E402
+from snncheck.backends.paibox import PAIBoxBackend  # noqa: E402
+from snncheck.backends.paibox.build import GraphSource  # noqa: E402
+from snncheck.backends.paibox.simulate import simulate  # noqa: E402
+from snncheck.backends.reference import ReferenceBackend  # noqa: E402
+from snncheck.backends.spikingjelly import SpikingJellyBackend  # noqa: E402
+from snncheck.commands import DEFAULT_CASE  # noqa: E402
 
 T = 8
 
 
 # ------------------------------------------------------------------------------------------------ networks
 def network(name: str, n: int):
-    """(module, float net, int net, float inputs [n, T, ...]) of a benchmark network."""
+    """(model, float graph, int graph, float inputs [n, T, ...]) of a benchmark network."""
     spec = {"digits": {"name": "digits_csnn", "weights": "trained"},
             "csnn28": {"name": "csnn28", "weights": "seed:0"}}[name]
-    module, float_net = cases.build_float(cases.Case(name, None, {"model": spec}))
-    int_net = convert.convert(float_net, 255, "max").network
+    graph, model = cases.build_float(cases.Case.from_dict({"model": spec}))
+    int_graph = convert.convert(graph, 255, "max").graph
     x, _ = data.digits("all")
     x = x[:n] if name == "digits" else data.resize(x[:n], (1, 28, 28))
-    return module, float_net, int_net, data.direct(x, T)
+    return model, graph, int_graph, data.direct(x, T)
 
 
-class PlainAsShipped(PAIBoxRunner):
+def plain_as_shipped(graph, x):
     """PAIBox as it comes: its own graph walk at every step, one sample per simulation."""
-
-    def _run(self, inputs):
-        start = time.perf_counter()
-        records = simulate(build(self.network, self.timing, cache_components=False), inputs.astype(np.uint8))
-        from snncheck.runners.base import LayerRecord, RunResult
-        return RunResult("paibox", self.label, [LayerRecord(k, s, v) for k, (s, v) in records.items()],
-                         {"seconds": time.perf_counter() - start})
+    return simulate(GraphSource(graph, cache_components=False)(), x.astype(np.uint8))
 
 
 # ------------------------------------------------------------------------------------------------ timing
@@ -84,42 +82,41 @@ def stats(ts: list) -> tuple:
 
 
 def bench_network(name: str, n: int, n_paibox: int, repeats: int, pool) -> None:
-    module, float_net, int_net, x = network(name, n)
-    folded = ir.fold_batchnorm(float_net)         # what api.run_network gives the reference
-    xb = api.deployed_inputs(x, 255)
+    model, float_net, int_net, x = network(name, n)
+    xb = np.rint(x.astype(np.float64) * 255)
     xp = xb[:n_paibox]
-    runner = lambda kind, net, tag, **kw: api.make_runner(kind, net, tag, module=kw.pop("module", None),  # noqa
-                                                         options=kw or None)
+    ref, sj = ReferenceBackend(), SpikingJellyBackend()
     bare = {
-        "reference:a": lambda: runner("reference", folded, "a").run(x),
-        "spikingjelly:a": lambda: runner("spikingjelly", float_net, "a", module=module).run(x),
-        "reference:b": lambda: runner("reference", int_net, "b").run(xb),
-        "spikingjelly:b": lambda: runner("spikingjelly", int_net, "b").run(xb),
+        "reference:a": lambda: ref.run(float_net, x),
+        "spikingjelly:a": lambda: SpikingJellyBackend(module=model).run(float_net, x),
+        "reference:b": lambda: ref.run(int_net, xb),
+        "spikingjelly:b": lambda: sj.run(int_net, xb),
     }
-    bare["reference:b (1 BLAS thread)"] = lambda: one_blas_thread(lambda: runner("reference", int_net, "b").run(xb))
+    bare["reference:b (1 BLAS thread)"] = lambda: one_blas_thread(lambda: ref.run(int_net, xb))
     paibox = {
-        "plain, as shipped": lambda: PlainAsShipped(int_net).run(xp),
-        "plain, components cached": lambda: PAIBoxRunner(int_net).run(xp),
-        "batched 16": lambda: PAIBoxRunner(int_net, batch=16).run(xp),
-        "batched 32": lambda: PAIBoxRunner(int_net, batch=32).run(xp),
-        "batched 64": lambda: PAIBoxRunner(int_net, batch=64).run(xp),
-        f"{pool.workers} workers, plain": lambda: PAIBoxRunner(int_net, executor=pool).run(xp),
-        f"{pool.workers} workers x batched 32": lambda: PAIBoxRunner(int_net, batch=32, executor=pool).run(xp),
+        "plain, as shipped": lambda: plain_as_shipped(int_net, xp),
+        "plain, components cached": lambda: PAIBoxBackend().run(int_net, xp),
+        "batched 16": lambda: PAIBoxBackend(batch=16).run(int_net, xp),
+        "batched 32": lambda: PAIBoxBackend(batch=32).run(int_net, xp),
+        "batched 64": lambda: PAIBoxBackend(batch=64).run(int_net, xp),
+        f"{pool.workers} workers, plain": lambda: PAIBoxBackend(executor=pool).run(int_net, xp),
+        f"{pool.workers} workers x batched 32": lambda: PAIBoxBackend(batch=32, executor=pool).run(int_net, xp),
     }
-    batched = {"paibox": lambda net, label: PAIBoxRunner(net, label, batch=32)}
+    batched = {"paibox": {"batch": 32}}
+    xd = x[:n_paibox]
     full = {
-        "diff, plain PAIBox": lambda: api.diff(module, float_net, int_net, x[:n_paibox], 255),
-        "diff, batched PAIBox": lambda: api.diff(module, float_net, int_net, x[:n_paibox], 255, factories=batched),
-        "diff, batched PAIBox, no conversion diagnosis": lambda: api.diff(module, float_net, int_net, x[:n_paibox],
-                                                                          255, factories=batched, diagnose=False),
+        "diff, plain PAIBox": lambda: api.diff(float_net, int_net, xd, 255, module=model),
+        "diff, batched PAIBox": lambda: api.diff(float_net, int_net, xd, 255, module=model, backend_options=batched),
+        "diff, batched PAIBox, no conversion diagnosis": lambda: api.diff(
+            float_net, int_net, xd, 255, module=model, backend_options=batched, diagnose=False),
     }
     small = {        # the bare runners on the diff's samples, for the overhead ratio
-        "reference:a": lambda: runner("reference", folded, "a").run(x[:n_paibox]),
-        "spikingjelly:a": lambda: runner("spikingjelly", float_net, "a", module=module).run(x[:n_paibox]),
-        "reference:b": lambda: runner("reference", int_net, "b").run(xp),
-        "spikingjelly:b": lambda: runner("spikingjelly", int_net, "b").run(xp),
+        "reference:a": lambda: ref.run(float_net, xd),
+        "spikingjelly:a": lambda: SpikingJellyBackend(module=model).run(float_net, xd),
+        "reference:b": lambda: ref.run(int_net, xp),
+        "spikingjelly:b": lambda: sj.run(int_net, xp),
     }
-    PAIBoxRunner(int_net, batch=32, executor=pool).run(xp[:4])      # workers import PAIBox before timing
+    PAIBoxBackend(batch=32, executor=pool).run(int_net, xp[:4])      # workers import PAIBox before timing
     print(f"\n=== {name}: {int_net.input_shape}, T={T}; reference/SpikingJelly on {n} samples, PAIBox and diff on "
           f"{n_paibox}; {repeats} rounds (min / median) ===")
     t_bare, _ = rounds(bare, repeats)
@@ -139,8 +136,8 @@ def bench_network(name: str, n: int, n_paibox: int, repeats: int, pool) -> None:
     cached = stats(t_all["paibox plain, components cached"])
     for k in paibox:
         lo, med = stats(t_all[f"paibox {k}"])
-        same = all(np.array_equal(a.spikes, b.spikes) and np.array_equal(a.v, b.v)
-                   for a, b in zip(base.layers, last[f"paibox {k}"].layers))
+        same = all(np.array_equal(base[rec.name][0], rec.spikes) and np.array_equal(base[rec.name][1], rec.v)
+                   for rec in _layers(last[f"paibox {k}"]))
         print(f"  paibox {k:27s} {1e3 * lo / n_paibox:8.2f} / {1e3 * med / n_paibox:8.2f} ms/sample   "
               f"x{plain[0] / lo:5.1f} / x{plain[1] / med:5.1f} vs plain as shipped, "
               f"x{cached[0] / lo:5.1f} / x{cached[1] / med:5.1f} vs cached; spikes and v identical: {same}")
@@ -155,6 +152,14 @@ def bench_network(name: str, n: int, n_paibox: int, repeats: int, pool) -> None:
               f"{min(inside[k]):.2f}x / {statistics.median(inside[k]):.2f}x")
 
 
+def _layers(result):
+    """LayerRecords of a run, or of the plain simulation's {name: (spikes, v)}."""
+    from snncheck.backends.base import LayerRecord
+    if isinstance(result, dict):
+        return [LayerRecord(name, s, v) for name, (s, v) in result.items()]
+    return result.layers
+
+
 # ------------------------------------------------------------------------------------------------ memory, full set
 def peak_rss(samples: int, streaming: bool) -> tuple:
     """(peak RSS in MB, seconds) of one process checking `samples` digits, streaming or all at once."""
@@ -163,11 +168,10 @@ def peak_rss(samples: int, streaming: bool) -> tuple:
                 "'--chunk', '100', '--no-progress'])")
     else:
         body = ("from snncheck import api, case as cases, convert, data; "
-                "from snncheck.runners.paibox import PAIBoxRunner; "
-                "m, f = cases.build_float(cases.Case('d', None, {'model': {'name': 'digits_csnn'}})); "
-                "b = convert.convert(f, 255, 'max').network; x, _ = data.digits('all'); "
-                f"api.diff(m, f, b, data.direct(x[:{samples}], 8), 255, "
-                "factories={'paibox': lambda n, l: PAIBoxRunner(n, l, batch=32)})")
+                "g, m = cases.build_float(cases.Case.from_dict({'model': {'name': 'digits_csnn'}})); "
+                "b = convert.convert(g, 255, 'max').graph; x, _ = data.digits('all'); "
+                f"api.diff(g, b, data.direct(x[:{samples}], 8), 255, module=m, "
+                "backend_options={'paibox': {'batch': 32}})")
     code = (f"import resource, time, warnings, io, contextlib; warnings.filterwarnings('ignore'); t = time.time()\n"
             f"with contextlib.redirect_stdout(io.StringIO()): {body}\n"
             "print('RESULT', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.time() - t)")
@@ -189,15 +193,15 @@ def rss_table() -> None:
 
 
 def digits_all(workers: int) -> None:
-    print(f"\n=== all 1797 digits, T=8, reference + SpikingJelly + PAIBox (batched 32) on every sample ===")
-    job = stream.Job.from_case(DEFAULT_CASE, split="all")
+    print("\n=== all 1797 digits, T=8, reference + SpikingJelly + PAIBox (batched 32) on every sample ===")
+    loader = cases.plan_loader(DEFAULT_CASE, split="all", samples=10 ** 9, chunk=128, paibox_batch=32)
     for kind in ("local", "process"):
         start = time.perf_counter()
         with parallel.executor(kind, workers) as ex:
-            report = stream.run(job, chunk=128, executor=ex)
+            report = pipeline.execute(loader, executor=ex)
         wall = time.perf_counter() - start
         cov = report.extras["coverage"]
-        exact = {p.key: p.exact for p in report.pairs if p.a.endswith(":b")}
+        exact = {p.key: p.exact for p in report.pairs if p.expect == "exact"}
         print(f"  {kind:8s} {ex.workers} worker(s): {wall:6.1f} s wall for {cov['samples']} samples "
               f"({ {k: v['samples'] for k, v in cov['runs'].items()} }); verdict {report.verdict}; exact: {exact}")
 

@@ -17,8 +17,11 @@ import time
 
 import numpy as np
 
-from snncheck import api, checkpoint, compare, convert, data, mutations, zoo
-from snncheck.diagnose import dynamic, rank, static
+from snncheck import api, checkpoint, compare, convert, data, mutations
+from snncheck.backends.reference import ReferenceBackend
+from snncheck.backends.spikingjelly import SpikingJellyBackend
+from snncheck.frontends import models as zoo
+from snncheck.diagnose import dynamic, static
 
 INPUT_SCALE = 255
 
@@ -33,7 +36,7 @@ def main():
     fm = checkpoint.load_float(zoo.DIGITS_CHECKPOINT)
     x, y = data.digits("test")
     inputs = data.direct(x, args.timesteps)
-    a_run = api.run_network(fm.network, inputs, ["spikingjelly"], "a", fm.module)["spikingjelly:a"]
+    a_run = SpikingJellyBackend(module=fm.model).run(fm.graph, inputs, "spikingjelly:a")
     out = {"float_accuracy": accuracy(a_run, y), "samples": len(y), "timesteps": args.timesteps}
     out["story"] = story(fm, inputs, y, a_run, args.diff_samples)
     out["rules"] = rules(fm, inputs, y, a_run, args.calibration, args.timesteps)
@@ -43,12 +46,11 @@ def main():
 
 
 def story(fm, inputs, y, a_run, n_diff) -> dict:
-    conv = convert.convert(fm.network, INPUT_SCALE, "max")
-    buggy = mutations.apply(conv.network, fm.network, {"name": "bias_unscaled"}, conv)
+    conv = convert.convert(fm.graph, INPUT_SCALE, "max")
+    buggy = mutations.apply(conv.graph, fm.graph, {"name": "bias_unscaled"}, conv)
     t0 = time.perf_counter()
-    report = api.diff(fm.module, fm.network, buggy, inputs[:n_diff], INPUT_SCALE, title="seed story",
-                      keep_runs=False)
-    top = rank(report.diagnoses)[0]
+    report = api.diff(fm.graph, buggy, inputs[:n_diff], INPUT_SCALE, module=fm.model, title="seed story")
+    top = report.diagnoses[0]
     print(f"== 1. The seed's story: 0-255 input, only the threshold x255 ({n_diff} samples, all three simulators, "
           f"{time.perf_counter() - t0:.1f} s)")
     print(f"verdict: {report.verdict}; paibox:b~reference:b mismatches: "
@@ -56,9 +58,10 @@ def story(fm, inputs, y, a_run, n_diff) -> dict:
     print(f"top diagnosis: [{top.severity}] {top.code} @ {top.layer}: {top.message}")
     print(f"fix: {top.fix}")
     factor = top.evidence["factor"]                      # the number the printed fix names
-    fixed = buggy.with_layer(top.evidence["synapse"], bias=np.rint(buggy.layer(top.evidence["synapse"]).bias * factor))
-    after = static.analyse(fm.network, fixed, INPUT_SCALE)[1]
-    runs = {name: b_run(net, inputs) for name, net in (("buggy", buggy), ("fixed", fixed), ("correct", conv.network))}
+    synapse = top.evidence["synapse"]
+    fixed = buggy.with_node(synapse, bias=np.rint(buggy.nodes[synapse].bias * factor))
+    after = static.analyse(fm.graph, fixed, INPUT_SCALE)[1]
+    runs = {name: b_run(net, inputs) for name, net in (("buggy", buggy), ("fixed", fixed), ("correct", conv.graph))}
     acc = {"float (SpikingJelly)": accuracy(a_run, y), "buggy (bias not x255)": accuracy(runs["buggy"], y),
            f"fixed as printed (bias x{factor:g})": accuracy(runs["fixed"], y),
            "converted correctly": accuracy(runs["correct"], y)}
@@ -78,11 +81,11 @@ def rules(fm, inputs, y, a_run, n_cal, timesteps) -> dict:
     for rule in convert.RULES:
         if rule not in ("seed", "max", "percentile", "search"):
             continue
-        conv = convert.convert(fm.network, INPUT_SCALE, rule, calibration=calibration)
-        run = b_run(conv.network, inputs)
-        pair = compare.compare(a_run, run)
-        stats, _ = static.analyse(fm.network, conv.network, INPUT_SCALE)
-        iso = dynamic.isolated(fm.network, conv.network, a_run, inputs, INPUT_SCALE,
+        conv = convert.convert(fm.graph, INPUT_SCALE, rule, calibration=calibration)
+        run = b_run(conv.graph, inputs)
+        pair = compare.compare(a_run, run, "quantization")
+        stats, _ = static.analyse(fm.graph, conv.graph, INPUT_SCALE)
+        iso = dynamic.isolated(fm.graph, conv.graph, a_run, inputs, INPUT_SCALE,
                                {k: v["scale"] for k, v in stats.items()})
         out[rule] = {"accuracy": accuracy(run, y), "output_agreement": pair.output_agreement,
                      "full": {lc.name: lc.rate for lc in pair.layers},
@@ -102,8 +105,8 @@ def rules(fm, inputs, y, a_run, n_cal, timesteps) -> dict:
     return out
 
 
-def b_run(net, inputs):
-    return api.run_network(net, api.deployed_inputs(inputs, INPUT_SCALE), ["reference"], "b")["reference:b"]
+def b_run(graph, inputs):
+    return ReferenceBackend().run(graph, np.rint(inputs.astype(np.float64) * INPUT_SCALE), "reference:b")
 
 
 def accuracy(run, y) -> float:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional, surrogate, neuron
 
-from snncheck import data, zoo
+from snncheck import data
+from snncheck.frontends import models as zoo
 
 T_TRAIN = 8
 
@@ -65,7 +66,7 @@ def deploy(float_path):
     out = zoo.DIGITS_DEPLOYED if Path(float_path) == zoo.DIGITS_CHECKPOINT else \
         Path(float_path).with_name(Path(float_path).stem + "_int8.pth")
     model = checkpoint.load_float(float_path, "digits_csnn")
-    conv = convert.convert(model.network, input_scale=255, rule="max")
+    conv = convert.convert(model.graph, input_scale=255, rule="max")
     checkpoint.save_deployed(conv, out)
     print(f"saved {out}: vthr {conv.vthr}")
 
