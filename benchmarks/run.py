@@ -85,14 +85,14 @@ def bench_network(name: str, n: int, n_paibox: int, repeats: int, pool) -> None:
     model, float_net, int_net, x = network(name, n)
     xb = np.rint(x.astype(np.float64) * 255)
     xp = xb[:n_paibox]
-    ref, sj = ReferenceBackend(), SpikingJellyBackend()
+    reference, jelly = ReferenceBackend(), SpikingJellyBackend()
     bare = {
-        "reference:a": lambda: ref.run(float_net, x),
+        "reference:a": lambda: reference.run(float_net, x),
         "spikingjelly:a": lambda: SpikingJellyBackend(module=model).run(float_net, x),
-        "reference:b": lambda: ref.run(int_net, xb),
-        "spikingjelly:b": lambda: sj.run(int_net, xb),
+        "reference:b": lambda: reference.run(int_net, xb),
+        "spikingjelly:b": lambda: jelly.run(int_net, xb),
     }
-    bare["reference:b (1 BLAS thread)"] = lambda: one_blas_thread(lambda: ref.run(int_net, xb))
+    bare["reference:b (1 BLAS thread)"] = lambda: one_blas_thread(lambda: reference.run(int_net, xb))
     paibox = {
         "plain, as shipped": lambda: plain_as_shipped(int_net, xp),
         "plain, components cached": lambda: PAIBoxBackend().run(int_net, xp),
@@ -111,10 +111,10 @@ def bench_network(name: str, n: int, n_paibox: int, repeats: int, pool) -> None:
             float_net, int_net, xd, 255, module=model, backend_options=batched, diagnose=False),
     }
     small = {        # the bare runners on the diff's samples, for the overhead ratio
-        "reference:a": lambda: ref.run(float_net, xd),
+        "reference:a": lambda: reference.run(float_net, xd),
         "spikingjelly:a": lambda: SpikingJellyBackend(module=model).run(float_net, xd),
-        "reference:b": lambda: ref.run(int_net, xp),
-        "spikingjelly:b": lambda: sj.run(int_net, xp),
+        "reference:b": lambda: reference.run(int_net, xp),
+        "spikingjelly:b": lambda: jelly.run(int_net, xp),
     }
     PAIBoxBackend(batch=32, executor=pool).run(int_net, xp[:4])      # workers import PAIBox before timing
     print(f"\n=== {name}: {int_net.input_shape}, T={T}; reference/SpikingJelly on {n} samples, PAIBox and diff on "
