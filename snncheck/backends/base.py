@@ -48,15 +48,31 @@ class LayerRecord:
 
 
 @dataclass(frozen=True, eq=False)
+class OutputRecord:
+    """One readout's values (`Graph.readouts`: a rate, a Linear head...): `[N, T, *shape]`, or `[N, 1, *shape]`
+    for one value per run. Not spikes: compared as numbers, in the units of the run's own network."""
+    name: str
+    values: np.ndarray
+
+    def replace(self, **changes) -> "OutputRecord":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, eq=False)
 class RunResult:
     """The output of one backend on one graph and one input batch."""
     backend: str                  # which simulator: "reference", "spikingjelly", "paibox", "recorded"...
     label: str                    # how reports name this run, e.g. "paibox:b"
     layers: tuple                 # (LayerRecord,) in the graph's neuron order
     meta: dict = field(default_factory=dict)   # JSON-able facts: expected_lag, lags, timing, seconds, ...
+    outputs: tuple = ()           # (OutputRecord,) in the graph's readout order, where the backend has them
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+
+    def output(self, name: str) -> OutputRecord:
+        return next(o for o in self.outputs if o.name == name)
 
     def layer(self, name: str) -> LayerRecord:
         for rec in self.layers:
@@ -83,7 +99,8 @@ class RunResult:
     def rows(self, rows) -> "RunResult":
         """The run restricted to some samples (a list of rows copies, so the rest can be freed)."""
         pick = lambda a: None if a is None else a[rows]        # noqa: E731
-        return self.replace(layers=[r.replace(spikes=pick(r.spikes), v=pick(r.v), h=pick(r.h)) for r in self.layers])
+        return self.replace(layers=[r.replace(spikes=pick(r.spikes), v=pick(r.v), h=pick(r.h)) for r in self.layers],
+                            outputs=[o.replace(values=pick(o.values)) for o in self.outputs])
 
     def save(self, path) -> None:
         arrays = {}
@@ -91,9 +108,11 @@ class RunResult:
             for key in ("spikes", "v", "h"):
                 if getattr(rec, key) is not None:
                     arrays[f"{i}/{key}"] = getattr(rec, key)
+        arrays.update({f"out{i}/values": o.values for i, o in enumerate(self.outputs)})
         header = {"backend": self.backend, "label": self.label, "meta": self.meta,
                   "layers": [{"name": r.name, "threshold": float(r.threshold),
-                              "rounding_bound": float(r.rounding_bound)} for r in self.layers]}
+                              "rounding_bound": float(r.rounding_bound)} for r in self.layers],
+                  "outputs": [o.name for o in self.outputs]}
         np.savez_compressed(path, __header__=np.array(json.dumps(header, default=_jsonable)), **arrays)
 
     @classmethod
@@ -105,7 +124,8 @@ class RunResult:
                                   **{k: data[f"{i}/{k}"] if f"{i}/{k}" in data else None
                                      for k in ("spikes", "v", "h")})
                       for i, info in enumerate(header["layers"])]
-        return cls(header["backend"], header["label"], layers, header["meta"])
+            outputs = [OutputRecord(name, data[f"out{i}/values"]) for i, name in enumerate(header.get("outputs", []))]
+        return cls(header["backend"], header["label"], layers, header["meta"], outputs)
 
 
 def _jsonable(o):

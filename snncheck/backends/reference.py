@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import require
 from ..graph import Graph, fold_batchnorm
 from ..graph import primitives as P
-from .base import Backend, LayerRecord, Registry, RunResult, check_inputs, rounding_bounds
+from .base import Backend, LayerRecord, OutputRecord, Registry, RunResult, check_inputs, rounding_bounds
 
 OPS = Registry("reference", lambda kind: f"the reference has no implementation of {kind}")
 
@@ -39,10 +39,12 @@ class ReferenceBackend(Backend):
         graph = fold_batchnorm(graph)
         exact = is_exact(graph, inputs)
         bounds = rounding_bounds(graph, float(np.abs(inputs).max()))
-        records = evaluate(graph, {graph.input: inputs}, exact=exact, record_v=record_v)
+        records = evaluate(graph, {graph.input: inputs}, exact=exact, record_v=record_v, keep=graph.readouts)
         layers = [LayerRecord(n, *records[n], threshold=float(graph.nodes[n].threshold), rounding_bound=bounds[n])
                   for n in graph.neurons]
-        return RunResult(self.name, label, layers, {"exact": exact, "seconds": time.perf_counter() - start})
+        outputs = [OutputRecord(n, np.asarray(records[n])) for n in graph.readouts]
+        return RunResult(self.name, label, layers, {"exact": exact, "seconds": time.perf_counter() - start},
+                         outputs)
 
 
 def is_exact(graph: Graph, inputs: np.ndarray) -> bool:

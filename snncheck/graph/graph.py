@@ -113,6 +113,17 @@ class Graph:
         """Nodes nothing consumes."""
         return [n for n in self.order if not self._succs[n]]
 
+    @cached_property
+    def readouts(self) -> list:
+        """Outputs that are not spikes: what is computed off-chip from the last spiking layers (a rate, a
+        Linear head, a vote over groups), in order. A run records their values beside the spikes."""
+        feeds_neuron = set()
+        for n in reversed(self.order):
+            if any(P.is_neuron(self.nodes[c]) or c in feeds_neuron for c in self._succs[n]):
+                feeds_neuron.add(n)
+        return [n for n in self.outputs if not P.is_neuron(self.nodes[n]) and n not in feeds_neuron
+                and not isinstance(self.nodes[n], P.Input)]
+
     def of_type(self, *types) -> list:
         return [n for n in self.order if isinstance(self.nodes[n], types)]
 
