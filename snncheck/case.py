@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import data, plan as plans
 from .errors import InputError, require
-from .graph import Graph
+from .graph import Graph, is_integer_valued
 from .graph import primitives as P
 from .plan import Inputs, Role, Subject
 
@@ -389,7 +389,7 @@ def graph_from_spec(model: ModelSpec, name: str = "network") -> Graph:
 def _field_value(key: str, value):
     if key in _ARRAYS and isinstance(value, list):
         arr = np.asarray(value)
-        return arr.astype(np.int64 if _integral(arr) else np.float32)
+        return arr.astype(np.int64 if is_integer_valued(arr) else np.float32)
     return tuple(value) if isinstance(value, list) else value
 
 
@@ -410,10 +410,6 @@ def graph_to_spec(graph: Graph) -> dict:
         layers.append(spec)
         prev = n
     return {"input_shape": [int(d) for d in graph.input_shape], "layers": layers}
-
-
-def _integral(arr: np.ndarray) -> bool:
-    return arr.dtype.kind in "iub" or bool(np.all(arr == np.round(arr)))
 
 
 def _plain(value):

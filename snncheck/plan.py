@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from .errors import require
-from .graph import Graph
+from .graph import Graph, is_integer_valued
 
 BACKENDS = ("reference", "spikingjelly", "paibox")      # the built-in ones, in the order reports list them
 
@@ -53,7 +53,7 @@ class Subject:
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
         """What this subject receives for the plan's inputs x (in A's range)."""
-        if self.role is Role.DEPLOYED and (self.input_scale != 1 or not _integers(x)):
+        if self.role is Role.DEPLOYED and (self.input_scale != 1 or not is_integer_valued(x)):
             return np.rint(np.asarray(x, np.float64) * self.input_scale)
         return x
 
@@ -156,11 +156,6 @@ class Plan:
     def reference(self, role: Role) -> Optional[RunSpec]:
         return next((r for r in self.runs if r.role is role and r.backend == "reference"), None)
 
-    @property
-    def pipelined(self) -> list:
-        from .backends import get
-        return [r for r in self.runs if get(r.backend).pipelined]
-
     def replace(self, **changes) -> "Plan":
         return dataclasses.replace(self, **changes)
 
@@ -235,11 +230,3 @@ def _ordered(pairs: list) -> list:
     """Same-network pairs first (B, then A), then A against B."""
     rank = {Expect.EXACT: 0, Expect.FLOAT_ROUNDING: 1, Expect.QUANTIZATION: 2}
     return sorted(pairs, key=lambda p: rank[p.expect])
-
-
-def _integers(x) -> bool:
-    x = np.asarray(x)
-    return x.dtype.kind in "biu" or bool(np.all(x == np.round(x)))
-
-
-Factory = Callable[[], Any]

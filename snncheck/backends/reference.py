@@ -20,7 +20,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from ..errors import require
-from ..graph import Graph, fold_batchnorm
+from ..graph import Graph, fold_batchnorm, is_integer_valued
 from ..graph import primitives as P
 from .base import Backend, LayerRecord, OutputRecord, Registry, RunResult, check_inputs, rounding_bounds
 
@@ -50,8 +50,7 @@ class ReferenceBackend(Backend):
 def is_exact(graph: Graph, inputs: np.ndarray) -> bool:
     """Integer parameters and integer inputs, and no primitive that makes fractions (averages, leaks that
     multiply): then every value is an integer, computed exactly."""
-    return (graph.is_integer and (inputs.dtype.kind in "biu" or bool(np.all(inputs == np.round(inputs))))
-            and not graph.fractional)
+    return graph.is_integer and is_integer_valued(inputs) and not graph.fractional
 
 
 def evaluate(graph: Graph, feeds: dict, exact: bool, record_v: bool = True, targets: Optional[Iterable] = None,

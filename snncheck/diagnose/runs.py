@@ -12,9 +12,9 @@ RECIPE = ("give pipeline stage k (each neuron layer and each spiking pool, k = 1
           "tick_wait_start=k and delay=1")
 
 
-def timing(lags: dict, label: str, nodes: dict = None) -> list:
+def timing(lags: dict, label: str) -> list:
     """A node of pipelined run `label` whose detected lag differs from the expected one, or that matches at no
-    lag. `nodes`: {layer: the user's own node name} when the network is the user's, to say the fix in its names."""
+    lag (a user's own nodes are named in the fix by `diagnose.phrase_for_user`)."""
     out = []
     for layer, lag in lags.items():
         if not lag["anomaly"]:
@@ -34,13 +34,8 @@ def timing(lags: dict, label: str, nodes: dict = None) -> list:
             "timing", layer, "error", msg,
             evidence=dict({k: lag.get(k) for k in ("expected", "detected", "best_mismatch", "mismatch_at_expected",
                                                     "early_activity")}, run=label),
-            fix=RECIPE + _in_user_nodes(nodes, layer)))
+            fix=RECIPE))
     return out
-
-
-def _in_user_nodes(nodes, layer) -> str:
-    wrong = (nodes or {}).get("timing", {}).get(layer)
-    return f"; in your network: {', '.join(wrong)}" if wrong else ""
 
 
 def merge_timing(edge_lags: dict, label: str) -> list:
@@ -115,10 +110,8 @@ def refused(skipped) -> list:
 
 def downstream(layers: set, order: list) -> set:
     """Layers at or after the first of `layers`: a timing fault explains every mismatch from there on."""
-    if not layers:
-        return set()
-    first = min(order.index(l) for l in layers if l in order) if any(l in order for l in layers) else len(order)
-    return set(order[first:])
+    hits = [order.index(layer) for layer in layers if layer in order]
+    return set(order[min(hits):]) if hits else set()
 
 
 def edge_lags(graph, run, feeds: dict, max_shift: int = 4) -> dict:

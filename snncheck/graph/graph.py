@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable, Optional
 
-import numpy as np
 
 from ..errors import InputError, require
 from . import primitives as P
@@ -199,10 +198,3 @@ def chain(layers: list, input_shape, name: str = "network", input_name: str = "i
         edges.append((prev, n))
         prev = n
     return Graph(nodes, tuple(edges), name=name, **kwargs)
-
-
-def copy_arrays(node):
-    """A primitive whose array fields are copies (never shared with the original)."""
-    return dataclasses.replace(node, **{f.name: np.array(getattr(node, f.name), copy=True)
-                                        for f in dataclasses.fields(node)
-                                        if isinstance(getattr(node, f.name), np.ndarray)})
