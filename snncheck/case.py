@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, field_validator
 
 from . import data, plan as plans
 from .errors import InputError, require
@@ -38,7 +39,8 @@ from .plan import Inputs, Role, Subject
 
 # ----------------------------------------------------------------------------------------------- schema
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors, and values are not coerced ("4" is not a number, 2.5 not a count)."""
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ModelSpec(_Strict):
@@ -46,13 +48,13 @@ class ModelSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     weights: str = "trained"
     calibrate: Optional[float] = Field(None, gt=0, lt=1)
-    input_shape: Optional[list[int]] = None
+    input_shape: Optional[list[PositiveInt]] = Field(None, min_length=1)
     layers: Optional[list[dict[str, Any]]] = None
 
 
 class ConversionSpec(_Strict):
     rule: str = "max"
-    input_scale: float = Field(1.0, gt=0, allow_inf_nan=False)
+    input_scale: float = Field(1.0, gt=0, le=2 ** 31, allow_inf_nan=False)
     reset: Optional[Literal["hard", "soft"]] = None
     mutation: Optional[dict[str, Any]] = None
 
@@ -63,7 +65,7 @@ class InputsSpec(_Strict):
     timesteps: int = Field(8, ge=1, le=100_000)
     seed: int = 0
     split: Literal["train", "test", "all"] = "test"
-    rate: float = Field(0.2, ge=0, le=1)
+    rate: float = Field(0.2, ge=0, le=1, allow_inf_nan=False)
     events: int = Field(400, ge=0)
     values: Optional[list] = None
 
@@ -91,7 +93,7 @@ class DiagnosisWant(_Strict):
 class ExpectSpec(_Strict):
     verdict: Optional[Literal["consistent", "inconsistent"]] = None
     exact: list[str] = Field(default_factory=list)
-    max_unexplained: dict[str, int] = Field(default_factory=dict)
+    max_unexplained: dict[str, NonNegativeInt] = Field(default_factory=dict)
     lags: Optional[Literal["expected"]] = None
     diagnoses: list[DiagnosisWant] = Field(default_factory=list)
     top_diagnosis: Optional[DiagnosisWant] = None
@@ -107,7 +109,7 @@ class ExpectSpec(_Strict):
 
 
 class CaseSpec(_Strict):
-    name: Optional[str] = None
+    name: Optional[str] = Field(None, min_length=1, max_length=200)
     description: Optional[str] = None
     model: ModelSpec = Field(default_factory=ModelSpec)
     conversion: Optional[ConversionSpec] = None
@@ -142,12 +144,58 @@ class Case:
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
-            raise InputError(f"{where}: {field}: {err['msg']}") from None
+            got = f" (got {err['input']!r:.80})" if err["type"] != "missing" else ""
+            raise InputError(f"{where}: {field}: {err['msg']}{got}") from None
         return cls(spec.name or (path.stem if path else "case"), path, spec)
 
     def resolve(self, p: str) -> Path:
         q = Path(p)
         return q if q.is_absolute() or self.path is None else self.path.parent / q
+
+    def model_spec(self) -> str:
+        """The model as a spec to build: a built-in name, or `FILE.py:FACTORY` resolved against the case's folder
+        and inside its project. A case file may not name `module:attr`: that could call anything importable
+        (`os:system`) with the case's options."""
+        name = self.spec.model.name
+        target, sep, attr = name.rpartition(":")
+        if not sep:
+            return name
+        require(target.endswith(".py") and attr.isidentifier(), lambda: (
+            f"{self.where}: model.name {name!r}: a case names a built-in model or FILE.py:FACTORY (a file inside "
+            "its project), not module:attr"))
+        path = Path(os.path.realpath(self.resolve(target)))
+        root = project_root(self.path)
+        require(root is None or path.is_relative_to(root), lambda: (
+            f"{self.where}: model.name {name!r} is outside the project ({root}); a case may only run model files "
+            "inside it"))
+        return f"{path}:{attr}"
+
+    @property
+    def where(self) -> str:
+        return str(self.path or f"case {self.name}")
+
+    def files(self) -> list:
+        """Every file the case reads (itself, its model file, weights, inputs file): outputs never go over them."""
+        model, out = self.spec.model, [self.path]
+        if model.layers is None and ":" in model.name:
+            out.append(self.resolve(model.name.rpartition(":")[0]))
+        if model.weights not in ("trained",) and not model.weights.startswith("seed:"):
+            out.append(self.resolve(model.weights))
+        if self.spec.inputs.source.startswith("file:"):
+            out.append(self.resolve(self.spec.inputs.source[5:]))
+        return [p for p in out if p is not None]
+
+
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git", "pytest.ini", "tox.ini")
+
+
+def project_root(case_path: Optional[Path]) -> Optional[Path]:
+    """The project a case file belongs to: its nearest folder holding a project marker (pyproject.toml, .git...),
+    else the case's own folder; None for a case that is not a file (the fuzzer's inline networks)."""
+    if case_path is None:
+        return None
+    folder = Path(os.path.realpath(case_path)).parent
+    return next((d for d in (folder, *folder.parents) if any((d / m).exists() for m in PROJECT_MARKERS)), folder)
 
 
 # ----------------------------------------------------------------------------------------------- the plan
@@ -213,10 +261,7 @@ def build_float(case: Case):
     from .checkpoint import load_into, load_state_dict
     from .frontends import models
     from .frontends.spikingjelly import import_module
-    name = model.name
-    target, sep, attr = name.rpartition(":")
-    if sep and target.endswith(".py"):
-        name = f"{case.resolve(target)}:{attr}"      # a model file is found relative to the case file
+    name = case.model_spec()
     factory = models.resolve_factory(name)
     if model.weights.startswith("seed:"):
         torch.manual_seed(_seed(model.weights, case.name))
@@ -295,7 +340,10 @@ def build_inputs(case: Case, input_shape, samples=None, timesteps=None, split=No
         inputs = data.load_inputs(case.resolve(source[5:]), shape, t)
         return dataclasses.replace(inputs, data=inputs.data[:n])
     if source == "inline":
-        arr = np.asarray(spec.values or [], dtype=np.float32)
+        try:
+            arr = np.asarray(spec.values or [], dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"case {case.name}: inputs.values: numbers in nested lists expected ({exc})") from None
         require(arr.ndim == len(shape) + 2 and arr.shape[2:] == shape,
                 lambda: f"case {case.name}: inline inputs have shape {arr.shape}, expected [N, T, {list(shape)}]")
         return Inputs.sequences(arr, source="inline")
@@ -387,9 +435,12 @@ def graph_from_spec(model: ModelSpec, name: str = "network") -> Graph:
 
 
 def _field_value(key: str, value):
-    if key in _ARRAYS and isinstance(value, list):
+    if key in _ARRAYS and value is not None:
         arr = np.asarray(value)
-        return arr.astype(np.int64 if is_integer_valued(arr) else np.float32)
+        if arr.dtype.kind not in "biuf" or isinstance(value, bool):
+            raise ValueError(f"{key} must be a number or nested lists of numbers, got {value!r:.60}")
+        if isinstance(value, list):
+            return arr.astype(np.int64 if is_integer_valued(arr) else np.float32)
     return tuple(value) if isinstance(value, list) else value
 
 

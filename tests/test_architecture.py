@@ -11,10 +11,10 @@ ROOT = Path(snncheck.__file__).parent
 
 # a lower layer never imports a higher one (graph < backends < plan/align/compare < diagnose < pipeline < ...)
 LAYERS = [
-    {"errors"},
+    {"errors", "files"},
     {"graph"},
     {"backends", "parallel"},
-    {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan"},
+    {"align", "compare", "data", "checkpoint", "convert", "frontends", "memory", "plan"},
     {"diagnose", "mutations"},
     {"report"},
     {"pipeline"},

@@ -2,7 +2,7 @@
 A backend that refuses the case's network is a usage error (exit 2) unless the case expects the refusal."""
 from __future__ import annotations
 
-from . import DEFAULT_CASE, backends_list, finish, positive_int
+from . import DEFAULT_CASE, backends_list, check_outputs, finish, positive_int
 
 
 def register(sub) -> None:
@@ -22,9 +22,11 @@ def run(args) -> int:
     from .. import case as cases, pipeline
     from ..errors import InputError
     case = cases.Case.load(args.case)
+    inputs = case.files()
+    check_outputs(args, inputs, "json", "out")
     plan = cases.build_plan(case, samples=args.samples, timesteps=args.timesteps, runners=args.runners,
                             timing=args.timing)
     bad = cases.unexpected_refusals(case, plan)
     if bad:
         raise InputError(f"{case.name}: {bad[0].refusals[0]}")
-    return finish(pipeline.execute(plan), args.json, args.out)
+    return finish(pipeline.execute(plan), args.json, args.out, inputs)

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, require
-from . import backends_list, finish, input_shape, positive_int
+from ..files import safe_name
+from . import (backends_list, check_outputs, existing_file, finish, input_shape, positive_float, positive_int,
+               spec_files, spec_text)
 
 DEFAULT_SAMPLES = 32
 DEFAULT_TIMESTEPS = 8
@@ -17,16 +19,16 @@ DEFAULT_TIMESTEPS = 8
 def register(sub) -> None:
     p = sub.add_parser("diff", help="compare a float checkpoint with its deployed integer version, layer by layer",
                        description=__doc__)
-    p.add_argument("a", metavar="A", help="float SpikingJelly checkpoint (.pth state_dict)")
-    p.add_argument("b", metavar="B", nargs="?", help="deployed integer checkpoint (.pth)")
-    p.add_argument("--paibox", metavar="FILE.py:FACTORY", help="a user's own PAIBox network in place of B")
-    p.add_argument("--model", metavar="SPEC", help="FILE.py:FACTORY, module:FACTORY or a built-in model name")
+    p.add_argument("a", metavar="A", type=existing_file, help="float SpikingJelly checkpoint (.pth state_dict)")
+    p.add_argument("b", metavar="B", nargs="?", type=existing_file, help="deployed integer checkpoint (.pth)")
+    p.add_argument("--paibox", metavar="FILE.py:FACTORY", type=spec_text, help="a user's own PAIBox network in place of B")
+    p.add_argument("--model", metavar="SPEC", type=spec_text, help="FILE.py:FACTORY, module:FACTORY or a built-in model name")
     p.add_argument("--input-shape", type=input_shape, metavar="C,H,W",
                    help="the model's per-sample input shape, where neither the model nor --inputs says it")
     p.add_argument("--vthr", help="B's thresholds: comma-separated ints in spiking-layer order, or name=value pairs")
-    p.add_argument("--input-scale", type=float, help="what B's input is multiplied by (255 for 0-255 pixels)")
+    p.add_argument("--input-scale", type=positive_float, help="what B's input is multiplied by (255 for 0-255 pixels)")
     p.add_argument("--reset", choices=("hard", "soft"), help="B's reset mode")
-    p.add_argument("--inputs", metavar="FILE.npy", help="[N, C, H, W] frames or [N, T, C, H, W] sequences, in A's range")
+    p.add_argument("--inputs", metavar="FILE.npy", type=existing_file, help="[N, C, H, W] frames or [N, T, C, H, W] sequences, in A's range")
     p.add_argument("--samples", type=positive_int, help=f"number of samples (default {DEFAULT_SAMPLES})")
     p.add_argument("--timesteps", type=positive_int, help=f"time steps (default {DEFAULT_TIMESTEPS}; ignored for "
                                                           "sequences)")
@@ -38,8 +40,15 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from .. import pipeline
+    inputs = run_inputs(args)
+    check_outputs(args, inputs, "json", "out")
     plan = plan_from_args(args)
-    return finish(pipeline.execute(plan), args.json, args.out or f"reports/{safe_name(plan.title)}.html")
+    return finish(pipeline.execute(plan), args.json, args.out or f"reports/{safe_name(plan.title)}.html", inputs)
+
+
+def run_inputs(args) -> list:
+    """Every file the run reads: no output may be written over one of them."""
+    return [args.a, args.b, args.inputs, *spec_files(args.model, args.paibox)]
 
 
 def plan_from_args(args):
@@ -48,7 +57,8 @@ def plan_from_args(args):
     from ..plan import Role, Subject
     require((args.b is None) != (args.paibox is None), "give either B (a deployed checkpoint) or --paibox "
                                                        "FILE.py:FACTORY, not both and not neither")
-    model = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape or _shape_hint(args.inputs))
+    model = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape,
+                                  shape_hint=_shape_hint(args.inputs))
     inputs = load_inputs(args, model.graph.input_shape)
     if args.paibox:
         require(args.vthr is None and args.reset is None, "--vthr and --reset describe a deployed checkpoint; "
@@ -138,13 +148,6 @@ def _shape_hint(path):
     """The per-sample input shape of an inputs file ([N, *shape] or [N, T, *shape]), read from its header."""
     if not path:
         return None
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read inputs {path}: {exc}") from None
+    from .. import data
+    arr = data.open_array(path)
     return tuple(arr.shape[2:]) if arr.ndim in (3, 5) else tuple(arr.shape[1:])
-
-
-def safe_name(name: str) -> str:
-    """A file name from a report title: letters, digits, '-', '_' and '.' only."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120] or "report"
