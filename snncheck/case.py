@@ -146,7 +146,10 @@ class Case:
             field = ".".join(str(p) for p in err["loc"])
             got = f" (got {err['input']!r:.80})" if err["type"] != "missing" else ""
             raise InputError(f"{where}: {field}: {err['msg']}{got}") from None
-        return cls(spec.name or (path.stem if path else "case"), path, spec)
+        case = cls(spec.name or (path.stem if path else "case"), path, spec)
+        if spec.model.layers is None:
+            case.model_spec()            # what a case may run is checked when it is read, before anything runs
+        return case
 
     def resolve(self, p: str) -> Path:
         q = Path(p)

@@ -56,7 +56,7 @@ def check(plan, limit=None) -> None:
 def require_fits(need: int, what: str, limit=None) -> None:
     limit = budget() if limit is None else limit
     require(need <= limit, lambda: f"this run needs at least {_size(need)} of memory ({what}), over the budget of "
-                                   f"{_size(limit)}: use fewer samples or time steps, a smaller --chunk, or raise "
+                                   f"{_size(limit)}: use fewer samples or time steps, a smaller chunk (fullset --chunk), or raise "
                                    f"{ENV} (--memory-budget)")
 
 

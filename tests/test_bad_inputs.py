@@ -24,6 +24,8 @@ from snncheck import checkpoint, convert
 from snncheck.cli import main
 from snncheck.frontends import models as zoo
 
+pytest_plugins = ["pytester"]
+
 MARK = "PWNED"          # a file that user code would create if snncheck ran what it was not asked to run
 
 MODEL_PY = '''
@@ -531,3 +533,37 @@ def test_there_are_at_least_150_probes_over_every_command():
     assert len(PROBES) >= 150, len(PROBES)
     firsts = {p[0].split("-")[0] for p in PROBES}
     assert {"diff", "convert", "compare", "fullset", "fuzz", "demo", "case"} <= firsts
+
+
+# ------------------------------------------------------------------------------------------------ the pytest plugin
+PLUGIN_PROBES = ["case-not-utf8", "case-bad-toml", "case-unknown-table", "case-unknown-key", "case-exact-string",
+                 "case-exact-not-pair", "case-name-int", "case-name-empty", "case-model-name-int", "case-options-list",
+                 "case-weights-int", "case-calibrate-2", "case-input-shape-str", "case-input-shape-neg",
+                 "case-layers-not-tables", "case-model-os-system", "case-model-module-attr",
+                 "case-model-outside-project", "case-model-absolute-outside", "case-conversion-scale-0",
+                 "case-conversion-scale-str", "case-conversion-reset", "case-mutation-str", "case-samples-0",
+                 "case-samples-str", "case-samples-float", "case-rate-2", "case-split-bogus", "case-runners-bogus",
+                 "case-runners-str", "case-timing-bogus", "case-marks-str", "case-xfail-int", "case-verdict-bogus",
+                 "case-diagnoses-str", "case-diagnoses-no-code", "case-max-unexplained-neg", "case-lags-bogus",
+                 "case-unsupported-int"]
+BUILDERS = dict(PROBES)
+
+
+@pytest.mark.parametrize("probe", PLUGIN_PROBES)
+def test_bad_case_file_is_one_collection_error_under_pytest(probe, pytester):
+    """Catches: a bad case file that pytest collects and runs anyway (an `[expect2]` typo passing, a model spec
+    running `os.system`), or that fails with a traceback instead of one line naming the file and field."""
+    pytester.makeconftest('pytest_plugins = ["snncheck.pytest_plugin"]')
+    cases = pytester.path / "cases"
+    cases.mkdir()
+    (cases / "model.py").write_text(MODEL_PY)
+    path = Path(BUILDERS[probe](cases)[1])
+    before = {k: v for k, v in snapshot(pytester.path).items() if "__pycache__" not in k}
+    result = pytester.runpytest_inprocess("cases", "-p", "no:cacheprovider", "-q")
+    out = result.stdout.str()
+    assert result.ret == 2, out                        # pytest's exit code for errors during collection
+    errors = [line for line in out.splitlines() if line.startswith("ERROR ")]
+    assert len(errors) == 1 and path.name in errors[0], out
+    assert "Traceback" not in out and "passed" not in out, out
+    assert {k: v for k, v in snapshot(pytester.path).items() if "__pycache__" not in k} == before
+    assert not (cases / MARK).exists()

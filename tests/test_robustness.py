@@ -124,6 +124,9 @@ def assert_promises(argv, work: Path, outputs=(), capsys=None) -> int:
     code = main([str(a) for a in argv])
     err = capsys.readouterr().err.strip() if capsys else ""
     event(f"exit {code}")
+    if os.environ.get("SNNCHECK_ROBUSTNESS_LOG"):      # a long run's tally: one line per example
+        with open(os.environ["SNNCHECK_ROBUSTNESS_LOG"], "a") as log:
+            log.write(f"{argv[0]} {code}\n")
     assert code in (0, 1, 2, 3), code
     if code == 2:
         assert len(err.splitlines()) == 1 and "Traceback" not in err, err
