@@ -118,6 +118,15 @@ class CaseSpec(_Strict):
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
 
 
+def json_schema() -> dict:
+    """The JSON schema of a case file, generated from CaseSpec: docs/case.schema.json is this, written out by
+    `python -m snncheck.case --schema` (editors validate TOML against it, e.g. with taplo or Even Better TOML)."""
+    schema = CaseSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "snncheck case file"
+    return schema
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     name: str
@@ -511,3 +520,11 @@ def _toml_value(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    if sys.argv[1:] != ["--schema"]:
+        sys.exit("usage: python -m snncheck.case --schema")
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))
