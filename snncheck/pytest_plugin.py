@@ -36,7 +36,7 @@ class CaseFile(pytest.File):
         try:
             case = cases.Case.load(self.path)
         except InputError as exc:
-            raise self.CollectError(f"{self.path}: {exc}") from None
+            raise self.CollectError(str(exc)) from None       # the message names the file already
         item = CaseItem.from_parent(self, name=case.name, case=case)
         run = case.spec.run
         for mark in run.marks:

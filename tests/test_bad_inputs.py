@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import textwrap
@@ -549,21 +550,36 @@ PLUGIN_PROBES = ["case-not-utf8", "case-bad-toml", "case-unknown-table", "case-u
 BUILDERS = dict(PROBES)
 
 
-@pytest.mark.parametrize("probe", PLUGIN_PROBES)
-def test_bad_case_file_is_one_collection_error_under_pytest(probe, pytester):
-    """Catches: a bad case file that pytest collects and runs anyway (an `[expect2]` typo passing, a model spec
-    running `os.system`), or that fails with a traceback instead of one line naming the file and field."""
-    pytester.makeconftest('pytest_plugins = ["snncheck.pytest_plugin"]')
-    cases = pytester.path / "cases"
+@pytest.fixture(scope="module")
+def plugin_run(tmp_path_factory):
+    """All the bad case files in one project's cases/ folder, collected by one pytest run (a subprocess: pytest
+    inside pytest): (exit code, output, files before, files after, project folder)."""
+    import subprocess
+    import sys
+    root = tmp_path_factory.mktemp("plugin")
+    (root / "conftest.py").write_text('pytest_plugins = ["snncheck.pytest_plugin"]\n')
+    cases = root / "cases"
     cases.mkdir()
     (cases / "model.py").write_text(MODEL_PY)
-    path = Path(BUILDERS[probe](cases)[1])
-    before = {k: v for k, v in snapshot(pytester.path).items() if "__pycache__" not in k}
-    result = pytester.runpytest_inprocess("cases", "-p", "no:cacheprovider", "-q")
-    out = result.stdout.str()
-    assert result.ret == 2, out                        # pytest's exit code for errors during collection
-    errors = [line for line in out.splitlines() if line.startswith("ERROR ")]
-    assert len(errors) == 1 and path.name in errors[0], out
-    assert "Traceback" not in out and "passed" not in out, out
-    assert {k: v for k, v in snapshot(pytester.path).items() if "__pycache__" not in k} == before
-    assert not (cases / MARK).exists()
+    for probe in PLUGIN_PROBES:
+        os.replace(BUILDERS[probe](cases)[1], cases / f"{probe}.toml")
+    before = snapshot(root)
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "cases", "-p", "no:cacheprovider", "-q", "-rE"],
+                          cwd=root, capture_output=True, text=True, timeout=600, env=env)
+    return proc.returncode, proc.stdout + proc.stderr, before, snapshot(root), root
+
+
+@pytest.mark.parametrize("probe", PLUGIN_PROBES)
+def test_bad_case_file_is_one_collection_error_under_pytest(probe, plugin_run):
+    """Catches: a bad case file that pytest collects and runs anyway (an `[expect2]` typo passing, a model spec
+    running `os.system`), or that fails with a traceback instead of one line naming the file and field."""
+    code, out, before, after, root = plugin_run
+    assert code == 2, out[-3000:]                      # pytest's exit code for errors during collection
+    errors = [line for line in out.splitlines() if line.startswith(f"ERROR cases/{probe}.toml")]
+    assert len(errors) == 1, out[-3000:]
+    after_header = out.split(f"ERROR collecting cases/{probe}.toml")[1].split("\n", 1)[1]
+    section = re.split(r"^(?:___|===)", after_header, flags=re.M)[0]
+    assert "Traceback" not in section and len(section.strip().splitlines()) == 1, section
+    assert f"{probe}.toml" in section and all(ord(c) >= 32 for c in section.strip()), section
+    assert after == before and not (root / "cases" / MARK).exists()

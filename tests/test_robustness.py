@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from snncheck import case as cases
 from snncheck.cli import main
-from test_bad_inputs import CASE, MODEL_PY, snapshot
+from test_bad_inputs import CASE, pristine, snapshot  # noqa: F401 (pristine: the shared fixture)
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.int32, torch.int64,
           torch.uint8, torch.bool, torch.complex64]
@@ -36,19 +36,6 @@ def examples(share: float):
     """A share of the profile's max_examples (each example runs the command line once)."""
     return settings(max_examples=max(3, int(settings().max_examples * share)), deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
-    from snncheck import checkpoint, convert
-    from snncheck.frontends import models as zoo
-    root = tmp_path_factory.mktemp("robust")
-    shutil.copy(zoo.DIGITS_CHECKPOINT, root / "A.pth")
-    model = checkpoint.load_float(zoo.DIGITS_CHECKPOINT, "digits_csnn")
-    checkpoint.save_deployed(convert.convert(model.graph, 255, "max"), root / "B.pth")
-    (root / "model.py").write_text(MODEL_PY)
-    (root / "case.toml").write_text(CASE)
-    return root
 
 
 # ----------------------------------------------------------------------------------------------- strategies

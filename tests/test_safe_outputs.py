@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import textwrap
 
 import pytest
 
@@ -14,33 +13,12 @@ from snncheck import files
 from snncheck.cli import main
 from snncheck.errors import InputError
 from snncheck.frontends.models import DIGITS_CHECKPOINT
-
-CASE = """
-name = "tiny"
-[model]
-name = "model.py:tiny"
-weights = "seed:0"
-input_shape = [1, 8, 8]
-[inputs]
-source = "random_spikes"
-samples = 2
-timesteps = 2
-[run]
-runners = ["reference", "spikingjelly"]
-"""
-MODEL = """
-import torch.nn as nn
-from spikingjelly.activation_based import layer, neuron
-
-def tiny():
-    return nn.Sequential(layer.Flatten(), layer.Linear(64, 8), neuron.IFNode())
-"""
-
+from test_bad_inputs import CASE, MODEL_PY
 
 @pytest.fixture
 def case(tmp_path):
-    (tmp_path / "model.py").write_text(MODEL)
-    (tmp_path / "case.toml").write_text(textwrap.dedent(CASE))
+    (tmp_path / "model.py").write_text(MODEL_PY)
+    (tmp_path / "case.toml").write_text(CASE)
     return tmp_path / "case.toml"
 
 
@@ -148,9 +126,8 @@ def test_case_names_cannot_leave_the_report_folder(tmp_path, pytester):
     """Catches: a case named '../x' making --case-json write outside the chosen folder."""
     pytester.makeconftest('pytest_plugins = ["snncheck.pytest_plugin"]')
     (pytester.path / "cases").mkdir()
-    (pytester.path / "cases" / "model.py").write_text(MODEL)
-    (pytester.path / "cases" / "evil.toml").write_text(textwrap.dedent(CASE).replace('"tiny"\n[model]',
-                                                                                       '"../../escaped"\n[model]'))
+    (pytester.path / "cases" / "model.py").write_text(MODEL_PY)
+    (pytester.path / "cases" / "evil.toml").write_text(CASE.replace('name = "good"', 'name = "../../escaped"'))
     out = pytester.path / "reports" / "json"
     result = pytester.runpytest_inprocess("cases", "--case-json", str(out), "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()
