@@ -274,7 +274,7 @@ def build_float(case: Case):
     from .frontends import models
     from .frontends.spikingjelly import import_module
     name = case.model_spec()
-    factory = models.resolve_factory(name)
+    factory = models.resolve_factory(name, modules=False)
     if model.weights.startswith("seed:"):
         torch.manual_seed(_seed(model.weights, case.name))
     module = models.call_factory(factory, name, **model.options)

@@ -184,6 +184,18 @@ def fifo(w: Path, name="fifo") -> Path:
     return w / name
 
 
+def sock(w: Path) -> Path:
+    """A bound Unix socket file (left open for the test's lifetime: its file stays)."""
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(w / "sock"))
+    _SOCKETS.append(s)
+    return w / "sock"
+
+
+_SOCKETS = []
+
+
 def diff(w, *flags):
     return ["diff", w / "A.pth", w / "B.pth", "--samples", "2", "--timesteps", "2", *flags]
 
@@ -361,6 +373,7 @@ PROBES = [
     ("json-dir", lambda w: diff(w, "--json", w)),
     ("out-fifo", lambda w: diff(w, "--out", fifo(w))),
     ("json-fifo", lambda w: diff(w, "--json", fifo(w))),
+    ("json-socket", lambda w: diff(w, "--json", sock(w))),
     ("json-link-to-fifo", lambda w: (fifo(w), os.symlink(w / "fifo", w / "l.json"), diff(w, "--json", w / "l.json"))[2]),
     ("json-dangling-link", lambda w: (os.symlink(w / "nowhere.json", w / "d.json"), diff(w, "--json", w / "d.json"))[1]),
     ("out-parent-is-file", lambda w: diff(w, "--out", A(w) / "r.html")),
@@ -583,3 +596,16 @@ def test_bad_case_file_is_one_collection_error_under_pytest(probe, plugin_run):
     assert "Traceback" not in section and len(section.strip().splitlines()) == 1, section
     assert f"{probe}.toml" in section and all(ord(c) >= 32 for c in section.strip()), section
     assert after == before and not (root / "cases" / MARK).exists()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_deployed_integers_stored_as_floats_are_read(dtype, work, capsys):
+    """Catches: the issue's IndexError on any deployed checkpoint whose integers are stored as float tensors (an
+    error message built eagerly on good input), and bfloat16 tensors NumPy cannot hold."""
+    def as_floats(state):
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor):
+                state[k] = v.to(dtype)
+    b = ckpt(work, "Bf.pth", as_floats)
+    assert main([str(a) for a in ["diff", A(work), b, "--samples", "2", "--timesteps", "2", "--runners",
+                                  "reference", "--out", work / "r.html"]]) == 0, capsys.readouterr().err

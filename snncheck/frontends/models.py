@@ -30,11 +30,14 @@ DIGITS_DEPLOYED = MODELS_DIR / "digits_csnn_int8.pth"
 
 
 # ----------------------------------------------------------------------------------------------- specs
-def resolve_factory(spec: str) -> Callable:
-    """`path/to/file.py:FACTORY`, `package.module:FACTORY` or a built-in name -> the callable it names."""
+def resolve_factory(spec: str, modules: bool = True) -> Callable:
+    """`path/to/file.py:FACTORY`, `package.module:FACTORY` or a built-in name -> the callable it names.
+    `modules=False` (case files) refuses `module:attr`, which could name anything importable (`os:system`)."""
     if ":" not in spec:
         return get(spec)
     target, _, attr = spec.rpartition(":")
+    require(modules or target.endswith(".py"),
+            lambda: f"{spec}: only a built-in model or FILE.py:FACTORY may be named here, not module:attr")
     module = _import_file(target) if target.endswith(".py") else _import_module(target)
     fn = getattr(module, attr, None)
     require(callable(fn), lambda: f"{spec}: no callable named {attr!r} in {target}")
