@@ -33,12 +33,18 @@ from ..graph import primitives as P
 COMPONENTS = ("clipping", "quantization", "unevenness")
 
 
-def qcfs(z, threshold: float, levels: int, shift: float = 0.5) -> np.ndarray:
-    """h(z) = lambda * clip(floor(z * L / lambda + phi) / L, 0, 1), in z's float dtype."""
+def qcfs_level(z, threshold: float, levels: int, shift: float = 0.5) -> np.ndarray:
+    """k = clip(floor(z * L / lambda + phi), 0, L): the step h(z) = lambda * k / L is on (int64), computed in z's
+    float dtype."""
     z = np.asarray(z)
     dt = z.dtype if z.dtype.kind == "f" else np.float64
     lam, n = dt.type(threshold), dt.type(levels)
-    return lam * np.clip(np.floor(z * n / lam + dt.type(shift)) / n, 0, 1)
+    return np.clip(np.floor(z * n / lam + dt.type(shift)), 0, levels).astype(np.int64)
+
+
+def qcfs(z, threshold: float, levels: int, shift: float = 0.5) -> np.ndarray:
+    """h(z) = lambda * clip(floor(z * L / lambda + phi) / L, 0, 1), in float64."""
+    return np.float64(threshold) * qcfs_level(z, threshold, levels, shift) / levels
 
 
 def if_neuron(threshold: float, v0_fraction: float) -> P.IF:
