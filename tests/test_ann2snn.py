@@ -147,7 +147,8 @@ def test_shipped_network_layer_by_layer(report):
     e = report.extras["ann2snn"]
     first, deeper = e["layers"][0], e["layers"][1:]
     assert e["samples"] == 60 and e["table_steps"] == 4
-    assert all(first[v][t]["unevenness"]["share"] == 0 for v in ("half", "zero", "signed") for t in ("1", "2", "4", "8"))
+    assert all(first[v][t]["unevenness"]["share"] == 0 for v in ("half", "zero", "signed")
+               for t in ("1", "2", "4", "8"))
     assert first["half"]["4"]["vs_ann"]["share"] == 0
     assert all(layer["half"]["4"]["unevenness"]["share"] > 0 for layer in deeper)
     assert all(e["accuracy"]["half"][t] > e["accuracy"]["zero"][t] for t in ("1", "2", "4"))

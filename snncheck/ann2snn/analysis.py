@@ -106,7 +106,8 @@ class Ann2Snn:
         out = {"levels": sorted({l.levels for l in self.layers}), "timesteps": list(self.timesteps),
                "table_steps": self.table_steps, "samples": n, "units": "errors in units of each layer's threshold",
                "variants": {k: DESCRIPTIONS[k] for k in ("ann",) + self.runs},
-               "accuracy": {"ann": tally.sums["correct:ann"] / n}, "layers": [], "histogram": {"edges": BINS.tolist()},
+               "accuracy": {"ann": float(tally.sums["correct:ann"]) / n}, "layers": [],
+               "histogram": {"edges": BINS.tolist()},
                "unevenness_dominates_from": {}, "initial_membrane": {k: list(v) for k, v in tally.v0.items()}}
         j = self.timesteps.index(self.table_steps)
         for name in self.runs:

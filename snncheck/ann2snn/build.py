@@ -19,6 +19,20 @@ VARIANTS = ("half", "zero")
 CHUNK = 60
 
 
+def load_models(model: str, weights, snn: Optional[str] = None, steps: int = 0) -> tuple:
+    """(the ANN `model` builds, with `weights`; the user's own SNN `snn`(T=steps) with the same weights, or None)."""
+    from ..checkpoint import load_into, load_state_dict
+    from ..frontends.models import build_module, call_factory, resolve_factory
+    state = load_state_dict(weights)
+    ann = build_module(model, "ANN factory")
+    load_into(ann, state, weights)
+    if snn is None:
+        return ann.eval(), None
+    user = call_factory(resolve_factory(snn), snn, "SNN factory", T=steps)
+    load_into(user, state, weights)
+    return ann.eval(), user.eval()
+
+
 def snn_graph(ann, layers: tuple, input_shape, v0_fraction: float, name: str = "snn") -> Graph:
     """The ANN's leaf modules in order (an nn.Sequential, nested or not) as a graph, each activation an IF neuron
     (soft reset, v0 = fraction x theta) followed by Scale(theta): its spikes carry amplitude theta."""

@@ -66,21 +66,12 @@ def run(args) -> int:
 
 def _models(args) -> tuple:
     """(the ANN with its weights, the user's own SNN module or None)."""
+    from ..ann2snn.build import load_models
     from ..ann2snn.model import DIGITS_QCFS
-    from ..checkpoint import load_into, load_state_dict
     from ..errors import require
-    from ..frontends.models import build_module, call_factory, resolve_factory
     require(args.ann or not args.model, "--model needs the ANN's checkpoint (ANN.pth)")
-    path = args.ann or DIGITS_QCFS
-    state = load_state_dict(path)
-    ann = build_module(args.model or DEFAULT_MODEL, "ANN factory")
-    load_into(ann, state, path)
-    spec = args.snn or (None if args.ann else DEFAULT_SNN)
-    if spec is None:
-        return ann.eval(), None
-    user = call_factory(resolve_factory(spec), spec, "SNN factory", T=max(args.timesteps))
-    load_into(user, state, path)
-    return ann.eval(), user.eval()
+    return load_models(args.model or DEFAULT_MODEL, args.ann or DIGITS_QCFS,
+                       args.snn or (None if args.ann else DEFAULT_SNN), max(args.timesteps))
 
 
 def _inputs(args) -> tuple:
