@@ -123,8 +123,8 @@ def test_prefix_of_a_long_run_is_the_short_run(shipped):
     run (the SNN is causal). Catches a sweep that reads the wrong steps or a run that looks ahead."""
     x, _ = data.digits("test")
     layers = runs.layers_of(shipped)
-    long, out8 = runs.run_snn(runs.variant(shipped, "half", 8), layers, x[:16], 8)
-    short, out4 = runs.run_snn(runs.variant(shipped, "half", 4), layers, x[:16], 4)
+    long, out8 = runs.run_snn(runs.variant(shipped, layers, "half", 8), layers, x[:16], 8)
+    short, out4 = runs.run_snn(runs.variant(shipped, layers, "half", 4), layers, x[:16], 4)
     np.testing.assert_array_equal(out8[:, :4], out4)
     assert all(np.array_equal(long[n][1][:, :4], short[n][1]) for n in short)
 
@@ -193,3 +193,23 @@ def test_cli_bad_usage_is_exit_2(argv, capsys):
     assert main(["ann2snn", "--samples", "4"] + argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("snncheck: error:") and err.count("\n") == 1
+
+
+def test_relu_ann_thresholds_from_the_data_show_clipping(shipped):
+    """A ReLU ANN (the shipped weights with nn.ReLU): each IF threshold is the 99.9th percentile of its layer's
+    activations, so some neurons exceed it and show clipping error, and the errors still add up to the deviation
+    from ReLU. Catches thresholds taken from the maximum (no clipping at all) or a calibration on the wrong layer."""
+    import copy
+    relu = copy.deepcopy(shipped)
+    for layer in runs.layers_of(shipped):
+        setattr(relu, layer.name, torch.nn.ReLU())
+    x, y = data.digits("test")
+    layers = runs.calibrate(relu, runs.layers_of(relu), x[:40])
+    acts, _ = runs.run_ann(relu, layers, x[:40])
+    assert all(np.isclose(l.threshold, np.percentile(acts[l.name][1], 99.9)) for l in layers)
+    e = pipeline.execute(build.build_plan(relu, x[:40], y[:40], (8, 32), ("half",))).extras["ann2snn"]
+    assert e["levels"] == [None] * 5 and e["table_steps"] == 32
+    stats = [layer["half"]["32"] for layer in e["layers"]]
+    assert any(st["clipping"]["share"] > 0 for st in stats)
+    for st in stats:
+        assert np.isclose(st["total"]["mean"], sum(st[c]["mean"] for c in qcfs.COMPONENTS))

@@ -68,7 +68,7 @@ class Ann2Snn:
                 "elements": np.array([acts[l.name][0].size for l in self.layers])}
         v0 = {}
         for name in self.runs:
-            snn = self.user if name == "user" else runs.variant(self.ann, name, steps)
+            snn = self.user if name == "user" else runs.variant(self.ann, self.layers, name, steps)
             recs, out = runs.run_snn(snn, self.layers, frames, steps)
             total = np.cumsum(out, axis=1)
             sums[f"correct:{name}"] = np.array([int((total[:, t - 1].argmax(1) == y).sum()) for t in self.timesteps])
@@ -103,7 +103,7 @@ class Ann2Snn:
         """(the JSON-able extras entry, [Diagnosis])."""
         from ..diagnose import Diagnosis
         n = int(tally.sums["samples"])
-        out = {"levels": sorted({l.levels for l in self.layers}), "timesteps": list(self.timesteps),
+        out = {"levels": [l.levels for l in self.layers], "timesteps": list(self.timesteps),
                "table_steps": self.table_steps, "samples": n, "units": "errors in units of each layer's threshold",
                "variants": {k: DESCRIPTIONS[k] for k in ("ann",) + self.runs},
                "accuracy": {"ann": float(tally.sums["correct:ann"]) / n}, "layers": [],
@@ -169,9 +169,18 @@ def membrane_findings(v0: dict, first: str) -> list:
     if max(ul, il) < min(uh, ih):
         return []
     return [dict(code="initial_membrane", layer=first, severity="warning",
-                 message=f"your SNN's neurons start at v0 in [{ul:.3f}, {uh:.3f}) theta, SpikingJelly's IFNode at "
-                         f"[{il:.3f}, {ih:.3f}) theta (read off the first IF layer's spikes under constant input): "
+                 message=f"your SNN's neurons start at v0 = {interval(ul, uh)} theta, SpikingJelly's IFNode at "
+                         f"{interval(il, ih)} theta (read off the first IF layer's spikes under constant input): "
                          "the two conversions differ in the initial membrane potential",
                  evidence={"user": [ul, uh], "ifnode": [il, ih]},
                  fix="to match a theta/2 start in SpikingJelly: neuron.HalfThresholdIFNode, or "
                      "node.set_reset_value('v', theta / 2) on each IFNode")]
+
+
+def interval(lo: float, hi: float) -> str:
+    """Bounds on an initial membrane (units of theta) as text."""
+    if lo > hi:
+        return "none (not a soft-reset IF with one initial membrane)"
+    if lo == float("-inf"):
+        return "unknown (the first layer's input is not constant)"
+    return f"{(lo + hi) / 2:.4f} +- {(hi - lo) / 2:.1g}"

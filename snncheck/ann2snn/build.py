@@ -63,7 +63,7 @@ def build_plan(ann, frames: np.ndarray, labels: np.ndarray, timesteps=TIMESTEPS,
     timesteps = tuple(sorted(set(int(t) for t in timesteps)))
     require(timesteps and timesteps[0] >= 1, "timesteps must be positive")
     require(len(labels) == len(frames), lambda: f"{len(labels)} labels for {len(frames)} inputs")
-    layers = runs.layers_of(ann)
+    layers = runs.calibrate(ann, runs.layers_of(ann), frames)
     levels = layers[0].levels
     table = table_steps or (levels if levels in timesteps else timesteps[-1])
     require(table in timesteps, lambda: f"the decomposition table's T ({table}) is not among {list(timesteps)}")

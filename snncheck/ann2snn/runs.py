@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -27,23 +27,26 @@ from ..errors import require
 from . import qcfs
 from .model import QCFS
 
-ACTIVATIONS: dict = {}     # activation class -> fn(module) -> (threshold, levels or None)
+ACTIVATIONS: dict = {}     # activation class -> fn(module) -> (threshold or None, levels or None)
+PERCENTILE = 99.9          # a ReLU layer's threshold: this percentile of its ANN activations (robust normalisation)
 
 
 def register_activation(cls: type, fn: Callable) -> None:
-    """Teaches snncheck an activation class: `fn(module) -> (theta, L)` (L None when it does not quantize)."""
+    """Teaches snncheck an activation class: `fn(module) -> (theta, L)`; theta None: found from the data
+    (`calibrate`), L None: the activation does not quantize."""
     ACTIVATIONS[cls] = fn
 
 
 register_activation(QCFS, lambda m: (float(m.up.detach()), int(m.levels)))
+register_activation(nn.ReLU, lambda m: (None, None))
 
 
 @dataclass(frozen=True)
 class Layer:
-    """An activation layer: its module path, threshold theta and quantization steps L."""
+    """An activation layer: its module path, threshold theta and quantization steps L (None: not quantized)."""
     name: str
-    threshold: float
-    levels: int
+    threshold: Optional[float]
+    levels: Optional[int]
 
 
 def layers_of(ann: nn.Module) -> tuple:
@@ -51,6 +54,18 @@ def layers_of(ann: nn.Module) -> tuple:
     out = tuple(Layer(name, *ACTIVATIONS[type(m)](m)) for name, m in ann.named_modules() if type(m) in ACTIVATIONS)
     require(out, lambda: f"{type(ann).__name__} has no activation snncheck knows (QCFS, or register_activation)")
     return out
+
+
+def calibrate(ann: nn.Module, layers: tuple, frames: np.ndarray) -> tuple:
+    """The layers with every missing threshold set to the PERCENTILE-th percentile of that layer's ANN activations
+    on `frames` (Rueckauer et al.'s robust normalisation, SpikingJelly's converter's "99.9%" mode): what lies
+    above it becomes clipping error."""
+    if all(l.threshold is not None for l in layers):
+        return layers
+    acts, _ = run_ann(ann, layers, frames)
+    return tuple(l if l.threshold is not None else
+                 Layer(l.name, max(float(np.percentile(acts[l.name][1], PERCENTILE)), 1e-6), l.levels)
+                 for l in layers)
 
 
 # ----------------------------------------------------------------------------------------------- spiking layers
@@ -100,21 +115,21 @@ class IFNodeLayer(nn.Module):
         return (self.node(x.reshape((self.steps, -1) + tuple(x.shape[1:]))) * self.threshold).flatten(0, 1)
 
 
-def spiking_copy(ann: nn.Module, make: Callable) -> nn.Module:
-    """A copy of `ann` with each activation replaced by `make(layer)`."""
+def spiking_copy(ann: nn.Module, layers: tuple, make: Callable) -> nn.Module:
+    """A copy of `ann` with each activation of `layers` replaced by `make(layer)`."""
     snn = copy.deepcopy(ann).eval()
-    for layer in layers_of(ann):
+    for layer in layers:
         parent, _, attr = layer.name.rpartition(".")
         setattr(snn.get_submodule(parent) if parent else snn, attr, make(layer))
     return snn
 
 
-def variant(ann: nn.Module, name: str, steps: int) -> nn.Module:
-    """The SNN of `ann` named `name` (half, zero, signed, ifnode) over `steps` steps."""
+def variant(ann: nn.Module, layers: tuple, name: str, steps: int) -> nn.Module:
+    """The SNN of `ann` (its activation `layers`) named `name` (half, zero, signed, ifnode) over `steps` steps."""
     makers = {"half": lambda l: Spiking(l.threshold, steps, 0.5), "zero": lambda l: Spiking(l.threshold, steps, 0.0),
               "signed": lambda l: Spiking(l.threshold, steps, 0.5, signed=True),
               "ifnode": lambda l: IFNodeLayer(l.threshold, steps)}
-    return spiking_copy(ann, makers[name])
+    return spiking_copy(ann, layers, makers[name])
 
 
 # ----------------------------------------------------------------------------------------------- running

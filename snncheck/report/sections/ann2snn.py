@@ -69,12 +69,8 @@ def _pct(x: float) -> str:
 
 
 def _interval(bounds) -> str:
-    lo, hi = bounds
-    if lo > hi:
-        return "none (not a soft-reset IF with one initial membrane)"
-    if lo == float("-inf"):
-        return "unknown (the first layer's input is not constant)"
-    return f"[{lo:.4f}, {hi:.4f})"
+    from ...ann2snn.analysis import interval
+    return interval(*bounds)
 
 
 # ------------------------------------------------------------------------------------------------ figures
