@@ -23,7 +23,7 @@ V0 = {"half": 0.5, "zero": 0.0, "signed": 0.5}          # variants whose neuron 
 DESCRIPTIONS = {"ann": "the ANN (T = 0)", "half": "IF, initial membrane theta/2", "zero": "IF, initial membrane 0",
                 "signed": "signed IF (negative spikes), initial membrane theta/2",
                 "ifnode": "SpikingJelly IFNode as it comes", "user": "the user's own SNN module"}
-BINS = np.linspace(-1.0, 1.0, 33)        # histogram of the unevenness error, in units of theta
+BINS = np.linspace(-1.0, 1.0, 33)        # histogram of the non-zero unevenness errors, in units of theta
 NONZERO = 1e-6                            # |error| / theta above this counts as an error
 
 
@@ -91,7 +91,8 @@ class Ann2Snn:
                     d = qcfs.decompose(z, r, theta, t, V0[name])
                     parts.update(clipping=d.clipping, quantization=d.quantization, unevenness=d.unevenness,
                                  total=d.total)
-                    hist[i, j] = np.bincount(np.digitize(d.unevenness.ravel() / theta, BINS), minlength=len(BINS) + 1)
+                    u = d.unevenness.ravel() / theta
+                    hist[i, j] = np.bincount(np.digitize(u[np.abs(u) > NONZERO], BINS), minlength=len(BINS) + 1)
                 for k, e in enumerate(ERRORS):
                     if e in parts:
                         u = parts[e] / theta

@@ -19,7 +19,9 @@ def render(report, env) -> Optional[str]:
                                                           for v in DECOMPOSED if v in data["variants"]],
         figures=[("accuracy", "accuracy against T", accuracy_figure(data)),
                  ("errors", f"mean |error| per layer at T = {data['table_steps']}, in units of theta",
-                  error_figure(data))],
+                  error_figure(data)),
+                 ("unevenness", f"distribution of the unevenness error per layer at T = {data['table_steps']} "
+                                "(non-zero errors only)", histogram_figure(data))],
         membrane=[(v, _interval(b)) for v, b in data["initial_membrane"].items()])
 
 
@@ -103,5 +105,24 @@ def error_figure(data: dict) -> str:
         ax.set_title(v, fontsize=7)
         ax.set_xlabel("layer", fontsize=7)
     axes[0].set_ylabel("mean |error| / theta", fontsize=7)
+    axes[0].legend(fontsize=6)
+    return _png(fig)
+
+
+def histogram_figure(data: dict) -> str:
+    """Per decomposed SNN, each layer's non-zero unevenness errors (units of theta) as a step histogram."""
+    import numpy as np
+    from ..figures import _figure, _png
+    hist, variants = data["histogram"], [v for v in DECOMPOSED if v in data["histogram"]]
+    edges = np.asarray(hist["edges"])
+    centers = (edges[:-1] + edges[1:]) / 2
+    fig, axes = _figure(len(variants))
+    for ax, v in zip(axes, variants):
+        for layer, counts in hist[v].items():
+            ax.step(centers, counts[1:-1], where="mid", lw=1, label=layer)
+        ax.set_yscale("symlog")
+        ax.set_title(v, fontsize=7)
+        ax.set_xlabel("unevenness error / theta", fontsize=7)
+    axes[0].set_ylabel("neurons x samples", fontsize=7)
     axes[0].legend(fontsize=6)
     return _png(fig)
