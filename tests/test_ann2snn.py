@@ -207,9 +207,9 @@ def test_relu_ann_thresholds_from_the_data_show_clipping(shipped):
     layers = runs.calibrate(relu, runs.layers_of(relu), x[:40])
     acts, _ = runs.run_ann(relu, layers, x[:40])
     assert all(np.isclose(l.threshold, np.percentile(acts[l.name][1], 99.9)) for l in layers)
-    e = pipeline.execute(build.build_plan(relu, x[:40], y[:40], (8, 32), ("half",))).extras["ann2snn"]
-    assert e["levels"] == [None] * 5 and e["table_steps"] == 32
-    stats = [layer["half"]["32"] for layer in e["layers"]]
+    e = pipeline.execute(build.build_plan(relu, x[:40], y[:40], (8, 16), ("half",))).extras["ann2snn"]
+    assert e["levels"] == [None] * 5 and e["table_steps"] == 16
+    stats = [layer["half"]["16"] for layer in e["layers"]]
     assert any(st["clipping"]["share"] > 0 for st in stats)
     for st in stats:
         assert np.isclose(st["total"]["mean"], sum(st[c]["mean"] for c in qcfs.COMPONENTS))
