@@ -137,7 +137,7 @@ class Ann2Snn:
 
 
 def dominates_from(layers: list, name: str, steps: str) -> Optional[str]:
-    """The first layer whose mean |unevenness error| exceeds its mean |clipping + quantization| errors."""
+    """The first layer whose mean |unevenness error| exceeds its mean |clipping| + mean |quantization| errors."""
     for entry in layers:
         st = entry[name][steps]
         if st["unevenness"]["mean_abs"] > st["clipping"]["mean_abs"] + st["quantization"]["mean_abs"]:
