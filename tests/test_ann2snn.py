@@ -213,3 +213,15 @@ def test_relu_ann_thresholds_from_the_data_show_clipping(shipped):
     assert any(st["clipping"]["share"] > 0 for st in stats)
     for st in stats:
         assert np.isclose(st["total"]["mean"], sum(st[c]["mean"] for c in qcfs.COMPONENTS))
+
+
+def test_unevenness_dominates_from_the_first_layer_where_it_exceeds_the_others():
+    """The first layer whose mean |unevenness| exceeds mean |clipping| + mean |quantization|, or None. Catches a
+    comparison of signed means (which cancel) or of one error only."""
+    def layer(name, clip, quant, uneven):
+        return {"name": name, "half": {"4": {"clipping": {"mean_abs": clip, "mean": -clip},
+                                             "quantization": {"mean_abs": quant, "mean": 0.0},
+                                             "unevenness": {"mean_abs": uneven, "mean": 0.0}}}}
+    layers = [layer("a", 0.0, 0.03, 0.0), layer("b", 0.02, 0.02, 0.03), layer("c", 0.01, 0.01, 0.03)]
+    assert analysis.dominates_from(layers, "half", "4") == "c"
+    assert analysis.dominates_from(layers[:2], "half", "4") is None

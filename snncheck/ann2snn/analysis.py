@@ -125,7 +125,8 @@ class Ann2Snn:
             if name in V0:
                 out["histogram"][name] = {l.name: tally.sums[f"hist:{name}"][i, j].tolist()
                                           for i, l in enumerate(self.layers)}
-                out["unevenness_dominates_from"][name] = dominates_from(out["layers"], name, str(self.table_steps))
+                out["unevenness_dominates_from"][name] = {str(t): dominates_from(out["layers"], name, str(t))
+                                                          for t in self.timesteps}
         diagnoses = [Diagnosis(**d) for d in membrane_findings(tally.v0, self.layers[0].name)]
         return out, diagnoses
 

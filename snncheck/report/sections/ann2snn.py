@@ -51,7 +51,7 @@ def text(data: dict) -> str:
     lines = ["accuracy against T:"] + _plain(accuracy_table(data))
     for v in DECOMPOSED:
         if v in data["variants"]:
-            where = data["unevenness_dominates_from"].get(v)
+            where = data["unevenness_dominates_from"][v][str(data["table_steps"])]
             lines += ["", f"{v} ({data['variants'][v]}), T = {data['table_steps']}, errors / theta; unevenness "
                           f"dominates from layer {where}" if where else f"{v} ({data['variants'][v]}), T = "
                           f"{data['table_steps']}, errors / theta; unevenness never dominates"]
