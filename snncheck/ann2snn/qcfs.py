@@ -11,7 +11,8 @@ r = theta * N(T) / T, N(T) its spike count. Fed its mean input z = mean_t x[t] a
 
     r_even(z) = theta * clip( floor((T * z + v0) / theta) / T, 0, 1 )
 
-so with theta = lambda, v0 = theta/2 and T = L, r_even = h exactly (the paper's Theorem 2). Against the ReLU
+so with theta = lambda, v0 = theta/2 and T = L, r_even = h exactly: the paper's zero conversion error for
+T = L, v0 = theta * phi (and, for any T, zero error in expectation only when phi = 1/2). Against the ReLU
 activation a = max(z, 0) of the same input, each neuron's deviation is the sum of the paper's three errors:
 
     r - a = (min(a, theta) - a)                   clipping error      (<= 0: the ANN exceeds the threshold)
@@ -34,8 +35,8 @@ COMPONENTS = ("clipping", "quantization", "unevenness")
 
 
 def qcfs_level(z, threshold: float, levels: int, shift: float = 0.5) -> np.ndarray:
-    """k = clip(floor(z * L / lambda + phi), 0, L): the step h(z) = lambda * k / L is on (int64), computed in z's
-    float dtype."""
+    """k = clip(floor(z * L / lambda + phi), 0, L) as int64, so that h(z) = lambda * k / L (computed in z's float
+    dtype)."""
     z = np.asarray(z)
     dt = z.dtype if z.dtype.kind == "f" else np.float64
     lam, n = dt.type(threshold), dt.type(levels)
