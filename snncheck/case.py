@@ -6,6 +6,8 @@
                   or an inline network: input_shape = [...]  [[model.layers]] type = "Conv2d" name = "c1" weight = [...]
     [conversion]  rule = "max"  input_scale = 255  reset = "hard"   (omit the table for a float-only case)
                   mutation = {name = "vthr_scale", layer = "...", factor = 2}   (a known bug, snncheck.mutations)
+    [ann2snn]     timesteps = [1, 2, 4, 8]  variants = ["half", "zero"]  snn = "FILE.py:FACTORY"   (instead of a
+                  conversion: model.name builds an ANN with QCFS activations, model.weights is its checkpoint)
     [inputs]      source = "digits" | "random_spikes" | "events" | "file:x.npy" | "inline"   samples = 32  timesteps = 8
     [run]         runners = ["reference", "spikingjelly", "paibox"]  timing = "pipeline" | "flat"  marks = ["slow"]
                   xfail = "why" (a known open bug: pytest reports XPASS once it is fixed)
@@ -13,6 +15,7 @@
                   diagnoses = [{code = "timing", layer = "conv_fc.6"}]  (code may be a list: any of them)
                   top_diagnosis = {code = ...}  max_unexplained = {"spikingjelly:a~reference:a" = 0}
                   unsupported = {paibox = "initial membrane"}   (a backend expected to refuse, and why)
+                  min_accuracy = {"half:4" = 0.95, "ann:0" = 0.95}   (ann2snn: least accuracy of a run at T)
 
 The file is validated once, against the schema below (unknown keys are errors). A backend that refuses the network
 is left out of the plan and reported as an `unsupported` diagnosis; the case fails unless it expects that refusal.
@@ -25,7 +28,7 @@ import functools
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, field_validator
@@ -90,6 +93,14 @@ class DiagnosisWant(_Strict):
         return f"{self.code} @ {self.layer or 'any layer'}" + (f" ({self.severity})" if self.severity else "")
 
 
+class Ann2SnnSpec(_Strict):
+    """An ANN (model.name, weights = its checkpoint) against its SNNs (snncheck ann2snn) instead of a conversion."""
+    timesteps: list[PositiveInt] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
+    variants: list[Literal["half", "zero", "signed"]] = Field(default_factory=lambda: ["half", "zero"])
+    snn: Optional[str] = None
+    table_steps: Optional[PositiveInt] = None
+
+
 class ExpectSpec(_Strict):
     verdict: Optional[Literal["consistent", "inconsistent"]] = None
     exact: list[str] = Field(default_factory=list)
@@ -98,6 +109,7 @@ class ExpectSpec(_Strict):
     diagnoses: list[DiagnosisWant] = Field(default_factory=list)
     top_diagnosis: Optional[DiagnosisWant] = None
     unsupported: Union[list[str], dict[str, str]] = Field(default_factory=dict)
+    min_accuracy: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)     # "variant:T" -> least accuracy (ann2snn)
 
     @field_validator("exact")
     @classmethod
@@ -113,6 +125,7 @@ class CaseSpec(_Strict):
     description: Optional[str] = None
     model: ModelSpec = Field(default_factory=ModelSpec)
     conversion: Optional[ConversionSpec] = None
+    ann2snn: Optional[Ann2SnnSpec] = None
     inputs: InputsSpec = Field(default_factory=InputsSpec)
     run: RunOptions = Field(default_factory=RunOptions)
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
@@ -158,6 +171,8 @@ class Case:
         case = cls(spec.name or (path.stem if path else "case"), path, spec)
         if spec.model.layers is None:
             case.model_spec()            # what a case may run is checked when it is read, before anything runs
+        if spec.ann2snn is not None:
+            case.checked_spec(spec.ann2snn.snn, "ann2snn.snn")
         return case
 
     def resolve(self, p: str) -> Path:
@@ -165,20 +180,24 @@ class Case:
         return q if q.is_absolute() or self.path is None else self.path.parent / q
 
     def model_spec(self) -> str:
-        """The model as a spec to build: a built-in name, or `FILE.py:FACTORY` resolved against the case's folder
-        and inside its project. A case file may not name `module:attr`: that could call anything importable
-        (`os:system`) with the case's options."""
-        name = self.spec.model.name
-        target, sep, attr = name.rpartition(":")
-        if not sep:
+        """The model as a spec to build (see `checked_spec`)."""
+        return self.checked_spec(self.spec.model.name, "model.name")
+
+    def checked_spec(self, name: Optional[str], field: str) -> Optional[str]:
+        """A spec a case may name: a built-in model (a zoo name, or a factory of a module shipped with snncheck),
+        or `FILE.py:FACTORY` resolved against the case's folder and inside its project. Never any other
+        `module:attr`: that could call anything importable (`os:system`) with the case's options."""
+        from .frontends.models import BUILTIN_MODULES
+        target, sep, attr = (name or "").rpartition(":")
+        if not sep or target in BUILTIN_MODULES:
             return name
         require(target.endswith(".py") and attr.isidentifier(), lambda: (
-            f"{self.where}: model.name {name!r}: a case names a built-in model or FILE.py:FACTORY (a file inside "
+            f"{self.where}: {field} {name!r}: a case names a built-in model or FILE.py:FACTORY (a file inside "
             "its project), not module:attr"))
         path = Path(os.path.realpath(self.resolve(target)))
         root = project_root(self.path)
         require(root is None or path.is_relative_to(root), lambda: (
-            f"{self.where}: model.name {name!r} is outside the project ({root}); a case may only run model files "
+            f"{self.where}: {field} {name!r} is outside the project ({root}); a case may only run model files "
             "inside it"))
         return f"{path}:{attr}"
 
@@ -189,8 +208,9 @@ class Case:
     def files(self) -> list:
         """Every file the case reads (itself, its model file, weights, inputs file): outputs never go over them."""
         model, out = self.spec.model, [self.path]
-        if model.layers is None and ":" in model.name:
-            out.append(self.resolve(model.name.rpartition(":")[0]))
+        for spec in (model.name if model.layers is None else None, self.spec.ann2snn and self.spec.ann2snn.snn):
+            if spec and spec.rpartition(":")[0].endswith(".py"):
+                out.append(self.resolve(spec.rpartition(":")[0]))
         if model.weights not in ("trained",) and not model.weights.startswith("seed:"):
             out.append(self.resolve(model.weights))
         if self.spec.inputs.source.startswith("file:"):
@@ -219,6 +239,8 @@ def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[in
     simulation, PAIBox on `paibox_samples` samples spread evenly over the set; `plan_options` (chunk...) go to
     the Plan."""
     spec = case.spec
+    if spec.ann2snn is not None:
+        return _ann2snn_plan(case, samples, runners, **plan_options)
     graph, model = build_float(case)
     inputs = build_inputs(case, graph.input_shape, samples, timesteps, split)
     if spec.model.calibrate is not None:
@@ -240,6 +262,20 @@ def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[in
     return plans.diff(Subject(Role.FLOAT, graph, module=model),
                       Subject(Role.DEPLOYED, int_graph, input_scale=conv.input_scale), inputs,
                       runs or plans.BACKENDS, title=case.name, backend_options=options, **plan_options)
+
+
+def _ann2snn_plan(case: Case, samples: Optional[int], runners: Optional[list], **plan_options) -> plans.Plan:
+    """An ANN against its SNNs on the digits (snncheck.ann2snn); model files are found relative to the case."""
+    from .ann2snn import build
+    spec, a2s = case.spec, case.spec.ann2snn
+    require(spec.inputs.source == "digits", lambda: f"case {case.name}: an ann2snn case runs on the digits")
+    ann, user = build.load_models(case.model_spec(), case.resolve(spec.model.weights),
+                                  case.checked_spec(a2s.snn, "ann2snn.snn"), max(a2s.timesteps))
+    x, y = data.digits(spec.inputs.split)
+    n = samples or spec.inputs.samples
+    return build.build_plan(ann, x[:n], y[:n], a2s.timesteps, tuple(a2s.variants), user,
+                            backends=runners or spec.run.runners or ("reference", "spikingjelly"),
+                            table_steps=a2s.table_steps, title=case.name, source="digits", **plan_options)
 
 
 def _spread(total: int, n: int) -> tuple:
@@ -395,7 +431,19 @@ def check_expectations(case: Case, report) -> list:
         if top is None or not exp.top_diagnosis.matches(top):
             failures.append(f"top diagnosis is {None if top is None else (top.code, top.layer)}, "
                             f"expected {exp.top_diagnosis}")
+    failures += _accuracy_failures(exp.min_accuracy, report.extras.get("ann2snn", {}).get("accuracy", {}))
     return failures + _unsupported_failures(exp.unsupported, report.extras.get("unsupported", {}))
+
+
+def _accuracy_failures(least: dict, accuracy: dict) -> list:
+    """least: {"half:4": 0.9, "ann:0": 0.95}; accuracy: extras.ann2snn.accuracy."""
+    out = []
+    for key, bound in least.items():
+        run, _, steps = key.partition(":")
+        got = accuracy.get(run) if run == "ann" else accuracy.get(run, {}).get(steps)
+        if got is None or got < bound:
+            out.append(f"accuracy of {key} is {got}, expected at least {bound}")
+    return out
 
 
 def _unsupported_failures(expected, refused: dict) -> list:

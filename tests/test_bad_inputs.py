@@ -522,6 +522,20 @@ PROBES = [
     ("fuzz-seed-text", lambda w: ["fuzz", "--minutes", "0.01", "--seed", "abc", "--out", w / "found"]),
     ("fuzz-out-is-file", lambda w: ["fuzz", "--minutes", "0.01", "--out", A(w)]),
     ("fuzz-out-is-fifo", lambda w: ["fuzz", "--minutes", "0.01", "--out", fifo(w)]),
+    # ---------------------------------------------------------------- ann2snn
+    ("ann2snn-ann-missing", lambda w: ["ann2snn", w / "nope.pth"]),
+    ("ann2snn-timesteps-0", lambda w: ["ann2snn", "--timesteps", "0,4"]),
+    ("ann2snn-timesteps-text", lambda w: ["ann2snn", "--timesteps", "a,b"]),
+    ("ann2snn-samples-0", lambda w: ["ann2snn", "--samples", "0"]),
+    ("ann2snn-inputs-missing", lambda w: ["ann2snn", "--inputs", w / "nope.npy", "--labels", w / "x.npy"]),
+    ("ann2snn-inputs-without-labels", lambda w: ["ann2snn", "--inputs", w / "x.npy"]),
+    ("ann2snn-json-over-inputs", lambda w: ["ann2snn", "--inputs", w / "x.npy", "--labels", w / "x.npy",
+                                            "--json", w / "x.npy"]),
+    ("ann2snn-out-over-snn-file", lambda w: ["ann2snn", A(w), "--model", "model.py:tiny", "--snn", "model.py:tiny",
+                                             "--out", w / "model.py"]),
+    ("ann2snn-out-fifo", lambda w: ["ann2snn", "--out", fifo(w)]),
+    ("ann2snn-snn-sys-exit", lambda w: ["ann2snn", A(w), "--model", "digits_csnn", "--snn", "model.py:exits"]),
+    ("ann2snn-runners-bogus", lambda w: ["ann2snn", "--runners", "loihi"]),
     # ---------------------------------------------------------------- demo
     ("demo-samples-0", lambda w: ["demo", "--samples", "0"]),
     ("demo-samples-huge", lambda w: ["demo", "--samples", "100000", "--out-dir", w / "r"]),
@@ -546,7 +560,7 @@ def test_there_are_at_least_150_probes_over_every_command():
     """Catches: the suite shrinking below the issue's bar, or a command left without probes."""
     assert len(PROBES) >= 150, len(PROBES)
     firsts = {p[0].split("-")[0] for p in PROBES}
-    assert {"diff", "convert", "compare", "fullset", "fuzz", "demo", "case"} <= firsts
+    assert {"diff", "convert", "compare", "fullset", "fuzz", "demo", "case", "ann2snn"} <= firsts
 
 
 # ------------------------------------------------------------------------------------------------ the pytest plugin

@@ -25,6 +25,7 @@ from typing import Callable, Optional
 from ..errors import InputError, require
 
 MODELS_DIR = Path(str(resources.files("snncheck") / "models"))
+BUILTIN_MODULES = ("snncheck.ann2snn.model",)   # modules of model factories that ship with snncheck (built-ins)
 DIGITS_CHECKPOINT = MODELS_DIR / "digits_csnn.pth"
 DIGITS_DEPLOYED = MODELS_DIR / "digits_csnn_int8.pth"
 
@@ -36,7 +37,7 @@ def resolve_factory(spec: str, modules: bool = True) -> Callable:
     if ":" not in spec:
         return get(spec)
     target, _, attr = spec.rpartition(":")
-    require(modules or target.endswith(".py"),
+    require(modules or target.endswith(".py") or target in BUILTIN_MODULES,
             lambda: f"{spec}: only a built-in model or FILE.py:FACTORY may be named here, not module:attr")
     module = _import_file(target) if target.endswith(".py") else _import_module(target)
     fn = getattr(module, attr, None)
