@@ -98,11 +98,21 @@ def _make_folders(folder: Path) -> list:
     return missing
 
 
+def path_writer(write: Callable) -> Callable:
+    """Marks a writer that takes a path instead of a file object (h5py, nir.write): it writes the temporary file."""
+    write.wants_path = True
+    return write
+
+
 def _stage(target: Path, write: Callable) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
+        if getattr(write, "wants_path", False):
+            os.close(fd)
+            write(tmp)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
         os.chmod(tmp, 0o666 & ~_umask())          # mkstemp creates 0600; a report is an ordinary file
     except BaseException:
         with contextlib.suppress(OSError):
