@@ -1,0 +1,43 @@
+"""A run made elsewhere, read from a records file (`snncheck.records`): another implementation, another simulator,
+a chip's output. It is a backend like any other, so a recorded run is one more RunSpec of the plan and goes through
+alignment, comparison and diagnosis unchanged; its meta says where it came from (`recorded_from`, `layout`).
+
+Its options (plain data, so a RunSpec stays hashable): `path`, and the layout (`order`, `amplitude`,
+`first_spike`) of `snncheck.records.Layout`. A file that lacks a layer, or whose shapes fit no layout or several,
+is the user's input gone wrong: an InputError (exit 2), not a refusal.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import records
+from ..errors import require
+from ..graph import Graph
+from .base import Backend, RunResult, check_inputs
+
+
+class RecordedBackend(Backend):
+    name = "recorded"
+
+    def __init__(self, module=None, source=None, progress: bool = False, path: str = "", order=None,
+                 amplitude=None, first_spike: bool = False):
+        super().__init__(module, source, progress)
+        self.path = path
+        self.layout = records.Layout(order, amplitude, first_spike)
+
+    def accepts(self, graph: Graph) -> list:
+        raw = records.read(self.path)
+        missing = raw.missing(graph)
+        require(not missing, lambda: f"{self.path}: no records of layer(s) {', '.join(missing)} (it has: "
+                                     f"{', '.join(sorted(raw.layers)) or 'none'})")
+        return []
+
+    def run(self, graph: Graph, inputs: np.ndarray, label: str = "recorded:b", record_v: bool = True) -> RunResult:
+        inputs = check_inputs(graph, inputs)
+        raw = records.read(self.path)
+        if raw.inputs is not None:
+            seen = np.asarray(raw.inputs)
+            require(seen.size == inputs.size and np.array_equal(seen.reshape(inputs.shape), inputs),
+                    lambda: f"{self.path} was recorded on other inputs ({seen.shape[0]} samples x "
+                            f"{seen.shape[1]} steps) than this comparison's ({inputs.shape[0]} x {inputs.shape[1]})")
+        return records.load(self.path, graph, inputs.shape[0], inputs.shape[1], self.layout, label, raw)
