@@ -155,7 +155,7 @@ def load(path, graph: Graph, samples: int, timesteps: int, layout: Layout = Layo
         where = f"{raw.path}: layer {name!r}"
         spikes = _spikes(obs["spikes"], layout, samples, timesteps, shape, theta, where, raw)
         v = obs.get("v")
-        v = None if v is None else _arrange(np.asarray(v), layout.order or _default_order(raw), samples, timesteps,
+        v = None if v is None else arrange(np.asarray(v), layout.order or _default_order(raw), samples, timesteps,
                                             shape, where + " (v)")
         layers.append(LayerRecord(name, spikes, v=v, threshold=theta))
     meta = {"recorded_from": raw.path, "layout": layout.describe(), "exact": False,
@@ -176,7 +176,7 @@ def _spikes(data, layout: Layout, n: int, t: int, shape: tuple, theta: float, wh
     data = np.asarray(data)
     if layout.first_spike:
         return first_spike_trains(data, n, t, shape, where)
-    values = _arrange(data, layout.order or _default_order(raw), n, t, shape, where)
+    values = arrange(data, layout.order or _default_order(raw), n, t, shape, where)
     return _binary(values, layout.amplitude, theta, where)
 
 
@@ -197,7 +197,7 @@ def first_spike_trains(times: np.ndarray, n: int, t: int, shape: tuple, where: s
     return out.reshape((n, t) + tuple(shape))
 
 
-def _arrange(a: np.ndarray, order: Optional[str], n: int, t: int, shape: tuple, where: str) -> np.ndarray:
+def arrange(a: np.ndarray, order: Optional[str], n: int, t: int, shape: tuple, where: str) -> np.ndarray:
     """An array laid out as `order` (None: the one its shape allows, refused when several do) -> [N, T, *shape]."""
     size = int(np.prod(shape))
     fits = {o: lead for o, lead in (("sample", (n, t)), ("time", (t, n)), ("merged", (t * n,)))
