@@ -1,0 +1,123 @@
+"""NIR graphs: read and written with each parameter mapped by NIR's equations, refused by name where there is no
+twin, and SpikingJelly and snnTorch reached through their own NIR importers with their traps named."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snncheck import pipeline, plan as plans
+from snncheck.backends.reference import ReferenceBackend
+from snncheck.errors import InputError
+from snncheck.graph import chain
+from snncheck.graph import primitives as P
+from snncheck.graph.nir import export, to_graph
+
+T = 6
+
+
+def sj_int_net(theta1: float, theta2: float, seed: int = 0):
+    """An integer-weight SpikingJelly IF network (conv-IF-flatten-linear-IF) and its NIR export."""
+    import torch
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer, neuron
+    from spikingjelly.activation_based.nir_exchange import export_to_nir
+    rng = np.random.default_rng(seed)
+    net = nn.Sequential(layer.Conv2d(1, 4, 3, padding=1), neuron.IFNode(v_threshold=theta1), layer.Flatten(),
+                        layer.Linear(4 * 6 * 6, 5), neuron.IFNode(v_threshold=theta2)).eval()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.from_numpy(rng.integers(-2, 3, (4, 1, 3, 3)).astype(np.float32)))
+        net[0].bias.copy_(torch.from_numpy(rng.integers(-1, 2, 4).astype(np.float32)))
+        net[3].weight.copy_(torch.from_numpy(rng.integers(-2, 3, (5, 144)).astype(np.float32)))
+        net[3].bias.zero_()
+    return net, export_to_nir(net, torch.zeros(1, 1, 6, 6))
+
+
+def spikes_in(n: int = 16, seed: int = 1) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n, T, 1, 6, 6)) < 0.5).astype(np.float32)
+
+
+def sj_own_run(net, x):
+    """SpikingJelly's own multi-step run of the module, recorded through hooks (v_seq: v after reset)."""
+    from spikingjelly.activation_based import functional
+    from snncheck.frontends.hooks import record
+    functional.set_step_mode(net, "m")
+    for m in net.modules():
+        if hasattr(m, "store_v_seq"):
+            m.store_v_seq = True
+    return record(net, x, step_mode="m")
+
+
+def test_nir_import_maps_fire_rule_reset_r_and_tau():
+    """Catches: NIR read as SpikingJelly semantics (>=), r or tau read without dt, v_leak ignored, unmappable
+    nodes accepted silently."""
+    import nir
+    _, g = sj_int_net(4.0, 3.0)
+    graph = to_graph(g)
+    sn = graph.nodes["_1"]
+    assert (type(sn), sn.fire_rule, sn.reset, sn.threshold, sn.v_reset) == (P.IF, ">", "hard", 4, 0)
+    assert "_1.r" not in graph.nodes                      # r = 1/dt: no scaling at dt = 1e-4
+    assert isinstance(to_graph(g, dt=1e-3).nodes["_1.r"], P.Scale)            # the same file read with dt = 1 ms
+    one = np.ones(3, np.float32)
+    lif = nir.NIRGraph({"i": nir.Input(input_type={"input": np.array([3])}), "fc": nir.Linear(np.eye(3)),
+                        "n": nir.LIF(tau=one * 2e-4, r=one * 2, v_leak=one * 0, v_threshold=one, v_reset=one * 0)},
+                       [("i", "fc"), ("fc", "n")])
+    n = to_graph(lif).nodes["n"]
+    assert (n.tau, n.decay_input) == (pytest.approx(2.0), False)              # r = tau/dt: SpikingJelly's other form
+    bad = nir.NIRGraph({"i": nir.Input(input_type={"input": np.array([3])}),
+                        "c": nir.CubaLIF(tau_syn=one, tau_mem=one, r=one, v_leak=one * 0, v_threshold=one)},
+                       [("i", "c")])
+    with pytest.raises(InputError, match="'c' \\(CubaLIF\\)"):
+        to_graph(bad)
+
+
+def test_export_refuses_what_nir_cannot_say_and_round_trips_the_rest():
+    """Catches: soft reset or max pooling written as something else; `>=` neurons exported without a word."""
+    g = chain([("fc", P.Linear(np.eye(3, dtype=np.int64))), ("sn", P.IF(2, reset="soft"))], (3,))
+    with pytest.raises(InputError, match="'sn'.*soft"):
+        export(g)
+    g = g.with_node("sn", reset="hard")
+    out = export(g)
+    assert out.ties == ("sn",)
+    back = to_graph(out.graph)
+    assert back.nodes["sn"].fire_rule == ">" and np.array_equal(back.nodes["fc"].weight, np.eye(3))
+
+
+def test_sj_to_nir_to_graph_runs_exactly_without_ties():
+    """Catches: any other loss on SpikingJelly -> NIR -> graph -> reference. Half-integer thresholds leave no
+    tie on integer input, so `>` and `>=` agree and the reference of the NIR graph equals SpikingJelly's own run,
+    spikes and membranes, bit for bit."""
+    net, g = sj_int_net(3.5, 2.5)
+    x = spikes_in()
+    own = sj_own_run(net, x)
+    ref = ReferenceBackend().run(to_graph(g), x, "reference")
+    assert [r.spikes.mean() > 0.05 for r in ref.layers] == [True, True]
+    for a, b in zip(own.layers, ref.layers):
+        assert np.array_equal(a.spikes, b.spikes) and np.array_equal(a.v, b.v)
+
+
+def test_ties_differ_and_are_named_fire_rule():
+    """Catches: the `>` vs `>=` trap unnoticed or unnamed. Integer thresholds on integer input: SpikingJelly's own
+    run and the NIR graph's reference differ exactly at H == threshold, and through SpikingJelly's NIR importer
+    the pipeline names it `fire_rule` at the first layer. (Planted check: with the reference firing on `>=`
+    nothing differs and the test fails on `first.any()`.)"""
+    net, g = sj_int_net(4.0, 3.0)
+    x = spikes_in()
+    graph = to_graph(g)
+    own, ref = sj_own_run(net, x), ReferenceBackend().run(graph, x, "reference")
+    mismatch = own.layers[0].spikes != ref.layers[0].spikes
+    first = mismatch & (np.cumsum(mismatch, axis=1) == 1)           # each neuron's first difference ...
+    assert first.any() and np.all(ref.layers[0].h[first] == 4)     # ... is a tie, H == threshold
+    report = pipeline.execute(plans.check(graph, plans.Inputs.sequences(x), backends=["reference", "sj_nir"]))
+    found = report.diagnoses[0]
+    assert (found.code, found.layer) == ("fire_rule", "_1") and found.evidence["replay"]["with_trap"] == 0
+    assert "H >= threshold" in found.message
+
+
+def test_snntorch_import_of_if_is_leaky_and_resets_softly():
+    """Catches: snnTorch's NIR import of IF (Leaky(beta=0.9), subtractive reset) passing unnoticed, or blamed
+    on something else: named `leaky_if` together with `reset_mode` at the first layer."""
+    _, g = sj_int_net(4.0, 3.0)
+    x = spikes_in(8)
+    report = pipeline.execute(plans.check(to_graph(g), plans.Inputs.sequences(x), backends=["reference", "snntorch"]))
+    first = report.diagnoses[0]
+    assert first.layer == "_1" and set(first.evidence["traps"]) == {"leaky_if", "reset_mode"}, report.diagnoses
