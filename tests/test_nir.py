@@ -121,3 +121,25 @@ def test_snntorch_import_of_if_is_leaky_and_resets_softly():
     report = pipeline.execute(plans.check(to_graph(g), plans.Inputs.sequences(x), backends=["reference", "snntorch"]))
     first = report.diagnoses[0]
     assert first.layer == "_1" and set(first.evidence["traps"]) == {"leaky_if", "reset_mode"}, report.diagnoses
+
+
+def test_r_read_with_another_dt_is_named_dt_scaling(tmp_path):
+    """Catches: the dt trap unnamed. One NIR IF network with r = 1, as snnTorch writes it: read by NIR's
+    definition at dt = 1e-4 the input is scaled by 1e-4; a run made by a tool that reads r as a per-step gain
+    (here: the same file read at dt = 1, recorded to a file) is diagnosed `dt_scaling` at the neuron."""
+    import nir
+    from snncheck import records
+    rng = np.random.default_rng(0)
+    one = np.ones(6, np.float32)
+    g = nir.NIRGraph({"i": nir.Input(input_type={"input": np.array([8])}),
+                      "fc": nir.Linear(rng.integers(-1, 3, (6, 8)).astype(np.float32)),
+                      "n": nir.IF(r=one, v_threshold=one * 3.5, v_reset=one * 0)}, [("i", "fc"), ("fc", "n")])
+    per_step = to_graph(g, dt=1.0)
+    x = (rng.random((16, T, 8)) < 0.5).astype(np.float32)
+    records.save(ReferenceBackend().run(per_step, x, "per_step"), tmp_path / "r.h5", inputs=x)
+    by_spec = to_graph(g)                                   # dt = 1e-4: Scale(1e-4) before the neuron
+    assert isinstance(by_spec.nodes["n.r"], P.Scale)
+    plan = plans.with_recorded(plans.check(by_spec, plans.Inputs.sequences(x)), str(tmp_path / "r.h5"),
+                               plans.Role.FLOAT)
+    found = pipeline.execute(plan).diagnoses[0]
+    assert (found.code, found.layer) == ("dt_scaling", "n"), found

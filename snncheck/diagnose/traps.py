@@ -3,13 +3,14 @@
 When a run disagrees with its network's reference in a layer, that layer alone is replayed with the reference
 (`evaluate`), fed the run's own recorded spikes at its inputs (the input for the first layer), once as the graph
 says and once per trap applied to the layer; a trap whose replay reproduces the run's spikes of that layer
-(at most 1/5 of the as-is mismatches; the count left is in the evidence) names the cause. Traps, one registry entry each:
+(at most 1/20 of the as-is mismatches, and fewer; the count left is in the evidence) names the cause. Traps, one registry entry each:
 
 - `bn_not_folded`: the layer's weights taken before BatchNorm folding (the BatchNorm on its path left out);
 - `fire_rule`: `>` where the graph says `>=`, or the reverse (NIR fires on `>`, SpikingJelly and PAIBox on `>=`);
 - `reset_mode`: soft reset where the graph says hard, or the reverse (an exporter writing soft reset as hard);
 - `v_init`: another initial membrane (theta/2 as QCFS starts, theta, or 0);
-- `leaky_if`: an IF run as a leaky neuron (snnTorch imported NIR's IF as Leaky(beta=0.9));
+- `leaky_if`: an IF run as a leaky neuron (snnTorch 1.0 imports NIR's IF as Leaky(beta=0.9) with its own
+  subtractive reset, `SnnTorchLeaky`);
 - `dt_scaling`: the synaptic input scaled by dt or 1/dt (NIR's r and tau are per second; tools step with dt).
 
 If no single trap reproduces the run, pairs of traps are tried (an IF imported leaky with a subtractive reset).
@@ -28,7 +29,7 @@ from ..graph import Graph, fold_batchnorm
 from ..graph import primitives as P
 from . import Diagnosis
 
-REPRODUCED = 5             # a trap explains a run when it leaves at most 1/5 of the as-is mismatches (the rest: listed)
+REPRODUCED = 20            # a trap explains a run when it leaves at most 1/20 of the as-is mismatches
 DT_FACTORS = (1e-4, 1e4, 1e-3, 1e3)
 V_INIT_FRACTIONS = (0.5, 1.0, 0.0)
 
@@ -36,7 +37,7 @@ V_INIT_FRACTIONS = (0.5, 1.0, 0.0)
 @dataclasses.dataclass(frozen=True)
 class Trap:
     code: str
-    variants: Callable          # (graph, layer) -> [(what, graph')]
+    variants: Callable          # (graph, layer) -> [(what, graph')] or [(what, graph', other codes it implies)]
     fix: str
 
 
@@ -87,9 +88,33 @@ def _leaky(graph: Graph, layer: str) -> list:
     if type(node) is not P.IF:
         return []
     fields = {f.name: getattr(node, f.name) for f in dataclasses.fields(P.Neuron)}
-    return [(f"leaks as LIF(tau={tau:g}, decay_input=False), i.e. v <- {1 - 1 / tau:g} v + x, where the graph "
-             "integrates without leak", graph.replace({layer: P.LIF(**fields, tau=tau, decay_input=False)}))
-            for tau in (10.0, 2.0)]
+    out = [(f"leaks as LIF(tau={tau:g}, decay_input=False), i.e. v <- {1 - 1 / tau:g} v + x, where the graph "
+            "integrates without leak", graph.replace({layer: P.LIF(**fields, tau=tau, decay_input=False)}))
+           for tau in (10.0, 2.0)]
+    out.append(("runs as snnTorch's Leaky(beta=0.9) with its subtractive reset (v <- 0.9 v + x - S*theta; a neuron "
+                "left above threshold by a reset must exceed 2*theta to fire again), where the graph integrates "
+                "without leak and resets " + node.reset,
+                graph.replace({layer: SnnTorchLeaky(**fields)}), ("reset_mode",) if node.reset == "hard" else ()))
+    return out
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SnnTorchLeaky(P.Neuron):
+    """snnTorch 1.0's `Leaky(beta, reset_mechanism="subtract", reset_delay=False)` as measured (what its NIR
+    importer makes of an IF), with R = (V[t-1] > threshold), the previous step's reset:
+
+        H = beta * V[t-1] + X        S = (H - R*threshold) > threshold        V[t] = H - S*threshold
+    """
+    beta: float = 0.9
+    fractional = True
+
+    def charge(self, v, x):
+        # the step's R is kept for after_fire (run_neuron calls charge, fire, after_fire in turn, one step at a time)
+        object.__setattr__(self, "_held", (v > self.threshold).astype(v.dtype) * np.asarray(self.threshold, v.dtype))
+        return np.asarray(self.beta, v.dtype) * v + x - self._held
+
+    def after_fire(self, h, s):
+        return h + self._held - s.astype(h.dtype) * np.asarray(self.threshold, h.dtype)
 
 
 def _dt(graph: Graph, layer: str) -> list:
@@ -136,11 +161,12 @@ def explain_layer(graph: Graph, layer: str, run, inputs: np.ndarray) -> dict:
     as_is = _mismatches(graph, layer, feeds, target)
     if as_is == 0:
         return {"as_is": 0, "best": None}
-    singles = [((t.code,), (what,), g) for t in TRAPS for what, g in t.variants(graph, layer)]
+    singles = [((t.code,) + tuple(more[0] if more else ()), (what,), g)
+               for t in TRAPS for what, g, *more in t.variants(graph, layer)]
     best = _best(singles, layer, feeds, target)
     if best is None or best[2] * REPRODUCED > as_is:
-        pairs = [((c1, t.code), (w1, what), g2) for (c1,), (w1,), g1 in singles for t in TRAPS if t.code != c1
-                 for what, g2 in t.variants(g1, layer)]
+        pairs = [(c1 + (t.code,), (w1, what), g2) for c1, (w1,), g1 in singles for t in TRAPS if t.code not in c1
+                 for what, g2, *_ in t.variants(g1, layer)]
         best = min([b for b in (best, _best(pairs, layer, feeds, target)) if b is not None],
                    key=lambda b: b[2], default=None)
     found = best is not None and best[2] * REPRODUCED <= as_is and best[2] < as_is
