@@ -172,3 +172,38 @@ def test_missing_layer_is_refused_naming_it(tmp_path):
     np.savez(tmp_path / "r.npz", other=np.zeros((2, 3, 3)))
     with pytest.raises(InputError, match="no records of layer.*sn"):
         records.load(tmp_path / "r.npz", _graph(), 2, 3)
+
+
+def test_a_chips_pipelined_output_is_realigned_and_a_late_layer_found(tmp_path):
+    """Catches: a recorded pipeline (a board's raw output, stage k answering k-1 steps late) compared unaligned,
+    or a layer that answers one step later than the pipeline says left unnoticed. The raw record is the
+    reference shifted by each stage's lag; with n3 one step later still, `timing` is diagnosed at n3 alone."""
+    from helpers import int_csnn
+    from snncheck import pipeline, plan as plans
+    from snncheck.backends.paibox.lower import expected_lags, pipeline_length
+    from snncheck.backends.reference import ReferenceBackend
+    g = int_csnn(seed=0)
+    x = np.rint(np.random.default_rng(0).random((8, 6, 1, 8, 8)) * 3).astype(np.float32)
+    ref = ReferenceBackend().run(g, x, "reference")
+    steps, lags = 6 + pipeline_length(g) - 1, expected_lags(g)
+
+    def board(extra: dict) -> Path:
+        layers = []
+        for rec in ref.layers:
+            lag = lags[rec.name] + extra.get(rec.name, 0)
+            raw = np.zeros((8, steps) + rec.shape, bool)
+            raw[:, lag:lag + 6] = rec.spikes[:, :steps - lag]
+            layers.append(LayerRecord(rec.name, raw))
+        path = tmp_path / f"board{len(extra)}.h5"
+        records.save(RunResult("board", "board", layers), path, inputs=x)
+        return path
+
+    def report(path):
+        plan = plans.check(g, plans.Inputs.sequences(x), backends=["reference"])
+        return pipeline.execute(plans.with_recorded(plan, str(path), plans.Role.DEPLOYED, pipelined=True))
+
+    good = report(board({}))
+    assert good.verdict == "consistent" and good.lags["recorded:b"]["n4"]["detected"] == lags["n4"]
+    late = report(board({"n3": 1}))
+    timing = [d for d in late.diagnoses if d.code == "timing"]
+    assert [d.layer for d in timing] == ["n3"] and timing[0].evidence["detected"] == lags["n3"] + 1

@@ -2,8 +2,9 @@
 a chip's output. It is a backend like any other, so a recorded run is one more RunSpec of the plan and goes through
 alignment, comparison and diagnosis unchanged; its meta says where it came from (`recorded_from`, `layout`).
 
-Its options (plain data, so a RunSpec stays hashable): `path`, and the layout (`order`, `amplitude`,
-`first_spike`) of `snncheck.records.Layout`. A file that lacks a layer, or whose shapes fit no layout or several,
+Its options (plain data, so a RunSpec stays hashable): `path`, the layout (`order`, `amplitude`, `first_spike`) of
+`snncheck.records.Layout`, and `pipelined`: the file holds a pipeline's raw output (a chip: stage k answers k-1
+steps late, T + L - 1 steps), which the pipeline realigns with the reference and whose lags it detects. A file that lacks a layer, or whose shapes fit no layout or several,
 is the user's input gone wrong: an InputError (exit 2), not a refusal.
 """
 from __future__ import annotations
@@ -20,9 +21,9 @@ class RecordedBackend(Backend):
     name = "recorded"
 
     def __init__(self, module=None, source=None, progress: bool = False, path: str = "", order=None,
-                 amplitude=None, first_spike: bool = False):
+                 amplitude=None, first_spike: bool = False, pipelined: bool = False):
         super().__init__(module, source, progress)
-        self.path = path
+        self.path, self.pipelined = path, bool(pipelined)
         self.layout = records.Layout(order, amplitude, first_spike)
 
     def accepts(self, graph: Graph) -> list:
@@ -40,4 +41,9 @@ class RecordedBackend(Backend):
             require(seen.size == inputs.size and np.array_equal(seen.reshape(inputs.shape), inputs),
                     lambda: f"{self.path} was recorded on other inputs ({seen.shape[0]} samples x "
                             f"{seen.shape[1]} steps) than this comparison's ({inputs.shape[0]} x {inputs.shape[1]})")
-        return records.load(self.path, graph, inputs.shape[0], inputs.shape[1], self.layout, label, raw)
+        if not self.pipelined:
+            return records.load(self.path, graph, inputs.shape[0], inputs.shape[1], self.layout, label, raw)
+        from .paibox.lower import expected_lags, pipeline_length
+        steps = inputs.shape[1] + pipeline_length(graph) - 1
+        run = records.load(self.path, graph, inputs.shape[0], steps, self.layout, label, raw)
+        return run.replace(meta=dict(run.meta, expected_lag=expected_lags(graph)))

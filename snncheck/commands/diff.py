@@ -46,6 +46,8 @@ def recorded_arguments(p) -> None:
                    help="how the recorded arrays are laid out: [N,T,...], [T,N,...] or [T*N,...] (MergeTemporalDim)")
     p.add_argument("--spike-amplitude", metavar="theta|X", help="recorded spikes have this value instead of 1")
     p.add_argument("--first-spike", action="store_true", help="recorded spikes are first-spike times [N, ...]")
+    p.add_argument("--pipelined", action="store_true", help="the recorded run is a pipeline's raw output (stage k "
+                                                            "k-1 steps late, T+L-1 steps): realigned, lags detected")
     p.add_argument("--nir-dt", type=float, default=None, help="time step for a NIR graph's r and tau (default 1e-4)")
 
 
@@ -88,7 +90,7 @@ def _model_a(args):
 def _layout(args) -> dict:
     amp = args.spike_amplitude
     return {"order": args.layout, "amplitude": amp if amp in (None, "theta") else _number(amp),
-            "first_spike": args.first_spike or None}
+            "first_spike": args.first_spike or None, "pipelined": args.pipelined or None}
 
 
 def _number(text: str) -> float:
