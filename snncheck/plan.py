@@ -232,11 +232,12 @@ def _ordered(pairs: list) -> list:
     return sorted(pairs, key=lambda p: rank[p.expect])
 
 
-def with_recorded(plan: Plan, path: str, role: Role, **layout) -> Plan:
-    """The plan with one more run, read from a records file (`snncheck.records`), of `role`'s network, paired with
-    that network's reference like a simulated run: exact for an integer network, within float rounding otherwise.
-    `layout`: order, amplitude, first_spike (see `snncheck.records.Layout`)."""
+def with_recorded(plan: Plan, path: str, role: Optional[Role] = None, **layout) -> Plan:
+    """The plan with one more run, read from a records file (`snncheck.records`), of `role`'s network (default: the
+    plan's only one), paired with that network's reference like a simulated run: exact for an integer network,
+    within float rounding otherwise. `layout`: order, amplitude, first_spike, pipelined (`backends.recorded`)."""
     from .backends import make
+    role = role or (next(iter(plan.subjects)) if len(plan.subjects) == 1 else Role.DEPLOYED)
     require(role in plan.subjects, lambda: f"a recorded run of role {role.tag!r} needs that network in the plan")
     spec = RunSpec("recorded", role, options(path=str(path), **layout))
     make(spec, plan.subject(role)).accepts(plan.subject(role).graph)       # a bad file is an InputError here

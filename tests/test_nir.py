@@ -143,3 +143,72 @@ def test_r_read_with_another_dt_is_named_dt_scaling(tmp_path):
                                plans.Role.FLOAT)
     found = pipeline.execute(plan).diagnoses[0]
     assert (found.code, found.layer) == ("dt_scaling", "n"), found
+
+
+def test_soft_reset_exported_as_hard_is_named_reset_mode(tmp_path):
+    """Catches: the reported exporter trap (soft reset written as reset-to-zero) unnamed. SpikingJelly 2.0's
+    exporter refuses soft reset; an older one wrote it as hard: the soft-reset module's own run, recorded to a
+    file, against the graph of its hard-reset export is diagnosed `reset_mode` at the first layer (thresholds
+    2.71 and 1.62: H - k*theta never ties with theta within six steps, so the fire rule plays no part)."""
+    from snncheck import records
+    from spikingjelly.activation_based.nir_exchange import export_to_nir
+    import torch
+    soft, _ = sj_int_net(2.71, 1.62)
+    for m in (soft[1], soft[4]):
+        m.v_reset = None
+    with pytest.raises(NotImplementedError, match="soft reset"):
+        export_to_nir(soft, torch.zeros(1, 1, 6, 6))
+    _, as_hard = sj_int_net(2.71, 1.62)               # same weights (same seed), v_reset = 0
+    x = spikes_in()
+    run = sj_own_run(soft, x)
+    graph = to_graph(as_hard)
+    records.save(run.replace(layers=[r.replace(name=n) for r, n in zip(run.layers, graph.neurons)]),
+                 tmp_path / "soft.h5", inputs=x)
+    plan = plans.with_recorded(plans.check(graph, plans.Inputs.sequences(x), backends=["reference"]),
+                               str(tmp_path / "soft.h5"))
+    found = pipeline.execute(plan).diagnoses[0]
+    assert (found.code, found.layer) == ("reset_mode", "_1") and found.evidence["replay"]["with_trap"] == 0
+
+
+def test_diff_takes_a_nir_graph_as_the_model(tmp_path, capsys):
+    """Catches: `snncheck diff graph.nir --run-b RUN` not reaching the NIR frontend (or the inputs the records
+    carry): SpikingJelly's own run of the module, recorded, against its NIR graph: exit 1, fire_rule named."""
+    import nir
+    from snncheck import cli, records
+    net, g = sj_int_net(4.0, 3.0)
+    nir.write(str(tmp_path / "net.nir"), g)
+    x = spikes_in()
+    run = sj_own_run(net, x)
+    records.save(run.replace(layers=[r.replace(name=f"_{r.name}") for r in run.layers]), tmp_path / "sj.h5",
+                 inputs=x)
+    code = cli.main(["diff", str(tmp_path / "net.nir"), "--run-b", str(tmp_path / "sj.h5"), "--out",
+                     str(tmp_path / "r.html")])
+    out = capsys.readouterr().out
+    assert code == 1 and "fire_rule @ _1" in out and "recorded:b: recorded, from" in out
+
+
+def test_export_command_writes_a_graph_that_runs_the_same(tmp_path, capsys):
+    """Catches: `snncheck export` losing BatchNorm (not folded), weights or shapes on the way to NIR; and max
+    pooling exported as something else (refused naming the node, exit 2)."""
+    import sys
+    import torch
+    from pathlib import Path
+    from snncheck import cli, data
+    from snncheck.frontends import nir as nir_files
+    fixtures = Path(__file__).parent / "fixtures"
+    sys.path.insert(0, str(fixtures))
+    import bn_csnn
+    torch.save(bn_csnn.build().state_dict(), tmp_path / "A.pth")
+    spec = f"{fixtures / 'bn_csnn.py'}:build"
+    assert cli.main(["export", str(tmp_path / "A.pth"), "--model", spec, "--input-shape", "1,8,8",
+                     "--out", str(tmp_path / "a.nir")]) == 0
+    assert "sn1, sn2, sn3" in capsys.readouterr().out               # the >= neurons are listed
+    from snncheck.checkpoint import load_float
+    a = load_float(tmp_path / "A.pth", spec, (1, 8, 8)).graph
+    x = np.repeat(data.digits("test")[0][:16, None], 4, axis=1)
+    ref_a = ReferenceBackend().run(a, x)
+    ref_nir = ReferenceBackend().run(nir_files.load(tmp_path / "a.nir"), x)
+    assert all(np.array_equal(p.spikes, q.spikes) for p, q in zip(ref_a.layers, ref_nir.layers))
+    from snncheck.frontends.models import DIGITS_CHECKPOINT
+    assert cli.main(["export", str(DIGITS_CHECKPOINT), "--out", str(tmp_path / "d.nir")]) == 2
+    assert "MaxPool2d" in capsys.readouterr().err

@@ -73,7 +73,7 @@ def _recorded_plan(args):
     inputs = _recorded_inputs(args, model.graph) or load_inputs(args, model.graph.input_shape)
     plan = plans.check(model.graph, inputs, backends=args.runners or ["reference"], module=model.model,
                        title=f"{Path(args.a or args.model).stem}-vs-{Path(args.run_b).stem}")
-    return plans.with_recorded(plan, args.run_b, next(iter(plan.subjects)), **_layout(args))
+    return plans.with_recorded(plan, args.run_b, **_layout(args))
 
 
 def _model_a(args):
