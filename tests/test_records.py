@@ -207,3 +207,18 @@ def test_a_chips_pipelined_output_is_realigned_and_a_late_layer_found(tmp_path):
     late = report(board({"n3": 1}))
     timing = [d for d in late.diagnoses if d.code == "timing"]
     assert [d.layer for d in timing] == ["n3"] and timing[0].evidence["detected"] == lags["n3"] + 1
+
+
+def test_event_spike_times_load_through_nirs_own_conversion(tmp_path):
+    """Catches: NIR EventData (spike times, dt from the file) misplaced on the time grid."""
+    import h5py
+    import json
+    import nir
+    idx = np.array([[0, 2, -1], [1, -1, -1]])
+    time = np.array([[0.0, 0.004, np.inf], [0.002, np.inf, np.inf]])          # dt = 2 ms: steps 0, 2 and 1
+    nir.write_data(str(tmp_path / "e.h5"), nir.NIRGraphData(
+        {"sn": nir.NIRNodeData({"spikes": nir.EventData(idx, time, n_neurons=3, t_max=0.006)})}))
+    with h5py.File(tmp_path / "e.h5", "a") as f:
+        f.attrs["snncheck"] = json.dumps({"dt": 0.002})
+    spikes = records.load(tmp_path / "e.h5", _graph(), 2, 3).layer("sn").spikes
+    assert [tuple(map(tuple, np.argwhere(s))) for s in spikes] == [((0, 0), (2, 2)), ((1, 1),)]

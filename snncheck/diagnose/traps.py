@@ -30,6 +30,7 @@ from ..graph import primitives as P
 from . import Diagnosis
 
 REPRODUCED = 20            # a trap explains a run when it leaves at most 1/20 of the as-is mismatches
+REPLAY_SAMPLES = 32        # samples a layer is replayed on (each trap and pair of traps costs one evaluation)
 DT_FACTORS = (1e-4, 1e4, 1e-3, 1e3)
 V_INIT_FRACTIONS = (0.5, 1.0, 0.0)
 
@@ -194,7 +195,7 @@ def refine(found: list, plan, evidence: dict, inputs) -> list:
             out.append(d)
             continue
         subject = plan.subject(pair.a.role)
-        run = evidence[pair.a.label]
+        run = evidence[pair.a.label].rows(slice(0, REPLAY_SAMPLES))
         result = explain_layer(subject.graph, d.layer, run, subject.inputs(inputs[:run.samples]))
         out.append(d if result["best"] is None else _diagnosis(d, pair, result))
     return out
