@@ -203,9 +203,8 @@ def arrange(a: np.ndarray, order: Optional[str], n: int, t: int, shape: tuple, w
     fits = {o: lead for o, lead in (("sample", (n, t)), ("time", (t, n)), ("merged", (t * n,)))
             if a.shape[:len(lead)] == lead and int(np.prod(a.shape[len(lead):])) == size}
     if order is None:
-        distinct = {o: lead for o, lead in fits.items()}
-        if len(distinct) > 1 and n * t > 1:
-            raise InputError(f"{where}: shape {a.shape} fits layouts {' and '.join(distinct)} "
+        if len(fits) > 1 and n > 1 and t > 1:     # with one sample or one step every layout reads the same
+            raise InputError(f"{where}: shape {a.shape} fits layouts {' and '.join(fits)} "
                              f"(N={n}, T={t}): give the layout (--layout {'|'.join(ORDERS)})")
         require(fits, lambda: f"{where}: shape {a.shape} fits no layout for N={n}, T={t}, layer shape {shape} "
                               "([N, T, ...], [T, N, ...] or [T*N, ...])")

@@ -55,3 +55,19 @@ def test_custom_if_against_spikingjelly_ifnode_names_the_initial_membrane(record
     assert "v = 1" in first["message"] and first["evidence"]["replay"]["with_trap"] == 0
     assert rep["inputs"]["source"].startswith("recorded with custom.h5")
     assert rep["runs"]["recorded:a"]["recorded_from"].endswith("custom.h5")
+
+
+def test_single_and_multi_step_recordings_agree(tmp_path):
+    """Catches: a multi-step recording read in the wrong layout ([T, N, ...] taken as [N, T, ...]) or with the
+    membranes of the last step only: the BN CSNN recorded both ways gives the same spikes and membranes."""
+    from snncheck.frontends import hooks
+    import sys
+    sys.path.insert(0, str(FIXTURES))
+    import bn_csnn
+    x = np.repeat(data.digits("test")[0][:5, None], 3, axis=1)
+    single = hooks.record(bn_csnn.build(), x, step_mode="s")
+    multi = hooks.record(bn_csnn.build(), x, step_mode="m")
+    assert single.names == multi.names == ["sn1", "sn2", "sn3"]
+    for a, b in zip(single.layers, multi.layers):
+        assert a.spikes.shape == (5, 3) + a.shape and np.array_equal(a.spikes, b.spikes)
+        assert np.allclose(a.v, b.v, atol=1e-6)

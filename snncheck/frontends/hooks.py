@@ -6,7 +6,8 @@ A neuron module is one whose class is named in `classes`, or, by default, a Spik
 An output value other than 0 is a spike (a neuron that emits theta instead of 1 is read right); the membrane is
 the module's `v` (or `mem`) after the step, where it keeps one. Single-step modules (`step_mode="s"`) are called
 once per step on [N, ...]; multi-step ones once on [T, N, ...], their outputs [T, N, ...] or [T*N, ...] (time
-merged into the batch) read with `snncheck.records`' layouts, an ambiguous one refused.
+merged into the batch) read with `snncheck.records`' layouts, an ambiguous one refused; SpikingJelly modules are
+switched to multi-step mode for it, keeping `v_seq`.
 """
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ def record(module, inputs: np.ndarray, classes: Optional[list] = None, step_mode
     hooks = [m.register_forward_hook(lambda mod, args, out, rec=seen[n]: _keep(rec, mod, out))
              for n, m in neurons.items()]
     n, t = inputs.shape[:2]
+    if step_mode == "m":                     # SpikingJelly layers and neurons take [T, N, ...] in multi-step mode
+        for m in module.modules():
+            if hasattr(m, "step_mode"):
+                m.step_mode = "m"
+            if hasattr(m, "store_v_seq"):
+                m.store_v_seq = True
     _reset(module)
     try:
         with torch.no_grad():
