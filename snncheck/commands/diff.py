@@ -31,7 +31,8 @@ def register(sub) -> None:
     p.add_argument("--samples", type=positive_int, help=f"number of samples (default {DEFAULT_SAMPLES})")
     p.add_argument("--timesteps", type=positive_int, help=f"time steps (default {DEFAULT_TIMESTEPS}; ignored for "
                                                           "sequences)")
-    p.add_argument("--runners", type=backends_list, help="comma-separated subset of reference,spikingjelly,paibox")
+    p.add_argument("--runners", type=backends_list, help="comma-separated subset of reference,spikingjelly,paibox "
+                                                         "(and sj_nir, snntorch: through NIR)")
     p.add_argument("--out", metavar="FILE.html", help="HTML report (default: reports/<A>-vs-<B>.html)")
     p.add_argument("--json", metavar="FILE.json", help="also write the report as JSON")
     recorded_arguments(p)
