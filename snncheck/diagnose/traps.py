@@ -54,7 +54,7 @@ def _bn(graph: Graph, layer: str) -> list:
                 (src,) = graph.inputs_of(n)
                 nodes = {k: v for k, v in graph.nodes.items() if k != n}
                 edges = [(src if a == n else a, b) for a, b in graph.edges if b != n]
-                out.append((f"the weights of {src} taken before folding BatchNorm {n}",
+                out.append((f"uses the weights of {src} from before folding BatchNorm {n}",
                             Graph(nodes, edges, graph.name, graph.input_scale, graph.meta)))
     return out
 
