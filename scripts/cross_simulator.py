@@ -1,6 +1,7 @@
 """The cross-simulator table for one NIR graph: the reference (NIR's own semantics), SpikingJelly and snnTorch
 through their NIR importers, and PAIBox, per layer: exact mismatch counts against the reference, first divergence,
-the NIR paper's activity cosine similarity, and the trap that explains each divergence.
+the NIR paper's activity cosine similarity, and the trap that explains each divergence; then what each importer
+says of the file exactly as written (snnTorch refuses SpikingJelly's r = 1/dt: the dt trap).
 
     python scripts/cross_simulator.py [GRAPH.nir] [--samples N] [--timesteps T] [--json OUT.json] [--md OUT.md]
 
@@ -52,6 +53,27 @@ def run(graph_path, samples: int = 32, timesteps: int = 8, seed: int = 0):
     return report, crosssim.table(report)
 
 
+def as_written(graph_path) -> list:
+    """What each importer says of the file exactly as written (the table runs each on the graph as snncheck writes
+    it for that importer): snnTorch asserts r == 1 for an IF, while NIR's r is 1/dt as SpikingJelly writes it."""
+    import contextlib
+    import io
+    import nir
+    from snntorch.import_nir import import_from_nir as snntorch_import
+    from spikingjelly.activation_based.nir_exchange import import_from_nir as sj_import
+    notes = []
+    for name, importer in (("sj_nir", sj_import), ("snntorch", snntorch_import)):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                importer(nir.read(str(graph_path)))
+            notes.append(f"{name}: imports the file as written")
+        except (AssertionError, ValueError, NotImplementedError) as exc:
+            notes.append(f"{name}: refuses the file as written ({type(exc).__name__}: {exc}): dt_scaling, it reads "
+                         "r as a per-step gain where NIR's IF steps v += dt*r*I; its column runs the graph written "
+                         "with r = 1")
+    return notes
+
+
 def main(argv=None) -> int:
     from snncheck.report import crosssim
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,14 +86,17 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.graph or default_graph(Path(tmp) / "conv.nir")
         report, rows = run(path, args.samples, args.timesteps)
+        notes = as_written(path)
     md = crosssim.markdown(rows)
     print(md)
+    print("\n".join(notes))
     for d in report.diagnoses:
         print(f"[{d.severity}] {d.code} @ {d.layer}: {d.message}")
     if args.md:
         Path(args.md).write_text(md + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "diagnoses": [d.to_dict() for d in report.diagnoses],
+                                               "as_written": notes,
                                                "skipped": report.extras.get("unsupported", {})}, indent=1,
                                               default=str))
     return 0
