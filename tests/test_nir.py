@@ -212,3 +212,28 @@ def test_export_command_writes_a_graph_that_runs_the_same(tmp_path, capsys):
     from snncheck.frontends.models import DIGITS_CHECKPOINT
     assert cli.main(["export", str(DIGITS_CHECKPOINT), "--out", str(tmp_path / "d.nir")]) == 2
     assert "MaxPool2d" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_sj_lif_through_nir_keeps_tau_and_its_form(decay_input):
+    """Catches: tau read without dt (tau_NIR = tau*dt) or SpikingJelly's decay_input form lost (r = 1 or r = tau):
+    LIF networks exported by SpikingJelly run in the reference like SpikingJelly's own run (same spikes, membranes
+    within float32 rounding of the synaptic sums)."""
+    import torch
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer, neuron
+    from spikingjelly.activation_based.nir_exchange import export_to_nir
+    torch.manual_seed(0)
+    net = nn.Sequential(layer.Conv2d(1, 4, 3, padding=1), neuron.LIFNode(tau=3.0, decay_input=decay_input,
+                                                                          v_threshold=0.8),
+                        layer.Flatten(), layer.Linear(144, 5), neuron.LIFNode(tau=2.0, decay_input=decay_input)).eval()
+    with torch.no_grad():
+        net[0].weight.mul_(4.0)
+        net[3].weight.mul_(4.0)
+    graph = to_graph(export_to_nir(net, torch.zeros(1, 1, 6, 6)))
+    assert (graph.nodes["_1"].tau, graph.nodes["_1"].decay_input) == (3.0, decay_input)
+    x = spikes_in()
+    own, ref = sj_own_run(net, x), ReferenceBackend().run(graph, x)
+    assert all(r.spikes.any() for r in ref.layers)
+    for a, b in zip(own.layers, ref.layers):
+        assert np.array_equal(a.spikes, b.spikes) and np.allclose(a.v, b.v, atol=1e-6)

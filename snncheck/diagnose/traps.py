@@ -11,7 +11,8 @@ says and once per trap applied to the layer; a trap whose replay reproduces the 
 - `v_init`: another initial membrane (theta/2 as QCFS starts, theta, or 0);
 - `leaky_if`: an IF run as a leaky neuron (snnTorch 1.0 imports NIR's IF as Leaky(beta=0.9) with its own
   subtractive reset, `SnnTorchLeaky`);
-- `dt_scaling`: the synaptic input scaled by dt or 1/dt (NIR's r and tau are per second; tools step with dt).
+- `dt_scaling`: the synaptic input (r) or a LIF's tau scaled by dt or 1/dt (NIR's r and tau are per second;
+  tools step with dt).
 
 If no single trap reproduces the run, pairs of traps are tried (an IF imported leaky with a subtractive reset).
 Pure: returns new diagnoses; the `simulator_mismatch` a trap explains is replaced by the trap's diagnosis.
@@ -120,7 +121,9 @@ class SnnTorchLeaky(P.Neuron):
 
 def _dt(graph: Graph, layer: str) -> list:
     node = graph.nodes[layer]
-    out = []
+    out = [_neuron_edit(graph, layer, f"leaks with tau = {node.tau * c:g} steps (the graph says {node.tau:g}: "
+                                      f"tau scaled by {c:g})", tau=node.tau * c)
+           for c in DT_FACTORS if isinstance(node, P.LIF) and node.tau * c > 1]
     for c in DT_FACTORS:        # H = V + cX fires at theta exactly when V/c + X fires at theta/c
         changes = {"threshold": node.threshold / c, "v_reset": node.v_reset / c}
         if node.v_init is not None:
