@@ -172,7 +172,8 @@ def test_soft_reset_exported_as_hard_is_named_reset_mode(tmp_path):
 
 def test_diff_takes_a_nir_graph_as_the_model(tmp_path, capsys):
     """Catches: `snncheck diff graph.nir --run-b RUN` not reaching the NIR frontend (or the inputs the records
-    carry): SpikingJelly's own run of the module, recorded, against its NIR graph: exit 1, fire_rule named."""
+    carry): SpikingJelly's own run of the module, recorded, against its NIR graph: exit 1, fire_rule named, and
+    the HTML page's cross-simulator table lists the recorded run with its trap."""
     import nir
     from snncheck import cli, records
     net, g = sj_int_net(4.0, 3.0)
@@ -185,6 +186,9 @@ def test_diff_takes_a_nir_graph_as_the_model(tmp_path, capsys):
                      str(tmp_path / "r.html")])
     out = capsys.readouterr().out
     assert code == 1 and "fire_rule @ _1" in out and "recorded:b: recorded, from" in out
+    page = (tmp_path / "r.html").read_text()
+    table = page[page.index("Across simulators"):page.index("</table>", page.index("Across simulators"))]
+    assert "recorded:b" in table and "fire_rule" in table
 
 
 def test_export_command_writes_a_graph_that_runs_the_same(tmp_path, capsys):
