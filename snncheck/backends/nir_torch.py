@@ -75,7 +75,6 @@ class NIRTorchBackend(Backend):
                 state = None
                 for t in range(x.shape[1]):
                     frame = torch.from_numpy(np.ascontiguousarray(x[:, t], dtype=np.float32))
-                    frame = self.shape_frame(frame)
                     result = module(frame, state=state)
                     state = result[1] if isinstance(result, tuple) and len(result) == 2 and \
                         isinstance(result[1], dict) else None
@@ -85,9 +84,6 @@ class NIRTorchBackend(Backend):
         return {name: (np.stack([s.reshape(n, -1) for s in spikes], axis=1) > 0,
                        np.stack([v.reshape(n, -1) for v in vs], axis=1) if vs and len(vs) == len(spikes) else None)
                 for name, (spikes, vs) in seen.items()}
-
-    def shape_frame(self, frame):
-        return frame
 
     def reset(self, module) -> None:
         """Fresh state before a batch (the step loop starts from state=None)."""

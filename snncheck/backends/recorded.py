@@ -4,8 +4,9 @@ alignment, comparison and diagnosis unchanged; its meta says where it came from 
 
 Its options (plain data, so a RunSpec stays hashable): `path`, the layout (`order`, `amplitude`, `first_spike`) of
 `snncheck.records.Layout`, and `pipelined`: the file holds a pipeline's raw output (a chip: stage k answers k-1
-steps late, T + L - 1 steps), which the pipeline realigns with the reference and whose lags it detects. A file that lacks a layer, or whose shapes fit no layout or several,
-is the user's input gone wrong: an InputError (exit 2), not a refusal.
+steps late, T + L - 1 steps), which the pipeline realigns with the reference and whose lags it detects.
+A file that lacks a layer, or whose shapes fit no layout or several, is the user's input gone wrong: an InputError
+(exit 2), not a refusal.
 """
 from __future__ import annotations
 

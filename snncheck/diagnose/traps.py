@@ -3,7 +3,8 @@
 When a run disagrees with its network's reference in a layer, that layer alone is replayed with the reference
 (`evaluate`), fed the run's own recorded spikes at its inputs (the input for the first layer), once as the graph
 says and once per trap applied to the layer; a trap whose replay reproduces the run's spikes of that layer
-(at most 1/20 of the as-is mismatches, and fewer; the count left is in the evidence) names the cause. Traps, one registry entry each:
+(at most 1/20 of the as-is mismatches, and fewer; the count left is in the evidence) names the cause.
+Traps, one registry entry each:
 
 - `bn_not_folded`: the layer's weights taken before BatchNorm folding (the BatchNorm on its path left out);
 - `fire_rule`: `>` where the graph says `>=`, or the reverse (NIR fires on `>`, SpikingJelly and PAIBox on `>=`);
@@ -20,7 +21,6 @@ Pure: returns new diagnoses; the `simulator_mismatch` a trap explains is replace
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Callable
 
 import numpy as np

@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import InputError, require
+from ..errors import require
 from . import primitives as P
 from .graph import Graph
 from .transforms import fold_batchnorm
@@ -209,7 +209,8 @@ def _hard(n: str, node: P.Neuron) -> None:
 def _w_if(g, n, node, dt, r=None):
     import nir
     _hard(n, node)
-    return nir.IF(r=_full(g, n, 1.0 / dt if r is None else r), v_threshold=_full(g, n, node.threshold), v_reset=_full(g, n, node.v_reset))
+    return nir.IF(r=_full(g, n, 1.0 / dt if r is None else r), v_threshold=_full(g, n, node.threshold),
+                  v_reset=_full(g, n, node.v_reset))
 
 
 def _w_lif(g, n, node, dt):
