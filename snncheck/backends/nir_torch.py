@@ -20,6 +20,7 @@ from .base import Backend, LayerRecord, Refusal, RunResult, check_inputs
 
 class NIRTorchBackend(Backend):
     name = "nir"
+    conformance = False       # it measures an importer, traps included (tests/test_nir.py), not the graph's semantics
     per_sample = False         # the importer's modules take one sample at a time (a Flatten over every dim)
 
     def __init__(self, module=None, source=None, progress: bool = False, dt: float = DT):

@@ -20,6 +20,7 @@ from .base import Backend, RunResult, check_inputs
 
 class RecordedBackend(Backend):
     name = "recorded"
+    conformance = False       # it replays a file, it does not simulate: no part of tests/test_conformance.py
 
     def __init__(self, module=None, source=None, progress: bool = False, path: str = "", order=None,
                  amplitude=None, first_spike: bool = False, pipelined: bool = False):
