@@ -71,3 +71,15 @@ def test_single_and_multi_step_recordings_agree(tmp_path):
     for a, b in zip(single.layers, multi.layers):
         assert a.spikes.shape == (5, 3) + a.shape and np.array_equal(a.spikes, b.spikes)
         assert np.allclose(a.v, b.v, atol=1e-6)
+
+
+def test_a_module_without_neurons_is_refused_naming_the_option():
+    """Catches: a recording of nothing written silently (a user's neuron class with an unusual name)."""
+    import torch.nn as nn
+    from snncheck.errors import InputError
+    from snncheck.frontends import hooks
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    with pytest.raises(InputError, match="--neuron-class"):
+        hooks.record(net, np.zeros((2, 3, 4), np.float32))
+    run = hooks.record(net, np.ones((2, 3, 4), np.float32), classes=["ReLU"])
+    assert run.names == ["1"] and run.layers[0].spikes.shape == (2, 3, 3)

@@ -48,7 +48,8 @@ def recorded_arguments(p) -> None:
     p.add_argument("--spike-amplitude", metavar="theta|X", help="recorded spikes have this value instead of 1")
     p.add_argument("--first-spike", action="store_true", help="recorded spikes are first-spike times [N, ...]")
     p.add_argument("--pipelined", action="store_true", help="the recorded run is a pipeline's raw output (stage k "
-                                                            "k-1 steps late, T+L-1 steps): realigned, lags detected")
+                                                            "answers k-1 steps late, T+L-1 steps): realigned, lags "
+                                                            "detected")
     p.add_argument("--nir-dt", type=float, default=None, help="time step for a NIR graph's r and tau (default 1e-4)")
 
 
