@@ -155,8 +155,9 @@ def load(path, graph: Graph, samples: int, timesteps: int, layout: Layout = Layo
         where = f"{raw.path}: layer {name!r}"
         spikes = _spikes(obs["spikes"], layout, samples, timesteps, shape, theta, where, raw)
         v = obs.get("v")
-        v = None if v is None else arrange(np.asarray(v), layout.order or _default_order(raw), samples, timesteps,
-                                            shape, where + " (v)")
+        v = None if v is None else arrange(_head(np.asarray(v), raw, layout, samples),
+                                            layout.order or _default_order(raw), samples, timesteps, shape,
+                                            where + " (v)")
         layers.append(LayerRecord(name, spikes, v=v, threshold=theta))
     meta = {"recorded_from": raw.path, "layout": layout.describe(), "exact": False,
             **{k: raw.meta[k] for k in ("backend", "source", "dt") if raw.meta.get(k) not in (None, "")}}
@@ -167,13 +168,19 @@ def _default_order(raw: Raw) -> Optional[str]:
     return "sample" if raw.nir else None
 
 
+def _head(a: np.ndarray, raw: Raw, layout: Layout, n: int) -> np.ndarray:
+    """The first n samples of a sample-major record that holds more (a comparison on fewer samples)."""
+    sample_major = (layout.order or _default_order(raw)) == "sample" or layout.first_spike
+    return a[:n] if sample_major and a.ndim >= 2 and a.shape[0] > n else a
+
+
 def _spikes(data, layout: Layout, n: int, t: int, shape: tuple, theta: float, where: str, raw: Raw) -> np.ndarray:
     import nir
     if isinstance(data, nir.EventData):            # spike times: NIR's own conversion to a time grid
         dt = float(raw.meta.get("dt", 1.0))
         data = data.to_time_gridded(dt).data
         data = data[:, :t] if data.shape[1] >= t else np.pad(data, ((0, 0), (0, t - data.shape[1]), (0, 0)))
-    data = np.asarray(data)
+    data = _head(np.asarray(data), raw, layout, n)
     if layout.first_spike:
         return first_spike_trains(data, n, t, shape, where)
     values = arrange(data, layout.order or _default_order(raw), n, t, shape, where)

@@ -222,3 +222,17 @@ def test_event_spike_times_load_through_nirs_own_conversion(tmp_path):
         f.attrs["snncheck"] = json.dumps({"dt": 0.002})
     spikes = records.load(tmp_path / "e.h5", _graph(), 2, 3).layer("sn").spikes
     assert [tuple(map(tuple, np.argwhere(s))) for s in spikes] == [((0, 0), (2, 2)), ((1, 1),)]
+
+
+def test_a_comparison_on_fewer_samples_takes_the_records_first_ones(tmp_path):
+    """Catches: `--samples 8` against a 32-sample record refused as a layout error, or compared against the wrong
+    rows (the recorded inputs are checked against the first samples)."""
+    g = _graph()
+    spikes = np.random.default_rng(1).random((6, 3, 3)) < 0.5
+    x = np.arange(6 * 3 * 3, dtype=np.float32).reshape(6, 3, 3)
+    records.save(RunResult("x", "x", [LayerRecord("sn", spikes)]), tmp_path / "r.h5", inputs=x)
+    from snncheck.backends.recorded import RecordedBackend
+    run = RecordedBackend(path=str(tmp_path / "r.h5")).run(g, x[:4], "recorded:b")
+    assert np.array_equal(run.layer("sn").spikes, spikes[:4])
+    with pytest.raises(InputError, match="other inputs"):
+        RecordedBackend(path=str(tmp_path / "r.h5")).run(g, x[2:], "recorded:b")

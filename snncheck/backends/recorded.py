@@ -39,7 +39,7 @@ class RecordedBackend(Backend):
         inputs = check_inputs(graph, inputs)
         raw = records.read(self.path)
         if raw.inputs is not None:
-            seen = np.asarray(raw.inputs)
+            seen = np.asarray(raw.inputs)[:inputs.shape[0]]          # a comparison may take the first samples
             require(seen.size == inputs.size and np.array_equal(seen.reshape(inputs.shape), inputs),
                     lambda: f"{self.path} was recorded on other inputs ({seen.shape[0]} samples x "
                             f"{seen.shape[1]} steps) than this comparison's ({inputs.shape[0]} x {inputs.shape[1]})")
