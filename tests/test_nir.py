@@ -241,3 +241,16 @@ def test_sj_lif_through_nir_keeps_tau_and_its_form(decay_input):
     assert all(r.spikes.any() for r in ref.layers)
     for a, b in zip(own.layers, ref.layers):
         assert np.array_equal(a.spikes, b.spikes) and np.allclose(a.v, b.v, atol=1e-6)
+
+
+def test_nir_backends_refuse_what_their_importers_cannot_map():
+    """Catches: a graph accepted and then failing inside the importer (a crash instead of a refusal): a Scale (as a
+    NIR IF read at another dt brings) is in neither importer's map; max pooling cannot be written as NIR."""
+    from snncheck import backends
+    g = chain([("fc", P.Linear(np.eye(3, dtype=np.int64))), ("s", P.Scale(2)), ("sn", P.IF(2))], (3,))
+    for name in ("sj_nir", "snntorch"):
+        (refusal,) = backends.get(name)().accepts(g)
+        assert refusal.node == "s" and "Scale" in refusal.reason
+    pooled = chain([("c", P.Conv2d(np.ones((1, 1, 1, 1), np.int64))), ("p", P.MaxPool2d()), ("sn", P.IF(1))],
+                   (1, 4, 4))
+    assert "MaxPool2d" in backends.get("sj_nir")().accepts(pooled)[0].reason

@@ -21,6 +21,7 @@ from .base import Backend, LayerRecord, Refusal, RunResult, check_inputs
 class NIRTorchBackend(Backend):
     name = "nir"
     conformance = False       # it measures an importer, traps included (tests/test_nir.py), not the graph's semantics
+    importable = frozenset()  # the NIR node types its importer maps (read from its source; Input/Output always)
     per_sample = False         # the importer's modules take one sample at a time (a Flatten over every dim)
 
     def __init__(self, module=None, source=None, progress: bool = False, dt: float = DT):
@@ -32,10 +33,12 @@ class NIRTorchBackend(Backend):
 
     def accepts(self, graph: Graph) -> list:
         try:
-            self.exported(graph)
+            out = self.exported(graph)
         except InputError as exc:
             return [Refusal(self.name, None, f"cannot be written as NIR: {exc}")]
-        return []
+        return [Refusal(self.name, n, f"its NIR importer has no mapping for NIR {type(node).__name__}")
+                for n, node in out.graph.nodes.items()
+                if type(node).__name__ not in self.importable | {"Input", "Output"}]
 
     def build(self, nir_graph):
         """The simulator's torch module for a NIR graph."""

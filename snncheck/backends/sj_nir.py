@@ -11,6 +11,7 @@ from .nir_torch import NIRTorchBackend
 
 class SpikingJellyNIRBackend(NIRTorchBackend):
     name = "sj_nir"
+    importable = frozenset({"Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "Flatten", "IF", "LIF", "CubaLIF"})
 
     def build(self, nir_graph):
         from spikingjelly.activation_based.nir_exchange import import_from_nir

@@ -15,6 +15,7 @@ from .nir_torch import NIRTorchBackend
 
 class SnnTorchBackend(NIRTorchBackend):
     name = "snntorch"
+    importable = frozenset({"Affine", "Linear", "Conv2d", "Flatten", "AvgPool2d", "IF", "LIF", "CubaLIF"})
     per_sample = True
 
     def exported(self, graph):
