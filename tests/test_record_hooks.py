@@ -43,15 +43,15 @@ def test_hooks_record_a_custom_if_class_by_name(recorded):
 
 def test_custom_if_against_spikingjelly_ifnode_names_the_initial_membrane(recorded):
     """Catches: the seed's row-by-row reading of hook dumps: the custom IF (starting at theta/2) against
-    SpikingJelly's IFNode (starting at 0) must be diagnosed `v_init` at sn1, the first layer, with theta/2 named.
-    (Planted check: without the v_init trap the same comparison is only a simulator_mismatch.)"""
+    SpikingJelly's IFNode (starting at 0) must be diagnosed `initial_membrane` at sn1, the first layer, with theta/2 named.
+    (Planted check: without the initial-membrane trap the same comparison is only a simulator_mismatch.)"""
     out = recorded / "r.json"
     code = cli.main(["diff", str(recorded / "sj.pth"), "--model", f"{SPEC}:build_sj", "--run-b",
                      str(recorded / "custom.h5"), "--json", str(out), "--out", str(recorded / "r.html")])
     rep = json.loads(out.read_text())
     assert code == 1
     first = rep["diagnoses"][0]
-    assert (first["code"], first["layer"]) == ("v_init", "sn1"), rep["diagnoses"]
+    assert (first["code"], first["layer"]) == ("initial_membrane", "sn1"), rep["diagnoses"]
     assert "v = 1" in first["message"] and first["evidence"]["replay"]["with_trap"] == 0
     assert rep["inputs"]["source"].startswith("recorded with custom.h5")
     assert rep["runs"]["recorded:a"]["recorded_from"].endswith("custom.h5")

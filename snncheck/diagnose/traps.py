@@ -9,7 +9,7 @@ Traps, one registry entry each:
 - `bn_not_folded`: the layer's weights taken before BatchNorm folding (the BatchNorm on its path left out);
 - `fire_rule`: `>` where the graph says `>=`, or the reverse (NIR fires on `>`, SpikingJelly and PAIBox on `>=`);
 - `reset_mode`: soft reset where the graph says hard, or the reverse (an exporter writing soft reset as hard);
-- `v_init`: another initial membrane (theta/2 as QCFS starts, theta, or 0);
+- `initial_membrane`: another initial membrane, v_init (theta/2 as QCFS starts, theta, or 0);
 - `leaky_if`: an IF run as a leaky neuron (snnTorch 1.0 imports NIR's IF as Leaky(beta=0.9) with its own
   subtractive reset, `SnnTorchLeaky`);
 - `dt_scaling`: the synaptic input (r) or a LIF's tau scaled by dt or 1/dt (NIR's r and tau are per second;
@@ -139,7 +139,7 @@ TRAPS = (
                              "integer threshold theta under > equals theta + 1 under >="),
     Trap("reset_mode", _reset, "give the layer the same reset in both; NIR has no soft reset, so an exporter that "
                                "writes one as reset-to-zero changes the network"),
-    Trap("v_init", _v_init, "start both from the same membrane potential (SpikingJelly: set_reset_value('v', x) "
+    Trap("initial_membrane", _v_init, "start both from the same membrane potential (SpikingJelly: set_reset_value('v', x) "
                             "or HalfThresholdIFNode for theta/2)"),
     Trap("leaky_if", _leaky, "import the IF as a non-leaking neuron (beta = 1), or compare against a LIF"),
     Trap("dt_scaling", _dt, "write and read r and tau with the same dt (NIR's r and tau are per second: an IF "
