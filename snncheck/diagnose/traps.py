@@ -11,7 +11,7 @@ Traps, one registry entry each:
 - `reset_mode`: soft reset where the graph says hard, or the reverse (an exporter writing soft reset as hard);
 - `initial_membrane`: another initial membrane, v_init (theta/2 as QCFS starts, theta, or 0);
 - `leaky_if`: an IF run as a leaky neuron (snnTorch 1.0 imports NIR's IF as Leaky(beta=0.9) with its own
-  subtractive reset, `SnnTorchLeaky`);
+  subtractive reset, `_SnnTorchLeaky`);
 - `dt_scaling`: the synaptic input (r) or a LIF's tau scaled by dt or 1/dt (NIR's r and tau are per second;
   tools step with dt).
 
@@ -96,12 +96,12 @@ def _leaky(graph: Graph, layer: str) -> list:
     out.append(("runs as snnTorch's Leaky(beta=0.9) with its subtractive reset (v <- 0.9 v + x - S*theta; a neuron "
                 "left above threshold by a reset must exceed 2*theta to fire again), where the graph integrates "
                 "without leak and resets " + node.reset,
-                graph.replace({layer: SnnTorchLeaky(**fields)}), ("reset_mode",) if node.reset == "hard" else ()))
+                graph.replace({layer: _SnnTorchLeaky(**fields)}), ("reset_mode",) if node.reset == "hard" else ()))
     return out
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class SnnTorchLeaky(P.Neuron):
+class _SnnTorchLeaky(P.Neuron):
     """snnTorch 1.0's `Leaky(beta, reset_mechanism="subtract", reset_delay=False)` as measured (what its NIR
     importer makes of an IF), with R = (V[t-1] > threshold), the previous step's reset:
 
