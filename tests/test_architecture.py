@@ -13,7 +13,7 @@ ROOT = Path(snncheck.__file__).parent
 LAYERS = [
     {"errors", "files"},
     {"graph"},
-    {"backends", "parallel"},
+    {"backends", "parallel", "records"},
     {"align", "compare", "data", "checkpoint", "convert", "frontends", "memory", "plan"},
     {"diagnose", "mutations", "ann2snn"},
     {"report"},

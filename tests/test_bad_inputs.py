@@ -536,6 +536,30 @@ PROBES = [
     ("ann2snn-out-fifo", lambda w: ["ann2snn", "--out", fifo(w)]),
     ("ann2snn-snn-sys-exit", lambda w: ["ann2snn", A(w), "--model", "digits_csnn", "--snn", "model.py:exits"]),
     ("ann2snn-runners-bogus", lambda w: ["ann2snn", "--runners", "loihi"]),
+    # ---------------------------------------------------------------- record, export
+    ("record-inputs-missing", lambda w: ["record", "--model", "digits_csnn", "--inputs", w / "nope.npy",
+                                         "--out", w / "r.h5"]),
+    ("record-inputs-object", lambda w: ["record", "--model", "digits_csnn", "--out", w / "r.h5", "--inputs",
+                                        npy(w, "o.npy", np.array([None, 1], dtype=object))]),
+    ("record-out-over-inputs", lambda w: ["record", "--model", "digits_csnn", "--inputs", w / "x.npy",
+                                          "--out", w / "x.npy"]),
+    ("record-out-over-a", lambda w: ["record", A(w), "--model", "digits_csnn", "--inputs", w / "x.npy",
+                                     "--out", (os.symlink(A(w), w / "a.h5"), w / "a.h5")[1]]),
+    ("record-out-fifo", lambda w: ["record", "--model", "digits_csnn", "--inputs", w / "x.npy",
+                                   "--out", (os.mkfifo(w / "f.h5"), w / "f.h5")[1]]),
+    ("record-timesteps-huge", lambda w: ["record", "--model", "digits_csnn", "--inputs", w / "x.npy",
+                                         "--timesteps", "1000000000", "--out", w / "r.h5"]),
+    ("record-model-sys-exit", lambda w: ["record", "--model", "model.py:exits", "--inputs", w / "x.npy",
+                                         "--out", w / "r.h5"]),
+    ("export-out-over-a", lambda w: ["export", A(w), "--out", (os.symlink(A(w), w / "a.nir"), w / "a.nir")[1]]),
+    ("export-out-over-b", lambda w: ["export", A(w), w / "B.pth", "--out", w / "B.pth"]),
+    ("export-out-dir", lambda w: ["export", A(w), "--out", w]),
+    ("export-nir-dt-nan", lambda w: ["export", A(w), "--out", w / "g.nir", "--nir-dt", "nan"]),
+    ("export-a-missing", lambda w: ["export", w / "nope.pth", "--out", w / "g.nir"]),
+    ("diff-run-b-missing", lambda w: ["diff", A(w), "--run-b", w / "nope.h5"]),
+    ("diff-run-b-garbage", lambda w: ["diff", A(w), "--run-b", text(w, "g.h5", b"not hdf5", binary=True)]),
+    ("diff-json-over-run-b", lambda w: ["diff", A(w), "--run-b", text(w, "g.h5", b"x", binary=True),
+                                        "--json", w / "g.h5"]),
     # ---------------------------------------------------------------- demo
     ("demo-samples-0", lambda w: ["demo", "--samples", "0"]),
     ("demo-samples-huge", lambda w: ["demo", "--samples", "100000", "--out-dir", w / "r"]),
@@ -560,7 +584,7 @@ def test_there_are_at_least_150_probes_over_every_command():
     """Catches: the suite shrinking below the issue's bar, or a command left without probes."""
     assert len(PROBES) >= 150, len(PROBES)
     firsts = {p[0].split("-")[0] for p in PROBES}
-    assert {"diff", "convert", "compare", "fullset", "fuzz", "demo", "case", "ann2snn"} <= firsts
+    assert {"diff", "convert", "compare", "fullset", "fuzz", "demo", "case", "ann2snn", "record", "export"} <= firsts
 
 
 # ------------------------------------------------------------------------------------------------ the pytest plugin
