@@ -80,7 +80,7 @@ def apply_edit(state: dict, edit) -> None:
         state[key] = t.to(arg)
     elif kind == "shape" and isinstance(t, torch.Tensor):
         state[key] = t.reshape(-1)[: t.numel() // 2] if arg == 0 else t.unsqueeze(0) if arg == 1 else \
-            t.flatten() if arg == 2 else t[..., :0]
+            t.flatten() if arg == 2 else t[..., :0] if t.dim() else t.reshape(1)
     elif kind == "fill" and isinstance(t, torch.Tensor) and t.is_floating_point():
         state[key] = torch.full_like(t, arg)
     elif kind == "meta" and isinstance(state.get("snncheck"), dict):
