@@ -14,7 +14,7 @@ LAYERS = [
     {"errors"},
     {"graph"},
     {"backends", "parallel"},
-    {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan"},
+    {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan", "inputs"},
     {"diagnose", "mutations"},
     {"report"},
     {"pipeline"},

@@ -1,0 +1,77 @@
+"""Inputs as users have them: frames encoded into spikes (direct, Poisson, latency) and raw event streams
+integrated into frames, both as SpikingJelly does it. Encoding happens once, when the plan is built: every
+simulator then receives the same tensor, and the deployed network receives spikes unscaled (they are 0/1).
+The file formats and what cannot be reproduced are in docs/inputs.md."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import require
+from ..plan import Inputs
+from . import encoders, events
+
+ENCODINGS = ("direct", "poisson", "latency")
+SPIKE_ENCODINGS = ("poisson", "latency")
+UNSCALED = SPIKE_ENCODINGS + ("events",)     # inputs already in the deployed network's units
+
+
+def encode(inputs: Inputs, encoding: str = "direct", seed: int = 0) -> Inputs:
+    """The inputs encoded over their time steps. Direct leaves them as they are; Poisson and latency turn frames
+    [N, *shape] in [0, 1] into 0/1 spikes [N, T, *shape], drawn once for the whole set."""
+    require(encoding in ENCODINGS, lambda: f"encoding {encoding!r}; known: {', '.join(ENCODINGS)}")
+    if encoding == "direct":
+        return inputs
+    require(inputs.direct, lambda: f"{encoding} encoding takes frames [N, C, H, W]; these inputs are already "
+                                   "sequences over time")
+    t = inputs.timesteps
+    spikes = encoders.poisson(inputs.data, t, seed) if encoding == "poisson" else encoders.latency(inputs.data, t)
+    what = f"Poisson-encoded (seed {seed})" if encoding == "poisson" else "latency-encoded (linear)"
+    described = inputs.info.get("description") or inputs.info.get("source", "inputs")
+    info = dict(inputs.info, description=f"{described.removesuffix(', direct encoding)')}, {what}",
+                encoding=encoding, **({"encoding_seed": int(seed)} if encoding == "poisson" else {}))
+    return Inputs(spikes, t, False, info)
+
+
+def from_events(path, input_shape, framing: events.Framing, samples: Optional[int] = None) -> Inputs:
+    """An events file integrated into frames [N, T, 2, H, W] for a model taking (2, H, W)."""
+    shape = tuple(input_shape)
+    require(len(shape) == 3 and shape[0] == 2, lambda: f"events {path}: the model takes {shape}; event frames "
+                                                       "are (2, H, W), one channel per polarity")
+    found = events.load(path)[:samples]
+    x, lengths = events.integrate(found, framing, shape[1], shape[2])
+    name = Path(str(path)).name
+    info = {"source": f"events:{name}", "encoding": "events", "framing": framing.describe(),
+            "description": f"events from {name}, {framing.describe()}"}
+    if len(set(lengths.tolist())) > 1:
+        info["lengths"] = lengths.tolist()
+    return Inputs.sequences(x, **info)
+
+
+def load(path, input_shape, timesteps: int, framing: Optional[events.Framing] = None,
+         samples: Optional[int] = None) -> Inputs:
+    """An inputs file: an events `.npz` (integrated by `framing`) or a `.npy` of frames or sequences."""
+    from .. import data
+    if str(path).endswith(".npz"):
+        require(framing is not None, lambda: f"{path} is an events file: say how to integrate it "
+                                             "(--frames N [--split-by number|time] or --frame-ms D)")
+        return from_events(path, input_shape, framing, samples)
+    require(framing is None, lambda: f"--frames/--frame-ms integrate an events file (.npz); {path} is not one")
+    loaded = data.load_inputs(path, tuple(input_shape), timesteps)
+    return loaded if samples is None else Inputs(loaded.data[:samples], loaded.timesteps, loaded.direct,
+                                                 loaded.info)
+
+
+def deployed_scale(inputs: Inputs, scale: float) -> float:
+    """What the deployed network's input is multiplied by: 1 for spikes and event counts (already in its units,
+    and the chip's input is spikes), else its own input scale."""
+    return 1.0 if inputs.info.get("encoding") in UNSCALED else float(scale)
+
+
+def rates(x: np.ndarray) -> np.ndarray:
+    """Mean value per input channel of [N, T, C, ...] inputs (the spike rate for 0/1 spikes)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x.reshape(x.shape[0], x.shape[1], x.shape[2], -1).mean(axis=(0, 1, 3)) if x.ndim >= 3 else \
+        np.atleast_1d(x.mean())
