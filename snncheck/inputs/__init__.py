@@ -64,10 +64,14 @@ def load(path, input_shape, timesteps: int, framing: Optional[events.Framing] = 
                                                  loaded.info)
 
 
+def unscaled(inputs: Inputs) -> bool:
+    """Spikes and event counts are in the deployed network's units already (the chip's input is spikes)."""
+    return inputs.info.get("encoding") in UNSCALED
+
+
 def deployed_scale(inputs: Inputs, scale: float) -> float:
-    """What the deployed network's input is multiplied by: 1 for spikes and event counts (already in its units,
-    and the chip's input is spikes), else its own input scale."""
-    return 1.0 if inputs.info.get("encoding") in UNSCALED else float(scale)
+    """What the deployed network's input is multiplied by: 1 for unscaled inputs, else its own input scale."""
+    return 1.0 if unscaled(inputs) else float(scale)
 
 
 def rates(x: np.ndarray) -> np.ndarray:

@@ -42,6 +42,19 @@ class Framing:
         require(self.frames is None or self.frames >= 1, lambda: f"frames must be positive, got {self.frames}")
         require(self.duration is None or self.duration > 0, lambda: f"duration must be positive, got {self.duration}")
 
+    @classmethod
+    def from_options(cls, frames: Optional[int] = None, split_by: Optional[str] = None,
+                     frame_ms: Optional[float] = None) -> Optional["Framing"]:
+        """The framing of the flags `--frames N --split-by S` or `--frame-ms D` (or a case's keys); None when
+        they describe none. D ms is D * 1000 time units: time stamps are microseconds."""
+        if frames is None and frame_ms is None:
+            require(split_by is None, "split_by goes with frames N")
+            return None
+        duration = None if frame_ms is None else round(frame_ms * 1000)
+        require(frame_ms is None or abs(duration - frame_ms * 1000) < 1e-6,
+                lambda: f"frame_ms {frame_ms:g}: a whole number of microseconds is expected")
+        return cls(frames=frames, split_by=split_by or "number", duration=duration)
+
     def describe(self) -> str:
         if self.duration is not None:
             return f"one frame per {self.duration} time units (integrate_events_by_fixed_duration)"
