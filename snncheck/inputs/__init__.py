@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import require
+from ..graph import is_integer_valued
 from ..plan import Inputs
 from . import encoders, events
 
@@ -74,8 +75,43 @@ def deployed_scale(inputs: Inputs, scale: float) -> float:
     return 1.0 if unscaled(inputs) else float(scale)
 
 
-def rates(x: np.ndarray) -> np.ndarray:
-    """Mean value per input channel of [N, T, C, ...] inputs (the spike rate for 0/1 spikes)."""
+def _per_channel(x, weighted: bool = False) -> np.ndarray:
+    """Sums per input channel (axis 2 of [N, T, C, ...]; one channel for flat inputs), in float64. Weighted:
+    each step and position weighs differently (a fixed irrational sequence), so that another draw of the same
+    spike count sums differently."""
     x = np.asarray(x, dtype=np.float64)
-    return x.reshape(x.shape[0], x.shape[1], x.shape[2], -1).mean(axis=(0, 1, 3)) if x.ndim >= 3 else \
-        np.atleast_1d(x.mean())
+    if weighted:
+        x = x * (1.0 + (np.arange(x[0].size) * 0.6180339887498949 % 1.0)).reshape(x.shape[1:])
+    if x.ndim < 4:
+        return np.array([x.sum()])
+    return x.reshape(x.shape[0], x.shape[1], x.shape[2], -1).sum(axis=(0, 1, 3))
+
+
+def statistics(x: np.ndarray) -> dict:
+    """What the report says of the inputs [N, T, C, ...] (the first samples): the rate per channel (mean value:
+    the spike rate for 0/1 spikes), and per frame the events (sum of all values) per sample."""
+    x = np.asarray(x)
+    per_channel = x[0, 0].size // (x.shape[2] if x.ndim >= 4 else 1)
+    return {"samples": int(x.shape[0]),
+            "rate_per_channel": (_per_channel(x) / (x.shape[0] * x.shape[1] * per_channel)).tolist(),
+            "events_per_frame": x.reshape(x.shape[0], x.shape[1], -1).sum(axis=2).mean(axis=0).tolist(),
+            "binary": bool(np.isin(x, (0, 1)).all())}
+
+
+def received(fed: np.ndarray, scale: float, encoded: np.ndarray) -> dict:
+    """What a run received, against the plan's encoded inputs on the same samples, as sums per channel that add
+    up over chunks: `received` in A's units (fed / scale), `encoded`, and `count` values per channel."""
+    per = np.asarray(encoded)[0, 0].size // (encoded.shape[2] if np.ndim(encoded) >= 4 else 1)
+    return {"received": (_per_channel(fed) / scale).tolist(), "encoded": _per_channel(encoded).tolist(),
+            "received_weighted": (_per_channel(fed, True) / scale).tolist(),
+            "encoded_weighted": _per_channel(encoded, True).tolist(),
+            "count": int(encoded.shape[0] * encoded.shape[1] * per), "scale": float(scale),
+            "integer": is_integer_valued(encoded)}
+
+
+def merge_received(a: dict, b: dict) -> dict:
+    """Two chunks' `received` sums as one."""
+    add = lambda k: (np.asarray(a[k]) + np.asarray(b[k])).tolist()     # noqa: E731
+    return dict(a, received=add("received"), encoded=add("encoded"), received_weighted=add("received_weighted"),
+                encoded_weighted=add("encoded_weighted"), count=a["count"] + b["count"],
+                integer=a["integer"] and b["integer"])
