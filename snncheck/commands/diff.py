@@ -47,7 +47,7 @@ def run(args) -> int:
 def plan_from_args(args):
     """The diff plan the arguments describe: A, B (or the user's PAIBox network) and the inputs."""
     from .. import checkpoint, plan as plans
-    from ..inputs import deployed_scale
+    from ..inputs import deployed_scale, scale_note
     from ..plan import Role, Subject
     require((args.b is None) != (args.paibox is None), "give either B (a deployed checkpoint) or --paibox "
                                                        "FILE.py:FACTORY, not both and not neither")
@@ -61,10 +61,8 @@ def plan_from_args(args):
         dep = checkpoint.load_deployed(args.b, model.graph, vthr=parse_vthr(args.vthr),
                                        input_scale=args.input_scale, reset=args.reset)
         deployed = Subject(Role.DEPLOYED, dep.graph, input_scale=deployed_scale(inputs, dep.input_scale))
-        notes = {"inferred": dep.inferred} if dep.inferred else {}
-        if deployed.input_scale != dep.input_scale:
-            notes["input_scale_ignored"] = f"B's input scale {dep.input_scale:g} is not applied: the inputs are " \
-                                           f"{inputs.info['encoding']}, fed to B as they are"
+        notes = dict({"inferred": dep.inferred} if dep.inferred else {},
+                     **scale_note(inputs, dep.input_scale, deployed.input_scale))
         b_name = Path(args.b).stem
     return plans.diff(Subject(Role.FLOAT, model.graph, module=model.model), deployed, inputs,
                       args.runners or plans.BACKENDS, title=f"{Path(args.a).stem}-vs-{b_name}", notes=notes)

@@ -75,6 +75,14 @@ def deployed_scale(inputs: Inputs, scale: float) -> float:
     return 1.0 if unscaled(inputs) else float(scale)
 
 
+def scale_note(inputs: Inputs, declared: float, used: float) -> dict:
+    """The report's note when B's own input scale is not applied to these inputs."""
+    if declared == used:
+        return {}
+    return {"input_scale_ignored": f"B's input scale {declared:g} is not applied: the inputs are "
+                                   f"{inputs.info['encoding']}, fed to B as they are"}
+
+
 def _per_channel(x, weighted: bool = False) -> np.ndarray:
     """Sums per input channel (axis 2 of [N, T, C, ...]; one channel for flat inputs), in float64. Weighted:
     each step and position weighs differently (a fixed irrational sequence), so that another draw of the same
