@@ -118,6 +118,7 @@ def load_inputs(args, input_shape):
     from .. import inputs as encoded
     from ..inputs.events import Framing
     t = args.timesteps or DEFAULT_TIMESTEPS
+    require(args.encoding_seed is None or args.encoding == "poisson", "--encoding-seed goes with --encoding poisson")
     framing = Framing.from_options(args.frames, args.split_by, args.frame_ms)
     if args.inputs:
         found = encoded.load(args.inputs, input_shape, t, framing, args.samples)
