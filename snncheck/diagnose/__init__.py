@@ -28,6 +28,7 @@ CODES = {
     "transposed_weights": "a layer's weight matrix is transposed",
     "float_rounding": "float32 runs differ only at spikes within rounding of the threshold",
     "weight_scale": "a layer's weights are scaled differently from its bias and threshold (e.g. exported before normalisation)",
+    "initial_membrane": "two SNNs of one ANN start their neurons at different membrane potentials (theta/2 vs 0)",
     "input_encoding": "the two sides of a pair received different inputs (e.g. Poisson spikes drawn once per simulator)",
 }
 
