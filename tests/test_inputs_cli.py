@@ -45,6 +45,7 @@ def test_poisson_diff_same_seed_same_json_other_seed_same_verdict(tmp_path, spik
     assert _timeless(r0) == _timeless(again)
     assert r0["runs"]["reference:b"]["input_received"] != other["runs"]["reference:b"]["input_received"]
     assert r0["inputs"]["encoding"] == "poisson" and r0["inputs"]["encoding_seed"] == 5
+    assert r0["inputs"]["description"] == "scikit-learn digits (test split), Poisson-encoded (seed 5)"
     assert r0["inputs"]["input_scale"] == 1.0 and r0["extras"]["input_stats"]["binary"]
 
 

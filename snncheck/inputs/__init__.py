@@ -31,7 +31,7 @@ def encode(inputs: Inputs, encoding: str = "direct", seed: int = 0) -> Inputs:
     spikes = encoders.poisson(inputs.data, t, seed) if encoding == "poisson" else encoders.latency(inputs.data, t)
     what = f"Poisson-encoded (seed {seed})" if encoding == "poisson" else "latency-encoded (linear)"
     described = inputs.info.get("description") or inputs.info.get("source", "inputs")
-    info = dict(inputs.info, description=f"{described.removesuffix(', direct encoding)')}, {what}",
+    info = dict(inputs.info, description=f"{described.removesuffix(', direct encoding')}, {what}",
                 encoding=encoding, **({"encoding_seed": int(seed)} if encoding == "poisson" else {}))
     return Inputs(spikes, t, False, info)
 
