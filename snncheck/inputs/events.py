@@ -57,7 +57,7 @@ class Framing:
 
     def describe(self) -> str:
         if self.duration is not None:
-            return f"one frame per {self.duration} time units (integrate_events_by_fixed_duration)"
+            return f"one frame per {self.duration / 1000:g} ms of time stamps in us (integrate_events_by_fixed_duration)"
         return f"{self.frames} frames split by {self.split_by} (integrate_events_by_fixed_frames_number)"
 
 
