@@ -193,7 +193,7 @@ def conversion_context(plan: Plan) -> dict:
 
 def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
     """Diagnoses from everything gathered, and the report, built once."""
-    from .diagnose import inputs_encoding, phrase_for_user, runs as run_diagnoses
+    from .diagnose import inputs_encoding, phrase_for_user, runs as run_diagnoses, traps
     lags = {label: scores.verdicts() for label, scores in total.lags.items()}
     deployed = plan.subjects.get(Role.DEPLOYED) or next(iter(plan.subjects.values()))
     edge_lags = _edge_lags(plan, deployed, total)
@@ -213,6 +213,7 @@ def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
             continue
         skip = run_diagnoses.downstream(late.get(spec.a.label, set()) | late.get(spec.b.label, set()), list(layers))
         found += run_diagnoses.disagreement(pc, spec.expect is Expect.EXACT, skip)
+    found = traps.refine(found, plan, total.evidence, total.inputs)
     found = inputs_encoding.different_inputs(plan.pairs, total.pairs, total.runs, list(layers)) + found
     extras = {"coverage": dict(coverage, runs={label: {"samples": m["samples"]} for label, m in total.runs.items()})}
     if total.inputs is not None:

@@ -13,7 +13,7 @@ ROOT = Path(snncheck.__file__).parent
 LAYERS = [
     {"errors"},
     {"graph"},
-    {"backends", "parallel"},
+    {"backends", "parallel", "records"},
     {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan", "inputs"},
     {"diagnose", "mutations", "ann2snn"},
     {"report"},
