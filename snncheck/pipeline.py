@@ -110,7 +110,8 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
         results[spec.label], rows_of[spec.label] = res, rows
         metas[spec.label] = dict({k: v for k, v in res.meta.items() if k != "lags"}, samples=res.samples,
                                  backend=spec.backend, role=spec.role.tag, pipelined=type(backend).pipelined,
-                                 input_received=received(xs, subject.input_scale, x if rows is None else x[rows]))
+                                 input_received=res.meta["input_received"] if "input_received" in res.meta else
+                                 received(xs, subject.input_scale, x if rows is None else x[rows]))
     pairs = {}
     for pair in plan.pairs:
         if pair.a.label not in results or pair.b.label not in results:
@@ -165,8 +166,9 @@ def _sum_meta(x: Optional[dict], y: Optional[dict]) -> dict:
     if x is None or y is None:
         return dict(x or y)
     merged = dict(x, samples=x["samples"] + y["samples"], seconds=x.get("seconds", 0.0) + y.get("seconds", 0.0))
-    if "input_received" in x and "input_received" in y:
-        merged["input_received"] = merge_received(x["input_received"], y["input_received"])
+    if "input_received" in x:          # None: a run that cannot say what it received (a record without inputs)
+        a, b = x["input_received"], y.get("input_received")
+        merged["input_received"] = merge_received(a, b) if a and b else None
     return merged
 
 

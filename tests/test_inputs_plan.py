@@ -101,3 +101,23 @@ def test_the_same_spike_count_drawn_elsewhere_is_still_other_inputs():
     assert [d.evidence["run"] for d in found] == ["x:b"]
     lc.mismatches = 0                                      # the first layer agrees: nothing to explain
     assert different_inputs([pair], comparisons, runs, ["l1"]) == []
+
+
+def test_a_record_without_its_inputs_claims_nothing_and_one_with_them_states_the_plans(tmp_path):
+    """Catches the pipeline stating that a recorded run received the plan's inputs when its file does not say what
+    it was recorded on (input_received is None then), and losing that None when chunks merge."""
+    from snncheck import records
+    from snncheck.plan import Inputs, check, with_recorded
+    plan = cases.build_plan(cases.Case.load(CASE), samples=6, runners=["reference"])
+    graph = plan.subject(Role.DEPLOYED).graph
+    ref = pipeline.execute(check(graph, plan.inputs, ["reference"])).evidence.runs["reference:b"]
+    inputs = Inputs.sequences(plan.inputs.chunk())
+    for name, saved in (("bare.h5", None), ("with.h5", plan.inputs.chunk())):
+        records.save(ref, tmp_path / name, inputs=saved)
+        report = pipeline.execute(with_recorded(check(graph, inputs, ["reference"]), str(tmp_path / name)))
+        got = report.runs["recorded:b"]["input_received"]
+        assert (got is None) == (saved is None), (name, got)
+        assert got is None or got["received"] == got["encoded"]
+    stated = report.runs["recorded:b"]
+    assert pipeline._sum_meta(dict(stated, input_received=None), stated)["input_received"] is None
+    assert pipeline._sum_meta(stated, stated)["input_received"]["count"] == 2 * stated["input_received"]["count"]
