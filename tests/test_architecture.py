@@ -14,7 +14,7 @@ LAYERS = [
     {"errors", "files"},
     {"graph"},
     {"backends", "parallel", "records"},
-    {"align", "compare", "data", "checkpoint", "convert", "frontends", "memory", "plan"},
+    {"align", "compare", "data", "checkpoint", "convert", "frontends", "memory", "plan", "inputs"},
     {"diagnose", "mutations", "ann2snn"},
     {"report"},
     {"pipeline"},
