@@ -28,6 +28,10 @@ CODES = {
     "transposed_weights": "a layer's weight matrix is transposed",
     "float_rounding": "float32 runs differ only at spikes within rounding of the threshold",
     "weight_scale": "a layer's weights are scaled differently from its bias and threshold (e.g. exported before normalisation)",
+    "channel_weights": "some output channels' weights differ from the layer's (negated, or another scale)",
+    "kernel_orientation": "a convolution's kernels are rotated or transposed (convolution vs cross-correlation)",
+    "weight_grid": "a layer's weights sit on a grid coarser than one integer step (multiples of 2^k)",
+    "vacuous": "what was compared cannot show a difference (layers that barely fire, a pair not run)",
 }
 
 

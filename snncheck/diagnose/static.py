@@ -23,7 +23,7 @@ from ..convert import fit_scale, prepare, primary, weighted_terms
 from ..errors import InputError
 from ..graph import Graph, folded_from
 from ..graph import primitives as P
-from . import Diagnosis
+from . import Diagnosis, channels
 
 INT8 = 127
 BIAS_TOL = 0.10            # relative deviation of the bias scale tolerated beyond rounding
@@ -189,6 +189,7 @@ def _fit_stats(f: Fit) -> dict:
 def _weights(cx: _Ctx, term, syn_a, syn_b, f: Fit, where) -> list:
     """The checks of one synapse's weights alone: another reading of A's weights, wrapping, truncation."""
     found = _structural(cx, term, syn_a, syn_b, f, where)
+    found = found or channels.grid_diagnosis(cx.neuron, term.weight, syn_b.weight, syn_a.weight, where)
     if found:
         return found
     if f.wrapped:
@@ -202,7 +203,8 @@ def _weights(cx: _Ctx, term, syn_a, syn_b, f: Fit, where) -> list:
             evidence=dict(where, rounding_offset=f.offset, rmse_over_step=f.rmse, scale=f.scale),
             fix=f"quantize {term.weight} with round-to-nearest and saturation (np.clip(np.rint(w * s), -128, 127)), "
                 "not .to(torch.int8) or int()"))
-    return found
+    return found or channels.channel_diagnosis(cx.neuron, term.weight, syn_b.weight, syn_a.weight, f.scale,
+                                               f.rmse, where)
 
 
 def _clipped(f: Fit, syn: str, syn_a, where) -> Diagnosis:
@@ -302,6 +304,10 @@ def _alternatives(cx: _Ctx, term, syn_a):
         yield ("bn_not_folded", f"the weights from before folding BatchNorm {bn}",
                cx.float_graph.nodes[name].weight, f"fold {bn} into {name} (W' = W*gamma/sqrt(var+eps), "
                f"b' = (b-mean)*gamma/sqrt(var+eps)+beta) before quantizing, and carry the folded bias")
+    if isinstance(syn_a, P.Conv2d) and w.shape[2] * w.shape[3] > 1:
+        for label, kernel in _orientations(w):
+            yield ("kernel_orientation", f"A's kernels {label}", kernel,
+                   f"export {name}'s kernels as torch stores them (OIHW, cross-correlation), not {label}")
     if isinstance(syn_a, P.Linear):
         shape = flattened_shape(cx.a, term)
         if shape is not None:
@@ -313,6 +319,15 @@ def _alternatives(cx: _Ctx, term, syn_a):
         yield ("transposed_weights", "transposed (stored in PAIBox FullConn's (in, out) layout)",
                w.T.reshape(w.shape), f"store {name}.weight as (out, in), torch's Linear layout "
                                      "(PAIBox's FullConn takes its transpose)")
+
+
+def _orientations(w: np.ndarray):
+    """(label, A's kernels read that way) for the rotations and transposes an exporter may apply."""
+    yield "rotated by 180 degrees (convolution taken for cross-correlation)", w[..., ::-1, ::-1]
+    if w.shape[2] == w.shape[3]:
+        yield "transposed (H and W swapped)", w.transpose(0, 1, 3, 2)
+        yield "rotated by 90 degrees", np.rot90(w, 1, axes=(2, 3))
+        yield "rotated by 270 degrees", np.rot90(w, 3, axes=(2, 3))
 
 
 def flattened_shape(graph: Graph, term) -> Optional[tuple]:
@@ -362,6 +377,8 @@ def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, 
     want_theta = int(max(1, round(k * float(na.threshold))))
     snap = (s_in,) if first else ()
     together = not theta_ok and bias is not None and not bias_ok and abs(bias[0] / thr - 1) <= BIAS_TOL
+    # a first layer with no bias whose threshold misses exactly the input scale: the input scale was forgotten
+    together = together or (first and bias is None and not theta_ok and s_in != 1 and abs(s_in * thr - 1) < 0.05)
     if (together or (bias is None and not theta_ok)) and range_used < RANGE_USED:
         return [Diagnosis(
             "weight_scale", n, "error",
@@ -373,13 +390,15 @@ def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, 
                 "the folded, normalised float weights with the layer's scale)")]
     if together and first:
         implied = s_in * thr
+        what = "the bias and threshold" if bias is not None else "the threshold"
         if abs(implied - 1) < 0.05 and s_in != 1:
-            msg = (f"the bias and threshold of the first layer ({syn}, {n}) ignore the input scale "
-                   f"{s_in:g}: both are {_ratio_words(thr, snap)} what input multiplied by {s_in:g} needs")
-            fix = (f"{_scale_words(1 / thr, f'the bias of {syn} and the threshold of {n}', snap)} "
-                   f"(threshold {want_theta}), i.e. convert with input_scale={s_in:g}")
+            msg = (f"{what} of the first layer ({syn}, {n}) ignore the input scale {s_in:g}: "
+                   f"{_ratio_words(thr, snap)} what input multiplied by {s_in:g} needs")
+            target = f"the bias of {syn} and the threshold of {n}" if bias is not None else f"the threshold of {n}"
+            fix = (f"{_scale_words(1 / thr, target, snap)} (threshold {want_theta}), i.e. convert with "
+                   f"input_scale={s_in:g}")
         else:
-            msg = (f"the bias and threshold of the first layer ({syn}, {n}) expect the input "
+            msg = (f"{what} of the first layer ({syn}, {n}) expect the input "
                    f"multiplied by {implied:.4g}, but it is multiplied by {s_in:g}")
             fix = (f"feed round(x * {implied:.4g}) (--input-scale {implied:.4g}), or re-convert with "
                    f"input_scale={s_in:g}")
