@@ -236,6 +236,12 @@ def target(int_graph: Graph, float_graph: Graph, conversion: Conversion, name: s
     return _pick(int_graph, float_graph, conversion, name, layer).neuron
 
 
+def layers(int_graph: Graph, float_graph: Graph, conversion: Conversion, name: str) -> list:
+    """The spiking layers bug class `name` applies to, in order."""
+    bug = CATALOG[name]
+    return [t.neuron for t in _targets(int_graph, float_graph, conversion) if bug.applies(t)]
+
+
 def applicable(int_graph: Graph, float_graph: Graph, conversion: Conversion) -> list:
     """The bug classes that apply somewhere in this network."""
     out = []

@@ -57,6 +57,14 @@ class Diagnosis:
         return dataclasses.replace(self, **changes)
 
 
+def verdict(diagnoses) -> str:
+    """"inconsistent" with any error; else "inconclusive" when something compared could not show a difference
+    (`vacuous`, snncheck.diagnose.vacuity); else "consistent"."""
+    if any(d.severity == "error" for d in diagnoses):
+        return "inconsistent"
+    return "inconclusive" if any(d.code == "vacuous" for d in diagnoses) else "consistent"
+
+
 def rank(diagnoses: list) -> list:
     """Most severe first; within a severity, keep the order found (earlier layers first)."""
     return sorted(diagnoses, key=lambda d: SEVERITIES.index(d.severity))

@@ -32,6 +32,7 @@ TRUNCATION_OFFSET = -0.25  # mean residual toward zero (in steps) that says "tru
 STRUCTURAL_GAIN = 4.0      # an alternative reading of A's weights must explain B this many times better
 RANGE_USED = 0.5           # weights using less than this share of int8 are the odd one out, not bias/threshold
 SCALE_TOL = 0.01           # relative disagreement of two synapses' scales in one merge tolerated beyond their fits
+CLIP_ALLOWANCE = 0.25      # how far above the saturation point a rule may put a scale that no unsaturated weight bounds
 
 __all__ = ["Fit", "analyse", "fit", "fit_scale", "flattened_shape"]
 
@@ -91,7 +92,7 @@ def _feasible(a, b, sat):
     hi = np.where(a > 0, hi_b, lo_b)[nz & ~sat]
     floor = (INT8 - 0.5) / np.abs(a[nz & sat & (np.sign(a) == np.sign(b))])
     low = max(float(lo.max()) if lo.size else 0.0, float(floor.max()) if floor.size else 0.0)
-    high = float(hi.min()) if hi.size else np.inf
+    high = float(hi.min()) if hi.size else low * (1 + CLIP_ALLOWANCE)   # only saturated weights: no upper bound
     return (low, high) if 0 < low <= high else None
 
 
@@ -194,7 +195,9 @@ def _weights(cx: _Ctx, term, syn_a, syn_b, f: Fit, where) -> list:
         return found
     if f.wrapped:
         found.append(_overflow(f, term.weight, syn_a, where))
-    if f.offset < TRUNCATION_OFFSET and abs(f.offset) > 4 * 0.29 / np.sqrt(max(1, syn_a.weight.size)):
+    nonzero = int(np.count_nonzero(syn_a.weight))
+    # truncation is one-sided residuals that no single scale rounds away (few weights: some scale always does)
+    if f.feasible is None and f.offset < TRUNCATION_OFFSET and abs(f.offset) > 4 * 0.29 / np.sqrt(max(1, nonzero)):
         found.append(Diagnosis(
             "rounding", cx.neuron, "error",
             f"the weights of {term.weight} were truncated toward zero, not rounded: their residuals against "
@@ -365,9 +368,8 @@ def _bias_ratio(syn_a, syn_b, k):
 def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, range_used, where) -> list:
     """The odd one out among weights, bias, threshold (and input scale, first layer)."""
     theta_a = float(na.threshold)
-    theta_ok = abs(float(nb.threshold) - k * theta_a) <= 0.5 + max(4 * f.sigma_rel, THRESHOLD_TOL) * k * abs(theta_a) \
-        or (f.feasible is not None and
-            f.feasible[0] * s_in * theta_a - 0.5 <= float(nb.threshold) <= f.feasible[1] * s_in * theta_a + 0.5)
+    lo, hi = threshold_interval(theta_a, k, s_in, f)
+    theta_ok = lo <= float(nb.threshold) <= hi
     bias_ok = bias is None or bias[1]
     if theta_ok and bias_ok:
         return []
@@ -415,6 +417,19 @@ def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, 
             evidence=dict(ev, factor=_factor(1 / thr, snap)),
             fix=f"set the threshold of {n} to {want_theta} ({_scale_words(1 / thr, 'it', snap)})"))
     return out
+
+
+def threshold_interval(theta_a: float, k: float, s_in: float, f: Fit) -> tuple:
+    """The integer thresholds a correct conversion can give (docs/diagnoses.md, "one quantization step"): theta_A
+    times any layer scale that rounds A's weights to B's exactly, rounded once (+-0.5); when no scale does (B's
+    weights are not A's rounded), k * theta_A within 4 standard errors of the fitted scale (at least
+    THRESHOLD_TOL), +-0.5."""
+    if f.feasible is not None:
+        lo, hi = sorted((f.feasible[0] * s_in * theta_a, f.feasible[1] * s_in * theta_a))
+    else:
+        d = max(4 * f.sigma_rel, THRESHOLD_TOL) * k * abs(theta_a)
+        lo, hi = k * theta_a - d, k * theta_a + d
+    return lo - 0.5, hi + 0.5
 
 
 def _bias_diagnosis(syn: str, n: str, r: float, k: float, first: bool, s_in: float, snap, ev) -> Diagnosis:
