@@ -86,7 +86,8 @@ def grid_diagnosis(neuron: str, synapse: str, b_int, a, where: dict) -> list:
     b = np.asarray(b_int, np.float64).ravel()
     use = (np.abs(b) < INT8) & (a != 0)
     s = float(a[use] @ b[use] / (a[use] @ a[use])) if use.any() else 1.0
-    if grid(np.clip(np.rint(s * a), -128, 127)) % g == 0:
+    s_all = float(a @ b / (a @ a)) if np.any(a) else 1.0       # saturated entries included: binary weights
+    if grid(np.clip(np.rint(s_all * a), -128, 127)) % g == 0:
         return []                 # A's own weights round onto that grid (e.g. binary weights): nothing dropped
     # against the unit-step weights the grid came from: truncation sits one-sided toward zero
     toward_zero = float(np.mean((b[use] - s * a[use]) * np.sign(a[use]))) if use.any() else 0.0

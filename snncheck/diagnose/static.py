@@ -32,6 +32,7 @@ TRUNCATION_OFFSET = -0.25  # mean residual toward zero (in steps) that says "tru
 STRUCTURAL_GAIN = 4.0      # an alternative reading of A's weights must explain B this many times better
 RANGE_USED = 0.5           # weights using less than this share of int8 are the odd one out, not bias/threshold
 SCALE_TOL = 0.01           # relative disagreement of two synapses' scales in one merge tolerated beyond their fits
+SUSPECT_SIGMAS = 2.0       # a threshold this many standard errors off, within the band: suspect (warning)
 CLIP_ALLOWANCE = 0.25      # how far above the saturation point a rule may put a scale that no unsaturated weight bounds
 
 __all__ = ["Fit", "analyse", "fit", "fit_scale", "flattened_shape"]
@@ -245,8 +246,8 @@ def _other_synapse(cx: _Ctx, t, main_fit: Fit, k_ref: float):
                 f"{k_ref:.6g})"))
     bias = _bias_ratio(syn_a, syn_b, k_ref)
     if bias is not None and not bias[1]:
-        found.append(_bias_diagnosis(t.weight, cx.neuron, bias[0], k_ref, False, t.amplitude, (),
-                                     dict(where, expected_scale=k_ref, bias_ratio=bias[0])))
+        found.append(_bias_diagnosis(t.weight, cx.neuron, bias, k_ref, False, t.amplitude, (),
+                                     dict(where, expected_scale=k_ref, bias_ratio=bias[0]), syn_a))
     if f.clipped > 0.01 * syn_a.weight.size:
         found.append(_clipped(f, t.weight, syn_a, where))
     return dict(_fit_stats(f), bias_ratio=None if bias is None else bias[0]), found
@@ -362,7 +363,7 @@ def _bias_ratio(syn_a, syn_b, k):
     b = np.zeros_like(a) if syn_b.bias is None else np.asarray(syn_b.bias, np.float64)
     ratio = float(a @ b / (a @ a)) / k
     rms = float(np.sqrt(np.mean((k * a) ** 2)))
-    return ratio, abs(ratio - 1) <= BIAS_TOL + 1.0 / max(rms, 1e-12)
+    return ratio, abs(ratio - 1) <= BIAS_TOL + 1.0 / max(rms, 1e-12), syn_b.bias is not None
 
 
 def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, range_used, where) -> list:
@@ -372,7 +373,7 @@ def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, 
     theta_ok = lo <= float(nb.threshold) <= hi
     bias_ok = bias is None or bias[1]
     if theta_ok and bias_ok:
-        return []
+        return _suspect_threshold(syn, n, na, nb, k, f, where)
     ev = dict(where, weight_scale=f.scale, input_scale=s_in, expected_scale=k, threshold_ratio=thr,
               bias_ratio=None if bias is None else bias[0], threshold_a=float(na.threshold),
               threshold_b=float(nb.threshold), range_used=range_used)
@@ -408,7 +409,7 @@ def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, 
                           evidence=dict(ev, implied_input_scale=implied, factor=_factor(1 / thr, snap)))]
     out = []
     if bias is not None and not bias_ok:
-        out.append(_bias_diagnosis(syn, n, bias[0], k, first, s_in, snap, ev))
+        out.append(_bias_diagnosis(syn, n, bias, k, first, s_in, snap, ev, syn_a))
     if not theta_ok:
         out.append(Diagnosis(
             "vthr_scale", n, "error",
@@ -417,6 +418,23 @@ def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, 
             evidence=dict(ev, factor=_factor(1 / thr, snap)),
             fix=f"set the threshold of {n} to {want_theta} ({_scale_words(1 / thr, 'it', snap)})"))
     return out
+
+
+def _suspect_threshold(syn: str, n: str, na, nb, k: float, f: Fit, where) -> list:
+    """A threshold within the uncertainty of a scale that no value fits exactly, yet SUSPECT_SIGMAS standard errors
+    off: a warning that the runs make an error (`dynamic.combine`: the layer's own spikes move beyond quantization)."""
+    want = k * float(na.threshold)
+    off = float(nb.threshold) - want
+    if f.feasible is not None or abs(off) <= 0.5 + SUSPECT_SIGMAS * f.sigma_rel * abs(want):
+        return []
+    return [Diagnosis(
+        "vthr_scale", n, "warning",
+        f"the threshold of {n} is {float(nb.threshold):g}, {off / want:+.2%} from what the weights of {syn} imply "
+        f"({want:.6g}): within the uncertainty of their fitted scale, but {abs(off) / (f.sigma_rel * abs(want)):.1f} "
+        "standard errors off",
+        evidence=dict(where, suspect=True, threshold_b=float(nb.threshold), expected_threshold=want,
+                      scale_sigma_rel=f.sigma_rel),
+        fix=f"set the threshold of {n} to {int(max(1, round(want)))} if the layer's own spikes move (isolated mode)")]
 
 
 def threshold_interval(theta_a: float, k: float, s_in: float, f: Fit) -> tuple:
@@ -432,11 +450,16 @@ def threshold_interval(theta_a: float, k: float, s_in: float, f: Fit) -> tuple:
     return lo - 0.5, hi + 0.5
 
 
-def _bias_diagnosis(syn: str, n: str, r: float, k: float, first: bool, s_in: float, snap, ev) -> Diagnosis:
+def _bias_diagnosis(syn: str, n: str, bias: tuple, k: float, first: bool, s_in: float, snap, ev,
+                    syn_a) -> Diagnosis:
+    r, _, given = bias
     unscaled = first and s_in != 1 and abs(r * s_in - 1) < 0.05
+    want = float(np.abs(np.asarray(syn_a.bias, np.float64)).max() * k)
     msg = (f"the bias of {syn} is {_ratio_words(r, snap)} what its weights and threshold imply"
            + (f": it was not multiplied by the input scale {s_in:g}" if unscaled else "")) if r else \
-        f"{syn} has no bias in B although its folded float bias is not zero"
+        (f"the bias of {syn} is all zeros in B although its folded float bias times the layer's scale {k:.6g} "
+         f"reaches {want:.4g}: it was scaled or rounded away" if given else
+         f"{syn} has no bias in B although its folded float bias is not zero")
     return Diagnosis(
         "bias_scale", n, "error", msg, evidence=dict(ev, factor=_factor(1 / r, snap) if r else None),
         fix=_scale_words(1 / r, f"the bias of {syn}", snap) if r else
