@@ -43,7 +43,7 @@ class Arch:
     note: str = ""
 
 
-def _tests_arch(name: str, soft_default: bool = False) -> Callable:
+def _tests_arch(name: str) -> Callable:
     def build(reset):
         graph, x, cal = model(name, reset)
         return graph, x[:SAMPLES], cal
@@ -82,7 +82,7 @@ def _plif(cls: str) -> Callable:
 VOTING = "VotingLayer head removed (not yet supported)"
 ARCHS = [
     Arch("digits", _tests_arch("digits"), "trained, BatchNorm, no bias"),
-    Arch("alexnet", _tests_arch("alexnet"), "biases on every layer"),
+    Arch("alexnet", _tests_arch("alexnet"), "biases on every layer; planted bugs measured with soft reset too"),
     Arch("csnn28", _tests_arch("csnn28"), "BatchNorm, 28x28"),
     Arch("sj_fashion_csnn", _sj(fashion_csnn, (1, 28, 28)), "SpikingJelly examples.conv_fashion_mnist.CSNN"),
     Arch("sj_plif_mnist", _sj(_plif("MNISTNet"), (1, 28, 28)), "parametric_lif_net.MNISTNet, IFNode; " + VOTING),

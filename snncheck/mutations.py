@@ -147,6 +147,13 @@ def _negate_channel(t: Target, f: float) -> dict:
     return t.synapse_with(weight=weight)
 
 
+def _scale_channel(t: Target, f: float) -> dict:
+    c = channel(t)
+    weight = np.array(t.synapse_b.weight, copy=True)
+    weight[c] = round_saturate(np.asarray(t.float_synapse.weight[c], np.float64) * t.s_w * f)
+    return t.synapse_with(weight=weight)
+
+
 def _flip_kernel(t: Target, f: float) -> dict:
     return t.synapse_with(weight=np.ascontiguousarray(np.asarray(t.synapse_b.weight)[..., ::-1, ::-1]))
 
@@ -192,6 +199,9 @@ CATALOG = {
     "channel_negated": Mutation("one output channel's weights negated (the one with the most weight)",
                                 "channel_weights", lambda t: np.shape(t.synapse_b.weight)[0] > 1, _negate_channel,
                                 None),
+    "channel_scaled": Mutation("one output channel quantized at another scale (the one with the most weight)",
+                               "channel_weights", lambda t: np.shape(t.synapse_b.weight)[0] > 1, _scale_channel,
+                               0.8),
     "kernel_flipped": Mutation("a Conv2d's kernels rotated by 180 degrees (convolution taken for cross-correlation "
                                "on export)", "kernel_orientation", _is_oriented, _flip_kernel, None),
     "vthr_step": Mutation("the threshold a few percent too high (one step of a small integer multiplier)",
@@ -225,7 +235,8 @@ def apply(int_graph: Graph, float_graph: Graph, spec: dict, conversion: Conversi
     factor = float(spec.get("factor", bug.factor if bug.factor is not None else conversion.input_scale))
     require(bool(np.isfinite(factor)) and factor > 0,
             lambda: f"mutation {name!r}: factor must be positive, got {factor}")
-    require(factor != 1 or name not in ("bias_unscaled", "input_scale", "vthr_scale", "prenorm_weights"),
+    require(factor != 1 or name not in ("bias_unscaled", "input_scale", "vthr_scale", "prenorm_weights", "vthr_step",
+                                        "weight_grid", "channel_scaled"),
             lambda: f"mutation {name!r} with factor 1 changes nothing")
     return int_graph.replace(bug.inject(t, factor), name=f"{int_graph.name}-{name}")
 

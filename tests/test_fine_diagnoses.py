@@ -3,7 +3,6 @@ coarse grid, small threshold errors, binarised inputs, empty checks, and the mes
 as B and of a bias rounded away. The fast twin of scripts/confusion_table.py runs two architectures."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import torch
 
 from convert_nets import diagnose, model
-from snncheck import checkpoint, convert, mutations
+from snncheck import convert
 from snncheck.cli import main
 from snncheck.compare import LayerComparison, PairComparison
 from snncheck.diagnose import Diagnosis, dynamic, inputs, rank, vacuity, verdict
@@ -194,3 +193,13 @@ def test_a_bias_rounded_to_zeros_is_not_called_missing():
     top = rank(found)[0]
     assert (top.code, top.layer) == ("bias_scale", "features.4")
     assert "all zeros in B" in top.message and "has no bias" not in top.message
+
+
+def test_the_bias_fix_names_the_users_paibox_node():
+    """Catches a --paibox bias fix that does not name the user's node (the timing and reset fixes do)."""
+    from snncheck.commands.diff import user_nodes
+    from snncheck.diagnose import phrase_for_user
+    matching = [{"layer": "conv_fc.2", "paibox": "n1", "tick_wait_start": 1, "recipe_tick_wait_start": 1,
+                 "reset": "hard"}]
+    d = Diagnosis("bias_scale", "conv_fc.2", "error", "m", {}, "multiply the bias of conv_fc.0 by 255")
+    assert phrase_for_user([d], user_nodes(matching))[0].fix.endswith("in your network: the bias (leak_v/bias) of n1")

@@ -14,7 +14,8 @@ SEVERITIES = ("error", "warning", "info")
 CODES = {
     "vthr_scale": "a layer's threshold is scaled differently from its weights and bias",
     "bias_scale": "a layer's bias is scaled differently from its weights and threshold",
-    "input_scale": "the first layer's parameters do not account for the input's scale",
+    "input_scale": "the first layer's parameters do not account for the input's scale, or B's rounded input loses "
+                   "A's (binarised analog inputs, values outside uint8)",
     "weight_overflow": "weights wrapped around or were clipped beyond the int8 range",
     "rounding": "weights were truncated instead of rounded",
     "quantization_error": "quantization error beyond what rounding explains",
