@@ -33,6 +33,7 @@ from snncheck.diagnose import rank  # noqa: E402
 from snncheck.graph import primitives as P  # noqa: E402
 
 RESETS = ("hard", "soft")
+RULES = ("seed", "max", "percentile", "search")      # snncheck's own conversion rules (tests register others)
 SAMPLES, CALIBRATION = 16, 32
 
 
@@ -154,7 +155,7 @@ def bugs(arch: Arch, reset: str, net, x, cal, input_scale: float = 255.0) -> lis
 
 def correct(arch: Arch, reset: str, net, x, cal, input_scale: float = 255.0) -> list:
     out = []
-    for rule in convert.RULES:
+    for rule in RULES:
         conv = convert.convert(net, input_scale, rule, calibration=cal)
         report = report_of(net, conv.graph, x, input_scale)
         out.append(Outcome(arch.name, reset, f"correct:{rule}", ("", ""), _top(report), report.verdict,
