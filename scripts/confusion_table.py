@@ -6,7 +6,8 @@ correct conversions under every conversion rule and reset mode, which must raise
     .venv/bin/python scripts/confusion_table.py --quick      # two architectures, prints only
 
 Architectures: tests/convert_nets.py (the trained digits CSNN, an AlexNet-style stack with biases and soft
-reset, a 28x28 CSNN with BatchNorm) and SpikingJelly 2.0's own example models (examples.conv_fashion_mnist.CSNN,
+reset, a 28x28 CSNN with BatchNorm), tests/helpers.py's residual graphs (spiking_resnet- and SEW-style) made float,
+and SpikingJelly 2.0's own example models (examples.conv_fashion_mnist.CSNN,
 model.parametric_lif_net MNISTNet, NMNISTNet and CIFAR10Net built with IFNode), narrowed to 8 channels and with
 thresholds balanced on resized digits so that every layer fires. Runs: the reference backend, as the pipeline
 runs `snncheck diff --runners reference`.
@@ -14,6 +15,7 @@ runs `snncheck diff --runners reference`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections import Counter
@@ -26,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import helpers  # noqa: E402
 from convert_nets import balance_thresholds, digits_inputs, model  # noqa: E402
 
 from snncheck import convert, mutations, pipeline, plan  # noqa: E402
@@ -49,6 +52,31 @@ def _tests_arch(name: str) -> Callable:
         graph, x, cal = model(name, reset)
         return graph, x[:SAMPLES], cal
     return build
+
+
+def _residual(make: Callable) -> Callable:
+    """A tests/helpers.py residual graph (integer) made float: weights and biases over 20 plus noise, identity
+    shortcuts of weight 1, thresholds balanced on digits."""
+    def build(reset):
+        graph = floated(make(reset=reset))
+        cal = digits_inputs(CALIBRATION, shape=graph.input_shape, split="train")
+        return balance_thresholds(graph, cal), digits_inputs(SAMPLES, shape=graph.input_shape), cal
+    return build
+
+
+def floated(graph, c: float = 20.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for n, p in graph.nodes.items():
+        if isinstance(p, (P.Conv2d, P.Linear)):
+            w = np.asarray(p.weight, np.float64) / c + rng.normal(0, 0.01, np.shape(p.weight))
+            out[n] = dataclasses.replace(p, weight=w.astype(np.float32), bias=None if p.bias is None else
+                                         (np.asarray(p.bias, np.float64) / c).astype(np.float32))
+        elif isinstance(p, P.Scale):
+            out[n] = P.Scale(1.0)
+        elif P.is_neuron(p):
+            out[n] = dataclasses.replace(p, threshold=float(p.threshold) / c, v_reset=0.0)
+    return graph.replace(out)
 
 
 def _sj(factory: Callable, shape: tuple) -> Callable:
@@ -85,6 +113,8 @@ ARCHS = [
     Arch("digits", _tests_arch("digits"), "trained, BatchNorm, no bias"),
     Arch("alexnet", _tests_arch("alexnet"), "biases on every layer; planted bugs measured with soft reset too"),
     Arch("csnn28", _tests_arch("csnn28"), "BatchNorm, 28x28"),
+    Arch("resnet", _residual(helpers.resnet_graph), "tests/helpers.py: identity and 1x1 conv shortcuts into merges"),
+    Arch("sew", _residual(helpers.sew_graph), "tests/helpers.py: SEW adds of spikes, six synapses into one merge"),
     Arch("sj_fashion_csnn", _sj(fashion_csnn, (1, 28, 28)), "SpikingJelly examples.conv_fashion_mnist.CSNN"),
     Arch("sj_plif_mnist", _sj(_plif("MNISTNet"), (1, 28, 28)), "parametric_lif_net.MNISTNet, IFNode; " + VOTING),
     Arch("sj_plif_nmnist", _sj(_plif("NMNISTNet"), (2, 34, 34)), "parametric_lif_net.NMNISTNet, IFNode; " + VOTING),
