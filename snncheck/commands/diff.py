@@ -17,7 +17,8 @@ DEFAULT_TIMESTEPS = 8
 def register(sub) -> None:
     p = sub.add_parser("diff", help="compare a float checkpoint with its deployed integer version, layer by layer",
                        description=__doc__)
-    p.add_argument("a", metavar="A", help="float SpikingJelly checkpoint (.pth state_dict)")
+    p.add_argument("a", metavar="A", nargs="?", help="float SpikingJelly checkpoint (.pth state_dict), or a NIR "
+                                                     "graph (.nir)")
     p.add_argument("b", metavar="B", nargs="?", help="deployed integer checkpoint (.pth)")
     p.add_argument("--paibox", metavar="FILE.py:FACTORY", help="a user's own PAIBox network in place of B")
     p.add_argument("--model", metavar="SPEC", help="FILE.py:FACTORY, module:FACTORY or a built-in model name")
@@ -30,10 +31,26 @@ def register(sub) -> None:
     p.add_argument("--samples", type=positive_int, help=f"number of samples (default {DEFAULT_SAMPLES})")
     p.add_argument("--timesteps", type=positive_int, help=f"time steps (default {DEFAULT_TIMESTEPS}; ignored for "
                                                           "sequences)")
-    p.add_argument("--runners", type=backends_list, help="comma-separated subset of reference,spikingjelly,paibox")
+    p.add_argument("--runners", type=backends_list, help="comma-separated subset of reference,spikingjelly,paibox "
+                                                         "(and sj_nir, snntorch: through NIR)")
     p.add_argument("--out", metavar="FILE.html", help="HTML report (default: reports/<A>-vs-<B>.html)")
     p.add_argument("--json", metavar="FILE.json", help="also write the report as JSON")
+    recorded_arguments(p)
     p.set_defaults(func=run)
+
+
+def recorded_arguments(p) -> None:
+    """Flags of a recorded run in place of a simulated one (docs/records.md)."""
+    p.add_argument("--run-b", metavar="FILE", help="a recorded run (NIR data .h5, or .npz) of B, or of A when no B "
+                                                   "is given, compared like a simulated one")
+    p.add_argument("--layout", choices=("sample", "time", "merged"),
+                   help="how the recorded arrays are laid out: [N,T,...], [T,N,...] or [T*N,...] (MergeTemporalDim)")
+    p.add_argument("--spike-amplitude", metavar="theta|X", help="recorded spikes have this value instead of 1")
+    p.add_argument("--first-spike", action="store_true", help="recorded spikes are first-spike times [N, ...]")
+    p.add_argument("--pipelined", action="store_true", help="the recorded run is a pipeline's raw output (stage k "
+                                                            "answers k-1 steps late, T+L-1 steps): realigned, lags "
+                                                            "detected")
+    p.add_argument("--nir-dt", type=float, default=None, help="time step for a NIR graph's r and tau (default 1e-4)")
 
 
 def run(args) -> int:
@@ -43,11 +60,68 @@ def run(args) -> int:
 
 
 def plan_from_args(args):
-    """The diff plan the arguments describe: A, B (or the user's PAIBox network) and the inputs."""
+    """The diff plan the arguments describe: A, B (or the user's PAIBox network), the inputs, a recorded run."""
+    from .. import plan as plans
+    if args.run_b and args.b is None and args.paibox is None:
+        return _recorded_plan(args)
+    plan = _diff_plan(args)
+    return plans.with_recorded(plan, args.run_b, plans.Role.DEPLOYED, **_layout(args)) if args.run_b else plan
+
+
+def _recorded_plan(args):
+    """A's network (a checkpoint and its model, or a NIR graph) in its backends, and the recorded run of it."""
+    from .. import plan as plans
+    model = _model_a(args)
+    inputs = _recorded_inputs(args, model.graph) or load_inputs(args, model.graph.input_shape)
+    plan = plans.check(model.graph, inputs, backends=args.runners or ["reference"], module=model.model,
+                       title=f"{Path(args.a or args.model).stem}-vs-{Path(args.run_b).stem}")
+    return plans.with_recorded(plan, args.run_b, **_layout(args))
+
+
+def _model_a(args):
+    """A as a FloatModel: a NIR graph (A or --model ending in .nir), or a checkpoint loaded into --model."""
+    from .. import checkpoint
+    from ..frontends import nir as nir_files
+    source = args.a if nir_files.is_nir(args.a) else args.model if nir_files.is_nir(args.model) else None
+    if source is not None:
+        return checkpoint.FloatModel(nir_files.load(source, args.nir_dt or nir_files.DT), None, str(source))
+    require(args.a is not None, "give A (a float checkpoint) or --model graph.nir")
+    return checkpoint.load_float(args.a, args.model, input_shape=args.input_shape or _shape_hint(args.inputs))
+
+
+def _layout(args) -> dict:
+    amp = args.spike_amplitude
+    return {"order": args.layout, "amplitude": amp if amp in (None, "theta") else _number(amp),
+            "first_spike": args.first_spike or None, "pipelined": args.pipelined or None}
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"--spike-amplitude: expected 'theta' or a number, got {text!r}") from None
+
+
+def _recorded_inputs(args, graph):
+    """The inputs a records file was made with (when it carries them and --inputs is not given)."""
+    from .. import records
+    from ..plan import Inputs
+    if args.inputs:
+        return None
+    raw = records.read(args.run_b)
+    if raw.inputs is None:
+        return None
+    x = np.asarray(raw.inputs)
+    x = x.reshape(x.shape[:2] + tuple(graph.input_shape))
+    return Inputs.sequences(x[:args.samples] if args.samples else x, source=f"recorded with {Path(args.run_b).name}")
+
+
+def _diff_plan(args):
     from .. import checkpoint, plan as plans
     from ..plan import Role, Subject
     require((args.b is None) != (args.paibox is None), "give either B (a deployed checkpoint) or --paibox "
                                                        "FILE.py:FACTORY, not both and not neither")
+    require(args.a is not None, "give A (a float checkpoint)")
     model = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape or _shape_hint(args.inputs))
     inputs = load_inputs(args, model.graph.input_shape)
     if args.paibox:

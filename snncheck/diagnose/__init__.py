@@ -33,6 +33,10 @@ CODES = {
     "kernel_orientation": "a convolution's kernels are rotated or transposed (convolution vs cross-correlation)",
     "weight_grid": "a layer's weights sit on a grid coarser than one integer step (multiples of 2^k)",
     "vacuous": "what was compared cannot show a difference (layers that barely fire, a pair not run)",
+    "initial_membrane": "two SNNs (of one ANN, or any two runs) start their neurons at different membrane potentials (theta/2 vs 0)",
+    "fire_rule": "one run fires on H > threshold where the other fires on H >= threshold (spikes differ at ties)",
+    "leaky_if": "an integrate-and-fire neuron runs as a leaky one (an importer's default leak)",
+    "dt_scaling": "a layer's input is scaled by dt or 1/dt (NIR's r or tau read with another time step)",
 }
 
 
