@@ -119,8 +119,8 @@ class Inputs:
         return np.ascontiguousarray(part, dtype=np.float32 if part.dtype.kind != "f" else part.dtype)
 
     def describe(self) -> dict:
-        return dict(self.info, samples=len(self), timesteps=self.timesteps,
-                    encoding="direct" if self.direct else "sequence")
+        return dict({"encoding": "direct" if self.direct else "sequence"}, **self.info, samples=len(self),
+                    timesteps=self.timesteps)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ LAYERS = [
     {"errors"},
     {"graph"},
     {"backends", "parallel", "records"},
-    {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan"},
+    {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan", "inputs"},
     {"diagnose", "mutations", "ann2snn"},
     {"report"},
     {"pipeline"},

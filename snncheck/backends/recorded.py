@@ -43,6 +43,11 @@ class RecordedBackend(Backend):
             require(seen.size == inputs.size and np.array_equal(seen.reshape(inputs.shape), inputs),
                     lambda: f"{self.path} was recorded on other inputs ({seen.shape[0]} samples x "
                             f"{seen.shape[1]} steps) than this comparison's ({inputs.shape[0]} x {inputs.shape[1]})")
+        run = self._load(graph, inputs, label, raw)
+        # a record without its inputs cannot say what it received: nothing is claimed for it (input_encoding)
+        return run if raw.inputs is not None else run.replace(meta=dict(run.meta, input_received=None))
+
+    def _load(self, graph: Graph, inputs: np.ndarray, label: str, raw) -> RunResult:
         if not self.pipelined:
             return records.load(self.path, graph, inputs.shape[0], inputs.shape[1], self.layout, label, raw)
         from .paibox.lower import expected_lags, pipeline_length

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, require
-from . import backends_list, finish, input_shape, positive_int
+from . import backends_list, finish, input_flags, input_shape, positive_int
 
 DEFAULT_SAMPLES = 32
 DEFAULT_TIMESTEPS = 8
@@ -27,7 +27,8 @@ def register(sub) -> None:
     p.add_argument("--vthr", help="B's thresholds: comma-separated ints in spiking-layer order, or name=value pairs")
     p.add_argument("--input-scale", type=float, help="what B's input is multiplied by (255 for 0-255 pixels)")
     p.add_argument("--reset", choices=("hard", "soft"), help="B's reset mode")
-    p.add_argument("--inputs", metavar="FILE.npy", help="[N, C, H, W] frames or [N, T, C, H, W] sequences, in A's range")
+    p.add_argument("--inputs", metavar="FILE.npy", help="[N, C, H, W] frames or [N, T, C, H, W] sequences, in A's "
+                                                        "range; or an events file FILE.npz (t, x, y, p)")
     p.add_argument("--samples", type=positive_int, help=f"number of samples (default {DEFAULT_SAMPLES})")
     p.add_argument("--timesteps", type=positive_int, help=f"time steps (default {DEFAULT_TIMESTEPS}; ignored for "
                                                           "sequences)")
@@ -36,6 +37,7 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="FILE.html", help="HTML report (default: reports/<A>-vs-<B>.html)")
     p.add_argument("--json", metavar="FILE.json", help="also write the report as JSON")
     recorded_arguments(p)
+    input_flags.register(p)
     p.set_defaults(func=run)
 
 
@@ -118,6 +120,7 @@ def _recorded_inputs(args, graph):
 
 def _diff_plan(args):
     from .. import checkpoint, plan as plans
+    from ..inputs import deployed_scale, scale_note
     from ..plan import Role, Subject
     require((args.b is None) != (args.paibox is None), "give either B (a deployed checkpoint) or --paibox "
                                                        "FILE.py:FACTORY, not both and not neither")
@@ -131,8 +134,9 @@ def _diff_plan(args):
     else:
         dep = checkpoint.load_deployed(args.b, model.graph, vthr=parse_vthr(args.vthr),
                                        input_scale=args.input_scale, reset=args.reset)
-        deployed = Subject(Role.DEPLOYED, dep.graph, input_scale=dep.input_scale)
-        notes = {"inferred": dep.inferred} if dep.inferred else {}
+        deployed = Subject(Role.DEPLOYED, dep.graph, input_scale=deployed_scale(inputs, dep.input_scale))
+        notes = dict({"inferred": dep.inferred} if dep.inferred else {},
+                     **scale_note(inputs, dep.input_scale, deployed.input_scale))
         b_name = Path(args.b).stem
     return plans.diff(Subject(Role.FLOAT, model.graph, module=model.model), deployed, inputs,
                       args.runners or plans.BACKENDS, title=f"{Path(args.a).stem}-vs-{b_name}", notes=notes)
@@ -141,10 +145,11 @@ def _diff_plan(args):
 def _user_paibox(args, model, inputs):
     """(B's subject, report notes, B's name) for a user's own PAIBox network."""
     from ..frontends import paibox as user_paibox
+    from ..inputs import unscaled
     from ..plan import Role, Subject
     user = user_paibox.load(args.paibox, model.graph)
     notes = {"paibox_matching": user.matching, "user_nodes": user_nodes(user.matching)}
-    scale = args.input_scale
+    scale = 1.0 if unscaled(inputs) else args.input_scale
     if scale is None:
         scale, reason = user_paibox.infer_input_scale(user, model.graph, inputs.chunk(0, 64))
         notes["inferred"] = [f"input_scale={scale:g} ({reason})"]
@@ -182,14 +187,19 @@ def parse_vthr(text):
 
 
 def load_inputs(args, input_shape):
-    """The --inputs file (cut to --samples), or default_inputs."""
-    import dataclasses
-    from .. import data
+    """The --inputs file (cut to --samples; an events file integrated into frames), or default_inputs; then
+    encoded as --encoding says, once for every simulator."""
+    from .. import inputs as encoded
+    from ..inputs.events import Framing
     t = args.timesteps or DEFAULT_TIMESTEPS
-    if not args.inputs:
-        return default_inputs(input_shape, args.samples or DEFAULT_SAMPLES, t)
-    inputs = data.load_inputs(args.inputs, tuple(input_shape), t)
-    return dataclasses.replace(inputs, data=inputs.data[:args.samples]) if args.samples else inputs
+    require(args.encoding_seed is None or args.encoding == "poisson", "--encoding-seed goes with --encoding poisson")
+    framing = Framing.from_options(args.frames, args.split_by, args.frame_ms)
+    if args.inputs:
+        found = encoded.load(args.inputs, input_shape, t, framing, args.samples)
+    else:
+        require(framing is None, "--frames/--frame-ms integrate an events file: give it with --inputs EVENTS.npz")
+        found = default_inputs(input_shape, args.samples or DEFAULT_SAMPLES, t)
+    return encoded.encode(found, args.encoding or "direct", args.encoding_seed or 0)
 
 
 def default_inputs(input_shape, n: int, t: int):
@@ -210,7 +220,7 @@ def default_inputs(input_shape, n: int, t: int):
 
 def _shape_hint(path):
     """The per-sample input shape of an inputs file ([N, *shape] or [N, T, *shape]), read from its header."""
-    if not path:
+    if not path or str(path).endswith(".npz"):       # an events file does not say its sensor's size
         return None
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)

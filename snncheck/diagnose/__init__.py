@@ -37,6 +37,7 @@ CODES = {
     "fire_rule": "one run fires on H > threshold where the other fires on H >= threshold (spikes differ at ties)",
     "leaky_if": "an integrate-and-fire neuron runs as a leaky one (an importer's default leak)",
     "dt_scaling": "a layer's input is scaled by dt or 1/dt (NIR's r or tau read with another time step)",
+    "input_encoding": "the two sides of a pair received different inputs (e.g. Poisson spikes drawn once per simulator)",
 }
 
 
