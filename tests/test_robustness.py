@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,11 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int
           torch.uint8, torch.bool, torch.complex64]
 META_KEYS = ["vthr", "input_scale", "reset", "rule", "v_reset", "leak", "v_init"]
 FILLS = [math.nan, math.inf, -math.inf, 2.0 ** 40, -3.5, 0.0, 0.5, 1e-30]
+
+
+# a time box for long runs (SNNCHECK_ROBUSTNESS_MINUTES): examples drawn after it end at once, so the run stops
+# cleanly with its report (an interrupt would reach snncheck's own Ctrl-C handling, exit 130, and fail the property)
+STOP = time.monotonic() + float(os.environ.get("SNNCHECK_ROBUSTNESS_MINUTES", "inf")) * 60
 
 
 def examples(share: float):
@@ -107,6 +113,8 @@ def corrupt_bytes(path: Path, edits) -> None:
 
 # ----------------------------------------------------------------------------------------------- the property
 def assert_promises(argv, work: Path, outputs=(), capsys=None) -> int:
+    if time.monotonic() > STOP:
+        return -1
     before = {k: v for k, v in snapshot(work).items() if k not in outputs}
     code = main([str(a) for a in argv])
     err = capsys.readouterr().err.strip() if capsys else ""
