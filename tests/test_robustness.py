@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis.control import currently_in_test_context
 
 from snncheck import case as cases
 from snncheck.cli import main
@@ -118,7 +119,8 @@ def assert_promises(argv, work: Path, outputs=(), capsys=None) -> int:
     before = {k: v for k, v in snapshot(work).items() if k not in outputs}
     code = main([str(a) for a in argv])
     err = capsys.readouterr().err.strip() if capsys else ""
-    event(f"exit {code}")
+    if currently_in_test_context():
+        event(f"exit {code}")
     if os.environ.get("SNNCHECK_ROBUSTNESS_LOG"):      # a long run's tally: one line per example
         with open(os.environ["SNNCHECK_ROBUSTNESS_LOG"], "a") as log:
             log.write(f"{argv[0]} {code}\n")
@@ -241,3 +243,16 @@ def test_corrupt_case_files(pristine, capsys):
                             w, ("r.json", "r.html"), capsys)
 
     check()
+
+
+def test_tiny_float_weights_do_not_overflow_the_isolated_diagnosis(pristine, capsys):
+    """Catches the deep run's find: A's first weights filled with 1e-30 made B's fitted layer scale ~1e30, and the
+    isolated per-layer diagnosis requantized A at it (threshold ~1e30: OverflowError, a traceback)."""
+    with work_copy(pristine) as w:
+        state = _state(w / "A.pth")
+        apply_edit(state, ("fill", "conv_fc.0.weight", 1e-30))
+        torch.save(state, w / "A.pth")
+        code = assert_promises(["diff", w / "A.pth", w / "B.pth", "--samples", "2", "--timesteps", "2",
+                                "--runners", "reference", "--json", w / "r.json", "--out", w / "r.html"],
+                               w, ("r.json", "r.html"), capsys)
+    assert code in (0, 1, 3)
