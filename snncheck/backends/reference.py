@@ -4,7 +4,8 @@ over samples, and the arbiter between the simulators.
 Values travel as `[N, T', *shape]` with T' = T, or T' = 1 for a value that is the same at every step (direct
 encoding repeats one frame; a readout is one value per run): a stateless primitive then runs once per sample and
 the neurons broadcast it over time. Stateless primitives run on all N*T' frames at once through BLAS. Integer
-graphs are exact: products in float32 when every partial sum is provably below 2**24, else float64 (exact below
+graphs are exact (`exact_gemm`): products of int8-valued operands (spikes, int8 weights) by an int8 kernel with
+int32 accumulation, else float32 BLAS when every partial sum is provably below 2**24, else float64 (exact below
 2**53), then held in int64. Float graphs run in float32 with the neuron update in SpikingJelly's operation order
 (the equations live in `snncheck.graph.primitives`), so what differs from SpikingJelly is only the summation order
 of the synaptic input. Spikes travel as bool and are cast once, to the dtype of the product that reads them.
@@ -22,6 +23,7 @@ import numpy as np
 from ..errors import require
 from ..graph import Graph, fold_batchnorm, is_integer_valued
 from ..graph import primitives as P
+from . import exact_gemm
 from .base import Backend, LayerRecord, OutputRecord, Registry, RunResult, check_inputs, rounding_bounds
 
 OPS = Registry("reference", lambda kind: f"the reference has no implementation of {kind}")
@@ -145,10 +147,12 @@ OPS.allow(P.Input, P.Neuron)          # the input is fed; neurons run in `run_ne
 @OPS.register(P.Linear)
 @_frames
 def _linear(node: P.Linear, x, exact, work):
-    dtype = _dtype(x, node.weight, exact)
+    weight = np.asarray(node.weight).T
     with one_blas_thread():
-        y = x.astype(dtype, copy=False) @ np.asarray(node.weight).T.astype(dtype)
-    y = _finish(y, exact)
+        if exact:
+            y = exact_gemm.matmul(x, weight, use=_kernel(x, weight))
+        else:
+            y = x.astype(np.float32, copy=False) @ weight.astype(np.float32)
     return y + _bias(node, y.dtype, y.shape[-1])
 
 
@@ -212,9 +216,12 @@ def one_blas_thread():
 
 
 def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
-    """im2col per group, laid out [B, C*kh*kw, OH*OW] so that one stacked matmul W @ cols gives NCHW directly."""
+    """im2col per group, laid out [B, C*kh*kw, OH*OW] so that one stacked matmul W @ cols gives NCHW directly
+    (float graphs; integer graphs: `conv2d_exact`)."""
+    if exact:
+        return conv2d_exact(x, layer)
     o, cg, kh, kw = layer.weight.shape
-    dtype = _dtype(x, layer.weight, exact)
+    dtype = np.float32
     win = _windows(x.astype(dtype, copy=False), (kh, kw), layer.stride, layer.padding)   # [B, C, OH, OW, kh, kw]
     b, _, oh, ow = win.shape[:4]
     og = o // layer.groups
@@ -223,8 +230,50 @@ def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
     for g in range(layer.groups):
         cols = win[:, g * cg:(g + 1) * cg].transpose(0, 1, 4, 5, 2, 3).reshape(b, cg * kh * kw, oh * ow)
         np.matmul(weight[g * og:(g + 1) * og].reshape(og, -1).astype(dtype), cols, out=y[:, g * og:(g + 1) * og])
-    y = _finish(y.reshape(b, o, oh, ow), exact)
+    y = y.reshape(b, o, oh, ow)
     return y + _bias(layer, y.dtype, o)[:, None, None]
+
+
+COLS_BYTES = 1 << 22        # im2col buffer per chunk of frames: stays in cache, reused across chunks and groups
+
+
+def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
+    """Integer convolution, exact: channels-last im2col rows [frames * OH * OW, kh*kw*C] in the narrowest dtype
+    the kernel takes (int8 for spikes: a quarter of float32's bytes), built chunk by chunk of frames into one
+    reused buffer by kh*kw strided slice copies, times W^T by `exact_gemm`, written back NCHW per chunk."""
+    o, cg, kh, kw = layer.weight.shape
+    og, k = o // layer.groups, cg * kh * kw
+    weight = np.asarray(layer.weight).reshape(layer.groups, og, cg, kh, kw).transpose(0, 3, 4, 2, 1)  # [g, u, v, c, o]
+    weight = np.ascontiguousarray(weight).reshape(layer.groups, k, og)
+    use = _kernel(x, weight.reshape(layer.groups * k, og))
+    dtype = {"int8": np.int8, "float32": np.float32, "float64": np.float64}[use]
+    (sh, sw), (ph, pw) = layer.stride, layer.padding
+    b, c, h, w = x.shape
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
+    padded = np.zeros((min(step, b), h + 2 * ph, w + 2 * pw, c), dtype)
+    cols = np.empty((min(step, b), oh, ow, kh, kw, cg), dtype)
+    y = np.empty((b, o, oh * ow), np.int64)
+    src = x.view(np.int8) if x.dtype == bool else x
+    for lo in range(0, b, step):
+        n = min(b, lo + step) - lo
+        np.copyto(padded[:n, ph:ph + h, pw:pw + w], src[lo:lo + n].transpose(0, 2, 3, 1), casting="unsafe")
+        for g in range(layer.groups):
+            for u in range(kh):
+                for v in range(kw):
+                    cols[:n, :, :, u, v] = padded[:n, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw,
+                                                  g * cg:(g + 1) * cg]
+            z = exact_gemm.product(cols[:n].reshape(-1, k), weight[g], use=use).reshape(n, oh * ow, og)
+            np.copyto(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(0, 2, 1), casting="unsafe")
+    y = y.reshape(b, o, oh, ow)
+    return y + _bias(layer, y.dtype, o)[:, None, None]
+
+
+def _kernel(x: np.ndarray, weight_t: np.ndarray) -> str:
+    """The exact GEMM kernel for x (rows of inputs) times weight_t [K, N]: from the largest partial sum."""
+    x_max = (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max(initial=0))
+    return exact_gemm.kernel(exact_gemm.bound(x_max, weight_t), exact_gemm.fits_int8(x),
+                             exact_gemm.fits_int8(weight_t))
 
 
 def max_pool(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
@@ -239,27 +288,6 @@ def max_pool(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
             part = x[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw]
             out = part.copy() if out is None else np.maximum(out, part, out=out)
     return out
-
-
-def _dtype(x: np.ndarray, weight: np.ndarray, exact: bool):
-    """float32 unless an exact product could reach 2**24 (then float64, exact below 2**53)."""
-    if not exact:
-        return np.float32
-    bound = _bound(x, weight)
-    require(bound < 2 ** 53, "synaptic sums exceed 2**53: integer network too large for exact float64")
-    return np.float32 if bound < 2 ** 24 else np.float64
-
-
-def _finish(y: np.ndarray, exact: bool) -> np.ndarray:
-    """Exact sums are integers already: held in int64 from here on."""
-    return y.astype(np.int64) if exact else y
-
-
-def _bound(x: np.ndarray, weight: np.ndarray) -> float:
-    """Largest possible |partial sum| of one output: max_o sum_i |W_oi| * max|x|."""
-    w = np.abs(np.asarray(weight, np.float64)).reshape(weight.shape[0], -1).sum(axis=1).max()
-    x_max = (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max() if x.size else 0)
-    return float(w * x_max)
 
 
 def _bias(layer, dtype, size: int) -> np.ndarray:
