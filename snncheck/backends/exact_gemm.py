@@ -20,6 +20,8 @@ from ..errors import require
 
 INT8 = (-128, 127)
 KERNELS = ("int8", "float32", "float64")
+DTYPES = {"int8": np.int8, "float32": np.float32, "float64": np.float64}
+COLS_BYTES = 1 << 22        # im2col buffer per chunk of frames: stays in cache, reused across chunks and groups
 
 
 def fits_int8(x: np.ndarray) -> bool:
@@ -91,3 +93,90 @@ def int8_exact() -> bool:
         return bool(np.array_equal(int8_matmul(a, b), a.astype(np.int64) @ b.astype(np.int64)))
     except Exception:           # no torch, or an int8 kernel this build lacks: the float paths are exact too
         return False
+
+
+class Conv2d:
+    """An exact integer convolution, prepared once: weights reordered channels-last [groups, kh*kw*C, O/groups],
+    im2col buffers kept across calls (PAIBox calls a synapse once per step with the same shapes).
+
+    `__call__(x [B, C, H, W], out=np.int64)`: im2col rows [B * OH * OW, kh*kw*C] in the narrowest dtype the
+    kernel takes (int8 for spikes: a quarter of float32's bytes), chunk by chunk of frames, by kh*kw strided slice
+    copies; times the weights by `product`; written back NCHW per chunk. A depthwise convolution (one channel per
+    group: PAIBox's pooling) is a sum of kh*kw shifted, weighted slices instead. `out=np.int32` wraps as an int64
+    sum cast to int32 does (what PAIBox's own convolution returns)."""
+
+    def __init__(self, weight: np.ndarray, stride=(1, 1), padding=(0, 0), groups: int = 1):
+        weight = np.asarray(weight)
+        self.shape = tuple(weight.shape)
+        o, cg, kh, kw = self.shape
+        self.stride, self.padding, self.groups = tuple(stride), tuple(padding), int(groups)
+        og = o // self.groups
+        wk = weight.reshape(self.groups, og, cg, kh, kw).transpose(0, 3, 4, 2, 1)      # [g, u, v, c, o]
+        self.weight = np.ascontiguousarray(wk).reshape(self.groups, kh * kw * cg, og)
+        self.w_sum = float(np.abs(weight.astype(np.float64)).reshape(o, -1).sum(axis=1).max(initial=0))
+        self.w_fits = fits_int8(weight)
+        self.depthwise = cg == 1 and og == 1 and self.groups > 1
+        self._buffers = {}
+
+    def kernel(self, x: np.ndarray) -> str:
+        x_max = (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max(initial=0))
+        return kernel(self.w_sum * x_max, fits_int8(x), self.w_fits)
+
+    def out_shape(self, h: int, w: int) -> tuple:
+        (_, _, kh, kw), (sh, sw), (ph, pw) = self.shape, self.stride, self.padding
+        return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+    def __call__(self, x: np.ndarray, out=np.int64, use: str = None) -> np.ndarray:
+        use = use or self.kernel(x)
+        if self.depthwise:
+            return self._depthwise(x, out, use)
+        o, cg, kh, kw = self.shape
+        og, k = o // self.groups, cg * kh * kw
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        b, c, h, w = x.shape
+        oh, ow = self.out_shape(h, w)
+        dtype = DTYPES[use]
+        step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
+        padded, cols = self._buffer(dtype, min(step, b), (h + 2 * ph, w + 2 * pw, c), (oh, ow, kh, kw, cg))
+        y = np.empty((b, o, oh * ow), out)
+        src = x.view(np.int8) if x.dtype == bool else x
+        for lo in range(0, b, step):
+            n = min(b, lo + step) - lo
+            np.copyto(padded[:n, ph:ph + h, pw:pw + w], src[lo:lo + n].transpose(0, 2, 3, 1), casting="unsafe")
+            for g in range(self.groups):
+                for u in range(kh):
+                    for v in range(kw):
+                        cols[:n, :, :, u, v] = padded[:n, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw,
+                                                      g * cg:(g + 1) * cg]
+                z = product(cols[:n].reshape(-1, k), self.weight[g], use).reshape(n, oh * ow, og)
+                if out != np.int64 and use != "int8":
+                    z = z.astype(np.int64)          # then wrapped to `out` as PAIBox's astype does
+                np.copyto(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(0, 2, 1), casting="unsafe")
+        return y.reshape(b, o, oh, ow)
+
+    def _buffer(self, dtype, frames: int, padded: tuple, cols: tuple) -> tuple:
+        key = (np.dtype(dtype).str, frames, padded, cols)
+        if key not in self._buffers:
+            self._buffers = {key: (np.zeros((frames,) + padded, dtype), np.empty((frames,) + cols, dtype))}
+        return self._buffers[key]
+
+    def _depthwise(self, x: np.ndarray, out, use: str) -> np.ndarray:
+        """Per channel, the sum of kh*kw shifted slices times that channel's weight: in int32 when the sums
+        provably fit (pooling: always), else int64; exact either way."""
+        o, _, kh, kw = self.shape
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        b, c, h, w = x.shape
+        oh, ow = self.out_shape(h, w)
+        acc = np.int32 if use in ("int8", "float32") else np.int64
+        if ph or pw:
+            padded = np.zeros((b, c, h + 2 * ph, w + 2 * pw), acc)
+            padded[:, :, ph:ph + h, pw:pw + w] = x
+            x = padded
+        elif x.dtype == bool:
+            x = x.view(np.uint8)
+        weight = self.weight.reshape(c, kh, kw).astype(acc)
+        y = np.zeros((b, c, oh, ow), acc)
+        for u in range(kh):
+            for v in range(kw):
+                y += x[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw] * weight[:, u, v, None, None]
+        return y.astype(out, copy=False)

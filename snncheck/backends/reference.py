@@ -234,39 +234,11 @@ def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
     return y + _bias(layer, y.dtype, o)[:, None, None]
 
 
-COLS_BYTES = 1 << 22        # im2col buffer per chunk of frames: stays in cache, reused across chunks and groups
-
-
 def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
-    """Integer convolution, exact: channels-last im2col rows [frames * OH * OW, kh*kw*C] in the narrowest dtype
-    the kernel takes (int8 for spikes: a quarter of float32's bytes), built chunk by chunk of frames into one
-    reused buffer by kh*kw strided slice copies, times W^T by `exact_gemm`, written back NCHW per chunk."""
-    o, cg, kh, kw = layer.weight.shape
-    og, k = o // layer.groups, cg * kh * kw
-    weight = np.asarray(layer.weight).reshape(layer.groups, og, cg, kh, kw).transpose(0, 3, 4, 2, 1)  # [g, u, v, c, o]
-    weight = np.ascontiguousarray(weight).reshape(layer.groups, k, og)
-    use = _kernel(x, weight.reshape(layer.groups * k, og))
-    dtype = {"int8": np.int8, "float32": np.float32, "float64": np.float64}[use]
-    (sh, sw), (ph, pw) = layer.stride, layer.padding
-    b, c, h, w = x.shape
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
-    padded = np.zeros((min(step, b), h + 2 * ph, w + 2 * pw, c), dtype)
-    cols = np.empty((min(step, b), oh, ow, kh, kw, cg), dtype)
-    y = np.empty((b, o, oh * ow), np.int64)
-    src = x.view(np.int8) if x.dtype == bool else x
-    for lo in range(0, b, step):
-        n = min(b, lo + step) - lo
-        np.copyto(padded[:n, ph:ph + h, pw:pw + w], src[lo:lo + n].transpose(0, 2, 3, 1), casting="unsafe")
-        for g in range(layer.groups):
-            for u in range(kh):
-                for v in range(kw):
-                    cols[:n, :, :, u, v] = padded[:n, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw,
-                                                  g * cg:(g + 1) * cg]
-            z = exact_gemm.product(cols[:n].reshape(-1, k), weight[g], use=use).reshape(n, oh * ow, og)
-            np.copyto(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(0, 2, 1), casting="unsafe")
-    y = y.reshape(b, o, oh, ow)
-    return y + _bias(layer, y.dtype, o)[:, None, None]
+    """Integer convolution, exact (`exact_gemm.Conv2d`: int8 im2col and kernel for spikes), held in int64."""
+    conv = exact_gemm.Conv2d(layer.weight, layer.stride, layer.padding, layer.groups)
+    y = conv(x)
+    return y + _bias(layer, y.dtype, y.shape[1])[:, None, None]
 
 
 def _kernel(x: np.ndarray, weight_t: np.ndarray) -> str:

@@ -21,7 +21,8 @@ def simulate(built, inputs: np.ndarray, record_v: bool = True, progress: bool = 
     sim = pb.Simulator(built.network, start_time_zero=False)
     zeros = np.zeros(layout.input_shape, dtype=np.uint8)
     parts = {name: ([], []) for name in built.probes}
-    with tqdm(total=n, desc="paibox", unit="sample", disable=not progress, leave=False) as bar:
+    with tqdm(total=n, desc="paibox", unit="sample", disable=not progress, leave=False) as bar, \
+            parallel.blas_threads(1):          # the fast path's BLAS products: see reference.one_blas_thread
         for lo in range(0, n, layout.batch):
             chunk = inputs[lo:lo + layout.batch]
             frames = layout.frames(chunk)
