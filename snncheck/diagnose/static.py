@@ -279,6 +279,8 @@ def _shortcut(cx: _Ctx, t, k_ref: float):
 # ------------------------------------------------------------------------------------------------ weights
 def _structural(cx: _Ctx, term, syn_a, syn_b, f: Fit, where) -> list:
     """B's weights explained far better by another reading of A's weights than by A's folded weights."""
+    if f.unexplained <= 1e-3:        # A's own weights explain B: no other reading can do far better (no fits)
+        return []
     for code, label, alt, fix in _alternatives(cx, term, syn_a):
         g = fit(syn_b.weight, alt)
         if f.unexplained > 1e-3 and g.unexplained * STRUCTURAL_GAIN < f.unexplained:

@@ -129,6 +129,8 @@ def track_delay_writes(node) -> None:
         written.add((node.timestamp + node.delay_relative - 1) % node.delay_reg_len)
         put(neu_out)
     object.__setattr__(node, "put_out_in_delay_reg", put_out_in_delay_reg)
+    if not node.delay_registers.any():      # nothing written yet (a fresh network): from now on, every write counts
+        written.add("tracked")
 
 
 class Fast:
