@@ -139,3 +139,22 @@ def test_paibox_fast_path_on_merges():
     g = resnet_graph(seed=1)
     x = pixel_inputs(3, 4, shape=g.input_shape, seed=2)
     _assert_identical(PAIBoxBackend().run(g, x), PAIBoxBackend(fast=False).run(g, x))
+
+
+def test_reference_holds_integers_in_int32_only_where_they_fit(monkeypatch):
+    """Catches the int32 path changing a result (against the same run held in int64 throughout), and an int32
+    membrane that overflows: 64 inputs of 255 times weight -127 take 2.07e6 a step, past -2**31 in 1100 steps."""
+    from snncheck.backends import reference
+    g, x = int_csnn(seed=3), pixel_inputs(5, 6, seed=1)
+    narrow = ReferenceBackend().run(g, x)
+    assert narrow.layers[0].v.dtype == np.int32
+    monkeypatch.setattr(reference, "NARROW", 0)
+    wide = ReferenceBackend().run(g, x)
+    monkeypatch.undo()
+    assert wide.layers[0].v.dtype == np.int64
+    for a, b in zip(narrow.layers, wide.layers):
+        assert np.array_equal(a.spikes, b.spikes) and np.array_equal(a.v, b.v) and np.array_equal(a.h, b.h), a.name
+    falling = chain([("f", P.Flatten()), ("l", P.Linear(np.full((1, 64), -127))), ("n", P.IF(1, v_reset=0))],
+                    (1, 8, 8))
+    h = ReferenceBackend().run(falling, np.full((1, 1100, 1, 8, 8), 255.0)).layer("n").h
+    assert np.array_equal(h[0, :, 0], -255 * 127 * 64 * np.arange(1, 1101, dtype=np.int64))

@@ -74,7 +74,7 @@ def evaluate(graph: Graph, feeds: dict, exact: bool, record_v: bool = True, targ
         node = graph.nodes[name]
         ins = [values[p] for p in graph.inputs_of(name)]
         if P.is_neuron(node):
-            x = _as(ins[0], work)
+            x = ins[0] if narrow_state(node, ins[0], t) else _as(ins[0], work)
             spikes, v, h = run_neuron(node, np.broadcast_to(x, (x.shape[0], t) + x.shape[2:]), record_v)
             out[name] = (spikes, v, h)
             values[name] = spikes
@@ -150,7 +150,8 @@ def _linear(node: P.Linear, x, exact, work):
     weight = np.asarray(node.weight).T
     with one_blas_thread():
         if exact:
-            y = exact_gemm.matmul(x, weight, use=_kernel(x, weight))
+            use = _kernel(x, weight)
+            y = exact_gemm.product(x, weight, use).astype(_held(x, weight, node.bias), copy=False)
         else:
             y = x.astype(np.float32, copy=False) @ weight.astype(np.float32)
     return y + _bias(node, y.dtype, y.shape[-1])
@@ -235,16 +236,41 @@ def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
 
 
 def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
-    """Integer convolution, exact (`exact_gemm.Conv2d`: int8 im2col and kernel for spikes), held in int64."""
+    """Integer convolution, exact (`exact_gemm.Conv2d`: int8 im2col and kernel for spikes), held in int32 when its
+    sums stay below `NARROW` (`_held`), else int64."""
     conv = exact_gemm.Conv2d(layer.weight, layer.stride, layer.padding, layer.groups)
-    y = conv(x)
+    dtype = _held(x, conv.weight.reshape(-1, conv.weight.shape[-1]), layer.bias)
+    y = conv(x, out=dtype)
     return y + _bias(layer, y.dtype, y.shape[1])[:, None, None]
+
+
+NARROW = 2 ** 30      # integers held in int32 below this: the difference of two still fits
+
+
+def _held(x: np.ndarray, weight_t: np.ndarray, bias) -> type:
+    """int32 for the products of x and weight_t [K, N] plus bias when every one is provably below NARROW (half
+    the bytes for the neuron that reads them: its update is memory-bound), else int64."""
+    bound = exact_gemm.bound(_max_abs(x), weight_t) + (0.0 if bias is None else float(np.abs(bias).max(initial=0)))
+    return np.int32 if bound < NARROW else np.int64
+
+
+def narrow_state(neuron: P.Neuron, x: np.ndarray, steps: int) -> bool:
+    """An int32 synaptic input x can drive `neuron` in int32 for `steps` steps: its membrane stays below NARROW
+    (at most |v0| + |v_reset| + steps * (max|x| + |threshold| + |leak|))."""
+    if x.dtype != np.int32:
+        return False
+    per_step = _max_abs(x) + abs(float(neuron.threshold)) + float(np.abs(getattr(neuron, "leak", 0)).max(initial=0))
+    start = abs(float(neuron.initial_v)) + abs(float(neuron.v_reset))
+    return start + steps * per_step < NARROW
+
+
+def _max_abs(x: np.ndarray) -> float:
+    return (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max(initial=0))
 
 
 def _kernel(x: np.ndarray, weight_t: np.ndarray) -> str:
     """The exact GEMM kernel for x (rows of inputs) times weight_t [K, N]: from the largest partial sum."""
-    x_max = (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max(initial=0))
-    return exact_gemm.kernel(exact_gemm.bound(x_max, weight_t), exact_gemm.fits_int8(x),
+    return exact_gemm.kernel(exact_gemm.bound(_max_abs(x), weight_t), exact_gemm.fits_int8(x),
                              exact_gemm.fits_int8(weight_t))
 
 
