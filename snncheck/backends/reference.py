@@ -241,7 +241,8 @@ def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
     conv = exact_gemm.Conv2d(layer.weight, layer.stride, layer.padding, layer.groups)
     dtype = _held(x, conv.weight.reshape(-1, conv.weight.shape[-1]), layer.bias)
     y = conv(x, out=dtype)
-    return y + _bias(layer, y.dtype, y.shape[1])[:, None, None]
+    y += _bias(layer, y.dtype, y.shape[1])[:, None, None]       # y is ours: no second full-size array
+    return y
 
 
 NARROW = 2 ** 30      # integers held in int32 below this: the difference of two still fits
