@@ -61,13 +61,14 @@ def test_every_gemm_kernel_is_exact_at_its_limits(use, a_range, k):
     ((2, 3, 12, 12), (8, 3, 5, 5), (2, 2), (2, 2), 1, "pixels"),
     ((2, 5, 8, 8), (5, 1, 2, 2), (2, 2), (0, 0), 5, "spikes"),        # depthwise: PAIBox's pooling
     ((2, 5, 8, 8), (5, 1, 3, 3), (1, 1), (1, 1), 5, "pixels"),
+    ((2, 5, 8, 8), (5, 1, 2, 2), (2, 2), (0, 0), 5, "pixels"),
 ])
 def test_exact_conv_equals_int64_convolution(shape, weight, stride, padding, groups, x_kind):
     """Catches a wrong im2col (a window shifted by one, a group's channels off by one, padding on one side only),
-    a stale reused buffer (chunks of 1 frame: every chunk reuses the last one's), and a depthwise sum that
+    integer inputs carried as floats (as the reference's input is) mishandled, a stale reused buffer (chunks of 1 frame: every chunk reuses the last one's), and a depthwise sum that
     misses a kernel position."""
     rng = np.random.default_rng(2)
-    x = rng.random(shape) < 0.3 if x_kind == "spikes" else rng.integers(0, 256, shape)
+    x = rng.random(shape) < 0.3 if x_kind == "spikes" else rng.integers(0, 256, shape).astype(np.float64)
     w = rng.integers(-128, 128, weight)
     conv = exact_gemm.Conv2d(w, stride, padding, groups)
     want = _conv_int64(x, w, stride, padding, groups)

@@ -187,6 +187,8 @@ class Conv2d:
             x = padded
         elif x.dtype == bool:
             x = x.view(np.uint8)
+        elif x.dtype.kind == "f":        # integer values carried as floats (an input)
+            x = x.astype(acc)
         weight = self.weight.reshape(c, kh, kw).astype(acc)
         y = np.zeros((b, c, oh, ow), acc)
         for u in range(kh):
