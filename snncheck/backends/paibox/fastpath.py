@@ -50,7 +50,7 @@ class FastConv2d:
         return self.conv(x, out=np.int32)[0]
 
     def __getattr__(self, name):          # connectivity, ksize, weights...: PAIBox's own
-        return getattr(self.comm, name)
+        return _delegate(self, name)
 
 
 class FastFullConn:
@@ -75,7 +75,14 @@ class FastFullConn:
         return (x.astype(use) @ self.weights_f[use]).astype(np.int64).astype(np.int32)
 
     def __getattr__(self, name):
-        return getattr(self.comm, name)
+        return _delegate(self, name)
+
+
+def _delegate(twin, name: str):
+    """An attribute the twin does not have is its PAIBox transform's (not `comm` itself: a copy being built)."""
+    if name == "comm":
+        raise AttributeError(name)
+    return getattr(twin.comm, name)
 
 
 def install(network) -> int:
