@@ -162,8 +162,11 @@ def _compare_layer(index: int, ra: LayerRecord, rb: LayerRecord, upstream_first,
     counts = [r.spikes.reshape(n * t, -1).sum(axis=0).astype(np.int64).reshape(ra.shape) for r in (ra, rb)]
     v_max = v_mis = None
     if ra.v is not None and rb.v is not None and (not scaled or scale):
-        vb = rb.v.astype(np.float64) / scale if scaled else rb.v.astype(np.float64)
-        dv = np.abs(ra.v.astype(np.float64) - vb)
+        if not scaled and ra.v.dtype.kind == rb.v.dtype.kind == "i":      # integers: exact without floats
+            dv = np.abs(np.subtract(ra.v, rb.v, dtype=np.int64))
+        else:
+            vb = rb.v.astype(np.float64) / scale if scaled else rb.v.astype(np.float64)
+            dv = np.abs(ra.v.astype(np.float64) - vb)
         v_max, v_mis = float(dv.max()), None if scaled else int((dv > 0).sum())
     explained = unexplained = propagated = 0
     flips = ()

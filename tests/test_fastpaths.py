@@ -159,3 +159,18 @@ def test_reference_holds_integers_in_int32_only_where_they_fit(monkeypatch):
                     (1, 8, 8))
     h = ReferenceBackend().run(falling, np.full((1, 1100, 1, 8, 8), 255.0)).layer("n").h
     assert np.array_equal(h[0, :, 0], -255 * 127 * 64 * np.arange(1, 1101, dtype=np.int64))
+
+
+def test_membrane_differences_of_integer_runs_are_exact_in_any_width():
+    """Catches the integer path of compare losing a difference: int32 records (the reference's) against int64
+    ones (PAIBox's) and int32 extremes, whose difference overflows int32, give the float64 path's maximum."""
+    from snncheck.backends.base import LayerRecord, RunResult
+    from snncheck.compare import compare
+    spikes = np.zeros((1, 2, 3), bool)
+    lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    a = RunResult("reference", "a", [LayerRecord("n", spikes, np.array([[[hi, 0, 5], [1, 2, 3]]], np.int32))])
+    b = RunResult("paibox", "b", [LayerRecord("n", spikes, np.array([[[lo, 0, 5], [1, 2, 4]]], np.int32))])
+    layer = compare(a, b).layers[0]
+    assert layer.v_max_abs_diff == float(hi) - float(lo) and layer.v_mismatches == 2
+    b64 = b.replace(layers=[b.layers[0].replace(v=b.layers[0].v.astype(np.int64))])
+    assert compare(a, b64).layers[0].v_max_abs_diff == float(hi) - float(lo)
