@@ -6,7 +6,8 @@ encoding repeats one frame; a readout is one value per run): a stateless primiti
 the neurons broadcast it over time. Stateless primitives run on all N*T' frames at once through BLAS. Integer
 graphs are exact (`exact_gemm`): products of int8-valued operands (spikes, int8 weights) by an int8 kernel with
 int32 accumulation, else float32 BLAS when every partial sum is provably below 2**24, else float64 (exact below
-2**53), then held in int64. Float graphs run in float32 with the neuron update in SpikingJelly's operation order
+2**53), then held in int32 where bounds prove every value (a neuron's membrane over the whole run included) below
+2**30, else in int64. Float graphs run in float32 with the neuron update in SpikingJelly's operation order
 (the equations live in `snncheck.graph.primitives`), so what differs from SpikingJelly is only the summation order
 of the synaptic input. Spikes travel as bool and are cast once, to the dtype of the product that reads them.
 
