@@ -431,8 +431,10 @@ def _candidates(a, b, usable) -> list:
     wrap), and least squares; the fit keeps the one that the most entries agree with."""
     big = usable & (np.abs(b) >= 2)
     out = [fit_scale(b[usable], a[usable])]
-    for q in (25, 50, 100):
-        band = big & (np.abs(a) <= np.percentile(np.abs(a[usable]), q)) if usable.any() else big
+    size = np.abs(a)
+    cuts = np.percentile(size[usable], (25, 50, 100)) if usable.any() else (None,) * 3    # one partition
+    for cut in cuts:
+        band = big & (size <= cut) if cut is not None else big
         if band.sum() >= 3:
             out.append(float(np.median(b[band] / a[band])))
     return out
