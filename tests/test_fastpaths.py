@@ -174,3 +174,13 @@ def test_membrane_differences_of_integer_runs_are_exact_in_any_width():
     assert layer.v_max_abs_diff == float(hi) - float(lo) and layer.v_mismatches == 2
     b64 = b.replace(layers=[b.layers[0].replace(v=b.layers[0].v.astype(np.int64))])
     assert compare(a, b64).layers[0].v_max_abs_diff == float(hi) - float(lo)
+
+
+def test_first_mismatch_is_the_earliest_step_then_sample_then_neuron():
+    """Catches the step-first search of compare's first mismatch taking the lowest sample or neuron over all
+    steps: mismatches at (sample 0, t=1, neuron 0), (sample 1, t=0, neuron 5) and (sample 1, t=0, neuron 2)."""
+    from snncheck.compare import _first
+    flat = np.zeros((2, 3, 6), bool)
+    flat[0, 1, 0] = flat[1, 0, 5] = flat[1, 0, 2] = True
+    assert _first(flat, (6,), np.array([10, 11])) == {"t": 0, "sample": 11, "neuron": [2], "index": 2}
+    assert _first(np.zeros((2, 3, 6), bool), (6,), np.array([10, 11])) is None
