@@ -44,10 +44,11 @@ NETS = Path(__file__).resolve().parent / "nets.py"
 NETWORKS = {
     "digits": ({"name": "digits_csnn", "weights": "trained"}, 255, 64, 16),
     "csnn28": ({"name": "csnn28", "weights": "seed:0"}, 255, 32, 8),
-    "vgg_cifar": ({"name": f"{NETS}:vgg_cifar", "weights": "seed:0", "input_shape": [3, 32, 32]}, 255, 16, 2),
-    "event128": ({"name": f"{NETS}:event128", "weights": "seed:0", "input_shape": [2, 128, 128]}, 1, 8, 2),
+    "vgg_cifar": ({"name": f"{NETS}:vgg_cifar", "weights": "seed:0", "input_shape": [3, 32, 32]}, 255, 8, 2),
+    "event128": ({"name": f"{NETS}:event128", "weights": "seed:0", "input_shape": [2, 128, 128]}, 1, 4, 2),
 }
 CALIBRATED = ("vgg_cifar", "event128")
+CALIBRATION = 8          # samples the thresholds of CALIBRATED networks are calibrated on
 COLD = ("pb as shipped",)      # slow, and nothing of its own to warm up
 
 
@@ -74,14 +75,15 @@ def network(name: str, n: int, t: int):
     from snncheck import case as cases, convert, data
     spec, scale, _, _ = NETWORKS[name]
     graph, model = cases.build_float(cases.Case.from_dict({"model": spec}))
+    m = max(n, CALIBRATION)
     if name == "event128":
-        x = np.minimum(data.events(n, t, size=128, events_per_sample=6000), 3)
+        x = np.minimum(data.events(m, t, size=128, events_per_sample=6000), 3)
     else:
         x, _ = data.digits("all")
-        x = data.direct(x[:n] if name == "digits" else data.resize(x[:n], graph.input_shape), t)
-    if name in CALIBRATED:
-        graph, model = cases.calibrate_thresholds(model, graph, x[:8], 0.9, name)
-    return model, graph, convert.convert(graph, scale, "max").graph, x, scale
+        x = data.direct(x[:m] if name == "digits" else data.resize(x[:m], graph.input_shape), t)
+    if name in CALIBRATED:          # on the same samples whatever n, so that every n runs the same network
+        graph, model = cases.calibrate_thresholds(model, graph, x[:CALIBRATION], 0.9, name)
+    return model, graph, convert.convert(graph, scale, "max").graph, x[:n], scale
 
 
 def rounds(variants: dict, repeats: int, inside: dict) -> tuple:
