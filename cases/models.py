@@ -52,3 +52,23 @@ def lif_mlp(inputs: int = 64, hidden: int = 32, classes: int = 10, tau: float = 
     from spikingjelly.activation_based import layer, neuron
     return named_parts(fc=nn.Sequential(layer.Flatten(), layer.Linear(inputs, hidden), neuron.LIFNode(tau=tau),
                                    layer.Linear(hidden, classes), neuron.LIFNode(tau=tau)))
+
+
+def dvs_gesture_net(channels: int = 8, head: bool = True, v_threshold: float = 1.0):
+    """SpikingJelly's own DVSGestureNet (activation_based.model.parametric_lif_net) with IF neurons: five
+    conv-BN-IF-maxpool blocks on 2x128x128 event frames, linear-IF 512, linear-IF 110 and a VotingLayer(10) head
+    (`head=False` leaves the head out). `channels` is SpikingJelly's own argument (128 there; fewer here, so
+    that PAIBox simulates it in seconds); `v_threshold` goes to every IFNode, as SpikingJelly passes kwargs."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import neuron
+    from spikingjelly.activation_based.model.parametric_lif_net import DVSGestureNet
+    net = DVSGestureNet(channels=channels, spiking_neuron=neuron.IFNode, v_threshold=v_threshold)
+    if not head:
+        net.conv_fc = nn.Sequential(*list(net.conv_fc)[:-1])
+    return net.eval()
+
+
+def dvs_gesture_net_no_head(channels: int = 8, v_threshold: float = 0.2):
+    """DVSGestureNet without its VotingLayer head, for `--model cases/models.py:dvs_gesture_net_no_head`; the
+    threshold 0.2 keeps every layer firing (5-30%) with torch's default initialisation on the case's events."""
+    return dvs_gesture_net(channels, head=False, v_threshold=v_threshold)

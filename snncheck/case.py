@@ -6,13 +6,18 @@
                   or an inline network: input_shape = [...]  [[model.layers]] type = "Conv2d" name = "c1" weight = [...]
     [conversion]  rule = "max"  input_scale = 255  reset = "hard"   (omit the table for a float-only case)
                   mutation = {name = "vthr_scale", layer = "...", factor = 2}   (a known bug, snncheck.mutations)
-    [inputs]      source = "digits" | "random_spikes" | "events" | "file:x.npy" | "inline"   samples = 32  timesteps = 8
+    [ann2snn]     timesteps = [1, 2, 4, 8]  variants = ["half", "zero"]  snn = "FILE.py:FACTORY"   (instead of a
+                  conversion: model.name builds an ANN with QCFS activations, model.weights is its checkpoint)
+    [inputs]      source = "digits" | "random_spikes" | "events" | "file:x.npy" | "file:events.npz" | "inline"
+                  samples = 32  timesteps = 8  encoding = "direct" | "poisson" | "latency"  encoding_seed = 0
+                  frames = 8  split_by = "number" | "time"  or  frame_ms = 50   (an events file: docs/inputs.md)
     [run]         runners = ["reference", "spikingjelly", "paibox"]  timing = "pipeline" | "flat"  marks = ["slow"]
                   xfail = "why" (a known open bug: pytest reports XPASS once it is fixed)
     [expect]      verdict = "consistent"  exact = ["paibox:b~reference:b"]  lags = "expected"
                   diagnoses = [{code = "timing", layer = "conv_fc.6"}]  (code may be a list: any of them)
                   top_diagnosis = {code = ...}  max_unexplained = {"spikingjelly:a~reference:a" = 0}
                   unsupported = {paibox = "initial membrane"}   (a backend expected to refuse, and why)
+                  min_accuracy = {"half:4" = 0.95, "ann:0" = 0.95}   (ann2snn: least accuracy of a run at T)
 
 The file is validated once, against the schema below (unknown keys are errors). A backend that refuses the network
 is left out of the plan and reported as an `unsupported` diagnosis; the case fails unless it expects that refusal.
@@ -66,6 +71,11 @@ class InputsSpec(_Strict):
     rate: float = Field(0.2, ge=0, le=1)
     events: int = Field(400, ge=0)
     values: Optional[list] = None
+    encoding: Literal["direct", "poisson", "latency"] = "direct"
+    encoding_seed: int = 0
+    frames: Optional[int] = Field(None, ge=1)
+    split_by: Optional[Literal["number", "time"]] = None
+    frame_ms: Optional[float] = Field(None, gt=0, allow_inf_nan=False)
 
 
 class RunOptions(_Strict):
@@ -88,6 +98,14 @@ class DiagnosisWant(_Strict):
         return f"{self.code} @ {self.layer or 'any layer'}" + (f" ({self.severity})" if self.severity else "")
 
 
+class Ann2SnnSpec(_Strict):
+    """An ANN (model.name, weights = its checkpoint) against its SNNs (snncheck ann2snn) instead of a conversion."""
+    timesteps: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
+    variants: list[Literal["half", "zero", "signed"]] = Field(default_factory=lambda: ["half", "zero"])
+    snn: Optional[str] = None
+    table_steps: Optional[int] = None
+
+
 class ExpectSpec(_Strict):
     verdict: Optional[Literal["consistent", "inconsistent"]] = None
     exact: list[str] = Field(default_factory=list)
@@ -96,6 +114,7 @@ class ExpectSpec(_Strict):
     diagnoses: list[DiagnosisWant] = Field(default_factory=list)
     top_diagnosis: Optional[DiagnosisWant] = None
     unsupported: Union[list[str], dict[str, str]] = Field(default_factory=dict)
+    min_accuracy: dict[str, float] = Field(default_factory=dict)     # "variant:T" -> least accuracy (ann2snn)
 
     @field_validator("exact")
     @classmethod
@@ -111,6 +130,7 @@ class CaseSpec(_Strict):
     description: Optional[str] = None
     model: ModelSpec = Field(default_factory=ModelSpec)
     conversion: Optional[ConversionSpec] = None
+    ann2snn: Optional[Ann2SnnSpec] = None
     inputs: InputsSpec = Field(default_factory=InputsSpec)
     run: RunOptions = Field(default_factory=RunOptions)
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
@@ -159,6 +179,8 @@ def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[in
     simulation, PAIBox on `paibox_samples` samples spread evenly over the set; `plan_options` (chunk...) go to
     the Plan."""
     spec = case.spec
+    if spec.ann2snn is not None:
+        return _ann2snn_plan(case, samples, runners, **plan_options)
     graph, model = build_float(case)
     inputs = build_inputs(case, graph.input_shape, samples, timesteps, split)
     if spec.model.calibrate is not None:
@@ -177,9 +199,28 @@ def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[in
     if spec.conversion.mutation:
         from . import mutations
         int_graph = mutations.apply(int_graph, graph, dict(spec.conversion.mutation), conv)
+    from .inputs import deployed_scale, scale_note
+    scale = deployed_scale(inputs, conv.input_scale)
+    plan_options.setdefault("notes", {}).update(scale_note(inputs, conv.input_scale, scale))
     return plans.diff(Subject(Role.FLOAT, graph, module=model),
-                      Subject(Role.DEPLOYED, int_graph, input_scale=conv.input_scale), inputs,
+                      Subject(Role.DEPLOYED, int_graph, input_scale=scale), inputs,
                       runs or plans.BACKENDS, title=case.name, backend_options=options, **plan_options)
+
+
+def _ann2snn_plan(case: Case, samples: Optional[int], runners: Optional[list], **plan_options) -> plans.Plan:
+    """An ANN against its SNNs on the digits (snncheck.ann2snn); model files are found relative to the case."""
+    from .ann2snn import build
+    spec, a2s = case.spec, case.spec.ann2snn
+    require(spec.inputs.source == "digits", lambda: f"case {case.name}: an ann2snn case runs on the digits")
+    local = lambda name: name if name is None or not name.rpartition(":")[0].endswith(".py") else \
+        f"{case.resolve(name.rpartition(':')[0])}:{name.rpartition(':')[2]}"             # noqa: E731
+    ann, user = build.load_models(local(spec.model.name), case.resolve(spec.model.weights), local(a2s.snn),
+                                  max(a2s.timesteps))
+    x, y = data.digits(spec.inputs.split)
+    n = samples or spec.inputs.samples
+    return build.build_plan(ann, x[:n], y[:n], a2s.timesteps, tuple(a2s.variants), user,
+                            backends=runners or spec.run.runners or ("reference", "spikingjelly"),
+                            table_steps=a2s.table_steps, title=case.name, source="digits", **plan_options)
 
 
 def _spread(total: int, n: int) -> tuple:
@@ -278,7 +319,17 @@ def calibrate_thresholds(model, graph: Graph, inputs: np.ndarray, quantile: floa
 
 
 def build_inputs(case: Case, input_shape, samples=None, timesteps=None, split=None) -> Inputs:
-    """The case's inputs, in the float model's range (overrides from the command line win)."""
+    """The case's inputs, in the float model's range (overrides from the command line win), encoded as the case
+    says (once: every simulator receives the same spikes)."""
+    from .inputs import encode
+    spec = case.spec.inputs
+    require(spec.source.startswith("file:") or (spec.frames, spec.frame_ms, spec.split_by) == (None, None, None),
+            lambda: f"case {case.name}: inputs.frames/split_by/frame_ms integrate an events file "
+                    "(source = \"file:events.npz\")")
+    return encode(_source_inputs(case, input_shape, samples, timesteps, split), spec.encoding, spec.encoding_seed)
+
+
+def _source_inputs(case: Case, input_shape, samples, timesteps, split) -> Inputs:
     spec = case.spec.inputs
     n, t, seed = samples or spec.samples, timesteps or spec.timesteps, spec.seed
     source, shape = spec.source, tuple(input_shape)
@@ -292,8 +343,9 @@ def build_inputs(case: Case, input_shape, samples=None, timesteps=None, split=No
         require(len(shape) == 3 and shape[0] == 2, "event input needs 2 polarity channels")
         return Inputs.sequences(data.events(n, t, shape[1], spec.events, seed), source=source, seed=seed)
     if source.startswith("file:"):
-        inputs = data.load_inputs(case.resolve(source[5:]), shape, t)
-        return dataclasses.replace(inputs, data=inputs.data[:n])
+        from .inputs import events, load
+        framing = events.Framing.from_options(spec.frames, spec.split_by, spec.frame_ms)
+        return load(case.resolve(source[5:]), shape, t, framing, n)
     if source == "inline":
         arr = np.asarray(spec.values or [], dtype=np.float32)
         require(arr.ndim == len(shape) + 2 and arr.shape[2:] == shape,
@@ -335,7 +387,19 @@ def check_expectations(case: Case, report) -> list:
         if top is None or not exp.top_diagnosis.matches(top):
             failures.append(f"top diagnosis is {None if top is None else (top.code, top.layer)}, "
                             f"expected {exp.top_diagnosis}")
+    failures += _accuracy_failures(exp.min_accuracy, report.extras.get("ann2snn", {}).get("accuracy", {}))
     return failures + _unsupported_failures(exp.unsupported, report.extras.get("unsupported", {}))
+
+
+def _accuracy_failures(least: dict, accuracy: dict) -> list:
+    """least: {"half:4": 0.9, "ann:0": 0.95}; accuracy: extras.ann2snn.accuracy."""
+    out = []
+    for key, bound in least.items():
+        run, _, steps = key.partition(":")
+        got = accuracy.get(run) if run == "ann" else accuracy.get(run, {}).get(steps)
+        if got is None or got < bound:
+            out.append(f"accuracy of {key} is {got}, expected at least {bound}")
+    return out
 
 
 def _unsupported_failures(expected, refused: dict) -> list:

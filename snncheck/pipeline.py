@@ -24,6 +24,7 @@ from .backends.base import RunResult
 from .compare import compare
 from .diagnose import rank
 from .graph import fold_batchnorm
+from .inputs import merge_received, received, statistics
 from .plan import Expect, Plan, Role
 from .report import Evidence, Report
 
@@ -40,6 +41,7 @@ class Chunk:
     runs: dict                                       # label -> meta, samples and seconds summed
     evidence: dict = field(default_factory=dict)     # label -> RunResult (rows = the first samples)
     inputs: Optional[np.ndarray] = None              # the plan's inputs of the evidence samples
+    analyses: dict = field(default_factory=dict)     # key -> what plan.analyses made of these samples (mergeable)
 
     def merge(self, other: "Chunk", limit: int) -> "Chunk":
         pairs = {k: self.pairs[k].merge(other.pairs[k]) if k in self.pairs else other.pairs[k]
@@ -53,7 +55,8 @@ class Chunk:
             take = limit - (0 if inputs is None else len(inputs))
             evidence = {k: _concat(evidence.get(k), other.evidence[k].rows(slice(0, take))) for k in other.evidence}
             inputs = other.inputs[:take] if inputs is None else np.concatenate([inputs, other.inputs[:take]])
-        return Chunk(pairs, lags, runs, evidence, inputs)
+        analyses = {k: self.analyses[k].merge(other.analyses[k]) for k in self.analyses}
+        return Chunk(pairs, lags, runs, evidence, inputs, analyses)
 
 
 # ----------------------------------------------------------------------------------------------- execute
@@ -106,7 +109,9 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
             res, lags[spec.label] = align(res, ref if rows is None else ref.rows(rows))
         results[spec.label], rows_of[spec.label] = res, rows
         metas[spec.label] = dict({k: v for k, v in res.meta.items() if k != "lags"}, samples=res.samples,
-                                 backend=spec.backend, role=spec.role.tag, pipelined=type(backend).pipelined)
+                                 backend=spec.backend, role=spec.role.tag, pipelined=type(backend).pipelined,
+                                 input_received=res.meta["input_received"] if "input_received" in res.meta else
+                                 received(xs, subject.input_scale, x if rows is None else x[rows]))
     pairs = {}
     for pair in plan.pairs:
         if pair.a.label not in results or pair.b.label not in results:
@@ -118,7 +123,8 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
     keep = max(0, min(hi, plan.evidence) - lo)
     evidence = {label: res.rows(slice(0, keep)) for label, res in results.items() if rows_of[label] is None} \
         if keep else {}
-    return Chunk(pairs, lags, metas, evidence, x[:keep].copy() if keep else None)
+    analyses = {a.key: a.run(plan, x, ids, results) for a in plan.analyses}
+    return Chunk(pairs, lags, metas, evidence, x[:keep].copy() if keep else None, analyses)
 
 
 def _loaded(plan) -> Plan:
@@ -159,7 +165,11 @@ def _common(ra: RunResult, rb: RunResult, rows_a, rows_b, ids):
 def _sum_meta(x: Optional[dict], y: Optional[dict]) -> dict:
     if x is None or y is None:
         return dict(x or y)
-    return dict(x, samples=x["samples"] + y["samples"], seconds=x.get("seconds", 0.0) + y.get("seconds", 0.0))
+    merged = dict(x, samples=x["samples"] + y["samples"], seconds=x.get("seconds", 0.0) + y.get("seconds", 0.0))
+    if "input_received" in x:          # None: a run that cannot say what it received (a record without inputs)
+        a, b = x["input_received"], y.get("input_received")
+        merged["input_received"] = merge_received(a, b) if a and b else None
+    return merged
 
 
 def _concat(a: Optional[RunResult], b: RunResult) -> RunResult:
@@ -185,7 +195,7 @@ def conversion_context(plan: Plan) -> dict:
 
 def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
     """Diagnoses from everything gathered, and the report, built once."""
-    from .diagnose import phrase_for_user, runs as run_diagnoses
+    from .diagnose import inputs_encoding, phrase_for_user, runs as run_diagnoses, traps
     lags = {label: scores.verdicts() for label, scores in total.lags.items()}
     deployed = plan.subjects.get(Role.DEPLOYED) or next(iter(plan.subjects.values()))
     edge_lags = _edge_lags(plan, deployed, total)
@@ -205,9 +215,16 @@ def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
             continue
         skip = run_diagnoses.downstream(late.get(spec.a.label, set()) | late.get(spec.b.label, set()), list(layers))
         found += run_diagnoses.disagreement(pc, spec.expect is Expect.EXACT, skip)
+    found = traps.refine(found, plan, total.evidence, total.inputs)
+    found = inputs_encoding.different_inputs(plan.pairs, total.pairs, total.runs, list(layers)) + found
     extras = {"coverage": dict(coverage, runs={label: {"samples": m["samples"]} for label, m in total.runs.items()})}
+    if total.inputs is not None:
+        extras["input_stats"] = statistics(total.inputs)
     extras.update(dyn_extras)
     extras.update(plan.notes)
+    for analysis in plan.analyses:
+        extras[analysis.key], more = analysis.conclude(total.analyses[analysis.key])
+        found += more
     if plan.skipped:
         extras["unsupported"] = {s.run.backend: str(s.refusals[0]) for s in plan.skipped}
     diagnoses = phrase_for_user(rank(found + conversion[len(static):]), plan.notes.get("user_nodes"))

@@ -13,9 +13,9 @@ ROOT = Path(snncheck.__file__).parent
 LAYERS = [
     {"errors"},
     {"graph"},
-    {"backends", "parallel"},
-    {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan"},
-    {"diagnose", "mutations"},
+    {"backends", "parallel", "records"},
+    {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan", "inputs"},
+    {"diagnose", "mutations", "ann2snn"},
     {"report"},
     {"pipeline"},
     {"api", "case", "pytest_plugin"},
