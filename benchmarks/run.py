@@ -188,7 +188,7 @@ def report(r: dict) -> dict:
     best = min((k for k in times if k.startswith("pb fast")), key=lambda k: stats(times[k])[0])
     return {"net": r["net"], "T": r["T"], "ref:b": ms["reference:b"][0], "sj:b": ms["spikingjelly:b"][0],
             "ref/sj": stats(times["spikingjelly:b"])[0] / stats(times["reference:b"])[0],
-            "pb shipped": ms["pb as shipped"][0], "pb best": ms[best][0], "pb best is": best[8:],
+            "pb shipped": ms["pb as shipped"][0], "pb best": ms[best][0], "pb best is": best[3:],
             "pb x": stats(shipped)[0] / stats(times[best])[0],
             "diff": ms["diff"][0], "diag x": min(r["inside"]["diff"]),
             "nodiag x": min(r["inside"]["diff, no conversion diagnosis"]), "rss": r["peak_rss_mb"]}
