@@ -184,3 +184,16 @@ def test_first_mismatch_is_the_earliest_step_then_sample_then_neuron():
     flat[0, 1, 0] = flat[1, 0, 5] = flat[1, 0, 2] = True
     assert _first(flat, (6,), np.array([10, 11])) == {"t": 0, "sample": 11, "neuron": [2], "index": 2}
     assert _first(np.zeros((2, 3, 6), bool), (6,), np.array([10, 11])) is None
+
+
+def test_int8_kernel_is_exact_on_matrices_with_a_dimension_of_one():
+    """Catches degenerate strides reaching the int8 kernel: `W.T` of a Linear with one input is (1, N) with
+    strides (1, 1), which oneDNN read as a leading dimension of 1 and answered with garbage (found by
+    test_properties: a silent layer fired). Repeated: the garbage is whatever memory held."""
+    if not exact_gemm.int8_exact():
+        pytest.skip("no exact int8 kernel on this CPU")
+    w = np.array([[127], [-5]], np.int8).T                       # (1, 2), strides (1, 1)
+    x = np.array([[False], [True], [True]])
+    for _ in range(200):
+        assert np.array_equal(exact_gemm.product(x, w, "int8"), [[0, 0], [127, -5], [127, -5]])
+        assert not exact_gemm.product(x[:1], w, "int8").any()

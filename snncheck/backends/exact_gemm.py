@@ -73,9 +73,15 @@ def int8_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _as_torch_int8(x: np.ndarray):
+    """x as an int8 torch tensor with canonical strides. oneDNN takes a matrix's leading dimension from its
+    strides, and NumPy gives a dimension of size 1 any stride: `W.T` of a Linear with one input is (1, N) with
+    strides (1, 1), which `torch._int_mm` read as a leading dimension of 1 and answered with garbage."""
     import torch
     x = x.view(np.int8) if x.dtype == bool else x.astype(np.int8, copy=False)
-    return torch.from_numpy(np.ascontiguousarray(x) if not (x.flags.c_contiguous or x.flags.f_contiguous) else x)
+    m, k = x.shape
+    if x.strides != (k, 1) and not (m > 1 and k > 1 and x.strides == (1, m)):
+        x = np.array(x, order="C", copy=True)
+    return torch.from_numpy(x)
 
 
 @functools.lru_cache(maxsize=None)
