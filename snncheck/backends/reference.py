@@ -191,7 +191,19 @@ def _max_pool(node: P.MaxPool2d, x, exact, work):
 @_frames
 def _avg_pool(node: P.AvgPool2d, x, exact, work):
     win = _windows(x.astype(np.float32), node.kernel, node.stride, node.padding)
-    return win.mean(axis=(-2, -1), dtype=np.float32)
+    total = win.sum(axis=(-2, -1), dtype=np.float32)
+    if node.count_include_pad or node.padding == (0, 0):
+        return total / np.float32(np.prod(node.kernel))
+    inside = _windows(np.ones((1, 1) + x.shape[2:], np.float32), node.kernel, node.stride, node.padding)
+    return total / inside.sum(axis=(-2, -1), dtype=np.float32)
+
+
+@OPS.register(P.Vote)
+def _vote(node: P.Vote, ins, exact, work):
+    x = ins[0]
+    groups = x.shape[-1] // node.size
+    x = x[..., :groups * node.size].reshape(x.shape[:-1] + (groups, node.size))
+    return x.sum(axis=-1, dtype=np.float32) / np.float32(node.size)
 
 
 @OPS.register(P.MeanOverTime)

@@ -240,6 +240,12 @@ def _build_add(b, name, node, ins, in_shape):
     return out
 
 
+def _pool_refusal(graph, name, node) -> Optional[str]:
+    if any(2 * p > k for p, k in zip(node.padding, node.kernel)):
+        return f"torch pads at most half the pooling window; padding {node.padding}, window {node.kernel}"
+    return None
+
+
 OPS.register(P.Input)(lambda b, name, node, ins, in_shape: b.graph.placeholder("input"))
 OPS.register(P.Conv2d)(_build_conv)
 OPS.register(P.Linear)(_build_linear)
@@ -249,8 +255,9 @@ OPS.register(P.Add)(_build_add)
 OPS.register(P.Scale)(lambda b, name, node, ins, in_shape: b.graph.call_function(operator.mul,
                                                                                   (ins[0], float(node.factor))))
 OPS.register(P.Flatten)(lambda b, name, node, ins, in_shape: b.graph.call_function(torch.flatten, (ins[0], 2)))
-OPS.register(P.MaxPool2d)(lambda b, name, node, ins, in_shape: b.module(
+OPS.register(P.MaxPool2d, check=_pool_refusal)(lambda b, name, node, ins, in_shape: b.module(
     name, layer.MaxPool2d(node.kernel, node.stride, node.padding), ins[0]))
-OPS.register(P.AvgPool2d)(lambda b, name, node, ins, in_shape: b.module(
-    name, layer.AvgPool2d(node.kernel, node.stride, node.padding), ins[0]))
+OPS.register(P.AvgPool2d, check=_pool_refusal)(lambda b, name, node, ins, in_shape: b.module(
+    name, layer.AvgPool2d(node.kernel, node.stride, node.padding, count_include_pad=node.count_include_pad), ins[0]))
+OPS.register(P.Vote)(lambda b, name, node, ins, in_shape: b.module(name, layer.VotingLayer(node.size), ins[0]))
 OPS.register(P.MeanOverTime)(lambda b, name, node, ins, in_shape: b.graph.call_method("mean", (ins[0], 0)))

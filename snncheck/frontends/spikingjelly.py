@@ -40,19 +40,23 @@ PROBE_SAMPLES, PROBE_STEPS = 2, 4
 
 # ----------------------------------------------------------------------------------------------- module registry
 MODULES: dict = {}     # module class (exact) -> fn(path, module) -> [(suffix, primitive)]
+SHAPED: set = set()    # converters that also take the per-sample input shape: fn(path, module, in_shape)
 
 
-def register_module(cls: type, fn: Callable) -> None:
+def register_module(cls: type, fn: Callable, shaped: bool = False) -> None:
     """Teaches the importer a module class (matched exactly, never its subclasses, which may compute something
     else). `fn(path, module)` returns the module's primitives in the order they apply, as [(suffix, primitive)]:
-    suffix "" names the node `path`, "x" names it `path.x`; or it raises InputError saying why it cannot."""
+    suffix "" names the node `path`, "x" names it `path.x`; or it raises InputError saying why it cannot. With
+    `shaped`, it is called `fn(path, module, in_shape)` with the module's per-sample input shape."""
     MODULES[cls] = fn
+    if shaped:
+        SHAPED.add(fn)
 
 
-def _converts(*classes):
+def _converts(*classes, shaped: bool = False):
     def deco(fn):
         for cls in classes:
-            register_module(cls, fn)
+            register_module(cls, fn, shaped)
         return fn
     return deco
 
@@ -65,9 +69,17 @@ def _converter(path: str, m) -> Callable:
     fn = MODULES.get(type(m))
     if fn is None:
         _refuse(path, m, "not a supported layer (Conv2d, Linear, BatchNorm1d/2d, Flatten, MaxPool2d, AvgPool2d, "
-                         "Dropout, Identity, IFNode, LIFNode, ParametricLIFNode, HalfThresholdIFNode, "
-                         "SeqToANNContainer; others can be taught with register_module)")
+                         "AdaptiveAvgPool2d, VotingLayer, Dropout, Identity, IFNode, LIFNode, ParametricLIFNode, "
+                         "HalfThresholdIFNode, SeqToANNContainer; others can be taught with register_module, "
+                         "neurons with snncheck.register_neuron)")
     return fn
+
+
+def _convert(path: str, m, in_shape: Callable) -> list:
+    """The module's [(suffix, primitive)]; `in_shape()` gives its per-sample input shape, asked only by the
+    converters that need it."""
+    fn = _converter(path, m)
+    return fn(path, m, tuple(in_shape())) if fn in SHAPED else fn(path, m)
 
 
 def _np(t) -> Optional[np.ndarray]:
@@ -117,9 +129,36 @@ def _max_pool(path, m):
 
 @_converts(nn.AvgPool2d, layer.AvgPool2d)
 def _avg_pool(path, m):
-    if m.ceil_mode or m.divisor_override is not None or (_pair(m.padding) != (0, 0) and not m.count_include_pad):
-        _refuse(path, m, "ceil_mode, divisor_override and padding left out of the count are not supported")
-    return [("", P.AvgPool2d(_pair(m.kernel_size), _pair(m.stride or m.kernel_size), _pair(m.padding)))]
+    if m.ceil_mode or m.divisor_override is not None:
+        _refuse(path, m, "ceil_mode and divisor_override are not supported")
+    return [("", P.AvgPool2d(_pair(m.kernel_size), _pair(m.stride or m.kernel_size), _pair(m.padding),
+                             count_include_pad=bool(m.count_include_pad)))]
+
+
+@_converts(nn.AdaptiveAvgPool2d, layer.AdaptiveAvgPool2d, shaped=True)
+def _adaptive_avg_pool(path, m, in_shape):
+    """An AvgPool2d with kernel = stride = input // output, where the input size is a multiple of the output's
+    (torch's windows are then that pool's; otherwise they differ in size from one output to the next)."""
+    _, h, w = _rank_of(path, m, in_shape, 3)
+    size = m.output_size if isinstance(m.output_size, (tuple, list)) else (m.output_size, m.output_size)
+    oh, ow = (h if size[0] is None else int(size[0])), (w if size[1] is None else int(size[1]))
+    if h % oh or w % ow:
+        _refuse(path, m, f"pooling {h}x{w} to {oh}x{ow}: {h}x{w} is not a multiple of {oh}x{ow}, so torch's "
+                         "windows differ in size and no AvgPool2d computes it; give the model an input whose size "
+                         f"here is a multiple of {oh}x{ow}")
+    k = (h // oh, w // ow)
+    return [("", P.AvgPool2d(k, k))]
+
+
+@_converts(layer.VotingLayer)
+def _voting(path, m):
+    return [("", P.Vote(int(m.voting_size)))]
+
+
+def _rank_of(path, m, in_shape, rank: int) -> tuple:
+    if len(in_shape) != rank:
+        _refuse(path, m, f"expects a {rank}-d input per sample, gets {list(in_shape)}")
+    return tuple(in_shape)
 
 
 @_converts(nn.Dropout, nn.Dropout2d, layer.Dropout, layer.Dropout2d, nn.Identity)
@@ -152,14 +191,18 @@ def _plif_node(path, m):
     return [("", P.ParametricLIF(**_neuron_fields(path, m), w=float(m.w.item()), decay_input=bool(m.decay_input)))]
 
 
-@_converts(layer.SeqToANNContainer)
-def _seq_to_ann(path, m):
-    out = []
+@_converts(layer.SeqToANNContainer, shaped=True)
+def _seq_to_ann(path, m, in_shape):
+    out, shape = [], in_shape
     for key, child in m.named_children():
-        for suffix, prim in _converter(f"{path}.{key}", child)(f"{path}.{key}", child):
+        for suffix, prim in _convert(f"{path}.{key}", child, lambda: shape):
             if prim.stateful:
                 _refuse(path, m, f"its child {key!r} is a neuron, which would see T*N samples as one step")
             out.append((f"{key}.{suffix}" if suffix else key, prim))
+            try:
+                shape = prim.out_shape(shape)
+            except InputError as exc:
+                _refuse(path, m, f"its child {key!r}: {exc}")
     return out
 
 
@@ -274,7 +317,7 @@ class _Reading:
                 lambda: f"{self.name}: module {path!r} is called with {len(node.args) + len(node.kwargs)} "
                         "arguments; one tensor is supported")
         prev = self._tensor(node, node.args[0])
-        for suffix, prim in _converter(path, m)(path, m):
+        for suffix, prim in _convert(path, m, lambda: Graph(self.nodes, self.edges, name=self.name).shapes[prev]):
             name = f"{path}.{suffix}" if suffix else path
             require(name not in self.nodes, lambda: f"{self.name}: module {name!r} runs more than once in its "
                                                     "forward (or clashes with another node's name)")

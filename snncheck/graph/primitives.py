@@ -149,8 +149,16 @@ class MaxPool2d(_Pool):
 
 @dataclass(frozen=True, eq=False)
 class AvgPool2d(_Pool):
-    """y[c, i, j] = 1/(kH*kW) * sum_{u,v < k} x[c, s*i + u, s*j + v]: linear, and on spikes it emits fractions."""
+    """torch's AvgPool2d (floor mode), zero padding:
+
+        y[c, i, j] = 1/n[i, j] * sum_{u,v < k} x_pad[c, s*i + u, s*j + v]
+        n[i, j] = kH*kW                                       if count_include_pad (torch's default)
+                = the window's cells inside the unpadded input  otherwise
+
+    Linear, and on spikes it emits fractions. An AdaptiveAvgPool2d whose input size is a multiple of its output
+    size is this pool with kernel = stride = input // output."""
     fractional = True
+    count_include_pad: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,6 +185,24 @@ class BatchNorm(Primitive):
 class MeanOverTime(Primitive):
     """A readout computed off-chip: y = 1/T * sum_t x[t], one value per sample for the whole run (a firing rate
     when x are spikes). What a model returns when its forward ends in `.mean(0)`."""
+
+
+@dataclass(frozen=True, eq=False)
+class Vote(Primitive):
+    """SpikingJelly's VotingLayer, a readout computed off-chip: the mean over consecutive groups of `size` along the
+    features (torch's avg_pool1d with kernel = stride = size; trailing features that fill no group are dropped):
+
+        y[i] = 1/size * sum_{j < size} x[size*i + j],   i < F // size
+
+    One class per group of `size` output neurons; on spikes it emits fractions."""
+    size: int = 10
+    fractional = True
+
+    def out_shape(self, in_shape):
+        f = _rank(self, in_shape, 1)[0]
+        require(self.size >= 1 and f >= self.size,
+                lambda: f"votes over groups of {self.size}, input has {f} features")
+        return (f // self.size,)
 
 
 # ----------------------------------------------------------------------------------------------- neurons
@@ -303,7 +329,7 @@ class AdditiveLIF(Neuron):
 NEURONS = (IF, LIF, ParametricLIF, AdditiveLIF)
 SYNAPSES = (Conv2d, Linear)
 LINEAR_OPS = (Conv2d, Linear, Scale, Add, Flatten, AvgPool2d, BatchNorm)   # y is linear (affine) in x
-READOUTS = (MeanOverTime,)
+READOUTS = (MeanOverTime, Vote)
 
 
 def is_neuron(node) -> bool:
