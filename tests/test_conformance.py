@@ -51,6 +51,7 @@ EXAMPLES = {
     "AvgPool2d padded": lambda: _conv_then("pool", P.AvgPool2d((3, 3), (2, 2), (1, 1))),
     "AvgPool2d padding not counted": lambda: _conv_then("pool", P.AvgPool2d((3, 3), (2, 2), (1, 1),
                                                                             count_include_pad=False)),
+    "AdaptiveAvgPool2d": lambda: _conv_then("pool", P.AdaptiveAvgPool2d((4, 3))),
     "Vote": lambda: chain([("fc", P.Linear(_w(6, 8))), ("n", P.IF(5)), ("vote", P.Vote(3))], (8,)),
     "BatchNorm": lambda: chain([("fc", P.Linear(_w(4, 8))), ("bn", P.BatchNorm(np.zeros(4), np.ones(4) - 1e-5,
                                                                               np.full(4, 2.0), np.ones(4))),

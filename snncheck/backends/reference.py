@@ -198,6 +198,14 @@ def _avg_pool(node: P.AvgPool2d, x, exact, work):
     return total / inside.sum(axis=(-2, -1), dtype=np.float32)
 
 
+@OPS.register(P.AdaptiveAvgPool2d)
+@_frames
+def _adaptive_avg_pool(node: P.AdaptiveAvgPool2d, x, exact, work):
+    rows, cols = node.windows(x.shape[2], 0), node.windows(x.shape[3], 1)
+    total = np.einsum("ir,bcrq,jq->bcij", rows, x.astype(np.float32), cols, dtype=np.float32)
+    return total / np.outer(rows.sum(1), cols.sum(1)).astype(np.float32)
+
+
 @OPS.register(P.Vote)
 def _vote(node: P.Vote, ins, exact, work):
     x = ins[0]

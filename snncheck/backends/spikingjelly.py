@@ -259,5 +259,7 @@ OPS.register(P.MaxPool2d, check=_pool_refusal)(lambda b, name, node, ins, in_sha
     name, layer.MaxPool2d(node.kernel, node.stride, node.padding), ins[0]))
 OPS.register(P.AvgPool2d, check=_pool_refusal)(lambda b, name, node, ins, in_shape: b.module(
     name, layer.AvgPool2d(node.kernel, node.stride, node.padding, count_include_pad=node.count_include_pad), ins[0]))
+OPS.register(P.AdaptiveAvgPool2d)(lambda b, name, node, ins, in_shape: b.module(
+    name, layer.AdaptiveAvgPool2d(tuple(node.size)), ins[0]))
 OPS.register(P.Vote)(lambda b, name, node, ins, in_shape: b.module(name, layer.VotingLayer(node.size), ins[0]))
 OPS.register(P.MeanOverTime)(lambda b, name, node, ins, in_shape: b.graph.call_method("mean", (ins[0], 0)))

@@ -137,15 +137,13 @@ def _avg_pool(path, m):
 
 @_converts(nn.AdaptiveAvgPool2d, layer.AdaptiveAvgPool2d, shaped=True)
 def _adaptive_avg_pool(path, m, in_shape):
-    """An AvgPool2d with kernel = stride = input // output, where the input size is a multiple of the output's
-    (torch's windows are then that pool's; otherwise they differ in size from one output to the next)."""
+    """An AvgPool2d with kernel = stride = input // output where the input size is a multiple of the output's
+    (torch's windows are then that pool's); else the general AdaptiveAvgPool2d, whose windows vary."""
     _, h, w = _rank_of(path, m, in_shape, 3)
     size = m.output_size if isinstance(m.output_size, (tuple, list)) else (m.output_size, m.output_size)
     oh, ow = (h if size[0] is None else int(size[0])), (w if size[1] is None else int(size[1]))
     if h % oh or w % ow:
-        _refuse(path, m, f"pooling {h}x{w} to {oh}x{ow}: {h}x{w} is not a multiple of {oh}x{ow}, so torch's "
-                         "windows differ in size and no AvgPool2d computes it; give the model an input whose size "
-                         f"here is a multiple of {oh}x{ow}")
+        return [("", P.AdaptiveAvgPool2d((oh, ow)))]
     k = (h // oh, w // ow)
     return [("", P.AvgPool2d(k, k))]
 

@@ -162,6 +162,32 @@ class AvgPool2d(_Pool):
 
 
 @dataclass(frozen=True, eq=False)
+class AdaptiveAvgPool2d(Primitive):
+    """torch's AdaptiveAvgPool2d to a fixed `size` (OH, OW), per channel, windows of varying size:
+
+        y[c, i, j] = mean_{r in R_i, q in Q_j} x[c, r, q]
+        R_i = [floor(i*H/OH), ceil((i+1)*H/OH)),   Q_j likewise over W and OW
+
+    Imported only where no AvgPool2d computes it (an input size that is not a multiple of the output's, e.g. a
+    1x1 map spread to 7x7 by SpikingVGG's head on 32x32 inputs). Linear; on spikes it emits fractions unless every
+    window holds one cell."""
+    size: tuple = (1, 1)
+    fractional = True
+
+    def out_shape(self, in_shape):
+        c, _, _ = _rank(self, in_shape, 3)
+        return (c,) + tuple(int(s) for s in self.size)
+
+    def windows(self, in_size: int, axis: int) -> np.ndarray:
+        """[out, in] 0/1 matrix: which input rows (axis 0) or columns (axis 1) each output averages."""
+        out = int(self.size[axis])
+        i = np.arange(out)
+        lo, hi = (i * in_size) // out, -((-(i + 1) * in_size) // out)
+        r = np.arange(in_size)
+        return ((r[None, :] >= lo[:, None]) & (r[None, :] < hi[:, None])).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
 class BatchNorm(Primitive):
     """Eval-mode batch normalisation over channel axis 0:
     y[c] = (x[c] - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c].
@@ -328,7 +354,7 @@ class AdditiveLIF(Neuron):
 
 NEURONS = (IF, LIF, ParametricLIF, AdditiveLIF)
 SYNAPSES = (Conv2d, Linear)
-LINEAR_OPS = (Conv2d, Linear, Scale, Add, Flatten, AvgPool2d, BatchNorm)   # y is linear (affine) in x
+LINEAR_OPS = (Conv2d, Linear, Scale, Add, Flatten, AvgPool2d, AdaptiveAvgPool2d, BatchNorm)   # y is linear (affine) in x
 READOUTS = (MeanOverTime, Vote)
 
 
