@@ -161,8 +161,9 @@ def _one(layers, shape=(1, 6, 6)):
 
 _W = np.ones((2, 1, 3, 3), np.int64)
 REFUSED = {
-    "lif": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.LIF(10.0, tau=2.0))]), "n", "no multiplicative leak"),
-    "plif": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.ParametricLIF(10))]), "n", "no multiplicative leak"),
+    "lif": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.LIF(10.0, tau=2.0))]), "n",
+            "multiplicative leak (v moves toward v_reset by 1/tau = 1/2"),
+    "plif": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.ParametricLIF(10))]), "n", "train with IFNode"),
     "v_init": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.IF(10, v_init=5))]), "n",
                "always start at v = 0; an initial membrane of 5"),
     "v_reset start": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.IF(10, v_reset=3))]), "n", "start at v = 0"),
@@ -187,26 +188,46 @@ REFUSED = {
                          "fold the factor into the weights"),
     "flatten into a neuron": (lambda: _one([("c", P.Conv2d(_W)), ("f", P.Flatten()), ("n", P.IF(10))]), "f",
                               "only into a FullConn"),
-    "linear head": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.IF(10)), ("f", P.Flatten()),
-                                  ("l", P.Linear(np.ones((3, 32))))]), "l", "non-spiking output layer"),
-    "linear readout": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.IF(10)), ("f", P.Flatten()),
-                                     ("l", P.Linear(np.ones((3, 32)))), ("m", P.MeanOverTime())]), "l",
-                       "PAIBox computes spikes only; a later issue compares it as a readout"),
-    "spike add output": (lambda: Graph({"input": P.Input((1, 6, 6)), "c": P.Conv2d(_W), "n": P.IF(10),
-                                        "c2": P.Conv2d(np.ones((2, 2, 1, 1))), "n2": P.IF(1), "a": P.Add()},
-                                       [("input", "c"), ("c", "n"), ("n", "c2"), ("c2", "n2"), ("n2", "a"),
-                                        ("n", "a")]),
-                         "a", "non-spiking output layer"),
-    "head after a spike add": (lambda: Graph({"input": P.Input((1, 6, 6)), "c": P.Conv2d(_W), "n": P.IF(10),
-                                              "c2": P.Conv2d(np.ones((2, 2, 1, 1))), "n2": P.IF(1), "a": P.Add(),
-                                              "f": P.Flatten(), "l": P.Linear(np.ones((3, 32)))},
-                                             [("input", "c"), ("c", "n"), ("n", "c2"), ("c2", "n2"), ("n2", "a"),
-                                              ("n", "a"), ("a", "f"), ("f", "l")]),
-                               "l", "non-spiking output layer"),
+    "readout of two layers": (lambda: _one(_DEEP + [("f", P.Flatten()), ("l", P.Linear(np.ones((3, 32)))),
+                                                  ("l2", P.Linear(np.ones((2, 3))))]), "l2",
+                              "a readout head of two weight layers ('l', 'l2')"),
     "float batchnorm": (lambda: _one([("c", P.Conv2d(_W)), ("bn", P.BatchNorm(np.zeros(2), np.ones(2) * 2,
                                                                               np.ones(2), np.zeros(2))),
                                       ("n", P.IF(10))]), "c", "convert first"),
 }
+
+
+_DEEP = [("c", P.Conv2d(_W)), ("n", P.IF(10)), ("c2", P.Conv2d(np.ones((2, 2, 1, 1)))), ("n2", P.IF(1))]
+HEADS = {
+    "linear head": lambda: _one(_DEEP + [("f", P.Flatten()), ("l", P.Linear(np.arange(-48, 48).reshape(3, 32)))]),
+    "linear readout": lambda: _one(_DEEP + [("f", P.Flatten()), ("l", P.Linear(np.ones((3, 32)))),
+                                            ("m", P.MeanOverTime())]),
+    "vote": lambda: _one(_DEEP + [("f", P.Flatten()), ("v", P.Vote(8))]),
+    "avg pool head": lambda: _one(_DEEP + [("a", P.AvgPool2d()), ("f", P.Flatten()), ("l", P.Linear(np.ones((3, 8))))]),
+    "spike add output": lambda: Graph({"input": P.Input((1, 6, 6)), "c": P.Conv2d(_W), "n": P.IF(10),
+                                       "c2": P.Conv2d(np.ones((2, 2, 1, 1))), "n2": P.IF(1), "a": P.Add()},
+                                      [("input", "c"), ("c", "n"), ("n", "c2"), ("c2", "n2"), ("n2", "a"), ("n", "a")]),
+    "head after a spike add": lambda: Graph({"input": P.Input((1, 6, 6)), "c": P.Conv2d(_W), "n": P.IF(10),
+                                             "c2": P.Conv2d(np.ones((2, 2, 1, 1))), "n2": P.IF(1), "a": P.Add(),
+                                             "f": P.Flatten(), "l": P.Linear(np.ones((3, 32)))},
+                                            [("input", "c"), ("c", "n"), ("n", "c2"), ("c2", "n2"), ("n2", "a"),
+                                             ("n", "a"), ("a", "f"), ("f", "l")]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HEADS))
+def test_readout_heads_are_computed_off_chip_from_paiboxs_own_spikes(case):
+    """A non-spiking head (Linear, vote, rate, an add of spikes, an average pool before a Linear) is accepted and its
+    value computed off-chip from PAIBox's spikes, equal to the reference's. Catches: a head refused or left out of the
+    run (no OutputRecord), and a head fed PAIBox's raw records (n2 lags one step: unaligned, its values differ)."""
+    g = HEADS[case]()
+    assert PAIBoxBackend().accepts(g) == []
+    x = pixel_inputs(3, T, (1, 6, 6))
+    run, ref = PAIBoxBackend().run(g, x), ReferenceBackend().run(g, x)
+    assert [o.name for o in run.outputs] == g.readouts == [o.name for o in ref.outputs] != []
+    assert any(rec.spikes[:, :-1].any() for rec in ref.layers[1:])
+    for a, b in zip(run.outputs, ref.outputs):
+        assert a.values.shape == b.values.shape and np.array_equal(a.values, b.values), a.name
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))

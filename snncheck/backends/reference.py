@@ -214,6 +214,12 @@ def _vote(node: P.Vote, ins, exact, work):
     return x.sum(axis=-1, dtype=np.float32) / np.float32(node.size)
 
 
+@OPS.register(P.SumPool2d)
+@_frames
+def _sum_pool(node: P.SumPool2d, x, exact, work):
+    return _windows(_as(x, work), node.kernel, node.stride, node.padding).sum(axis=(-2, -1), dtype=work)
+
+
 @OPS.register(P.MeanOverTime)
 def _mean_over_time(node, ins, exact, work):
     return ins[0].astype(np.float32).mean(axis=1, keepdims=True, dtype=np.float32)

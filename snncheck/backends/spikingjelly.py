@@ -257,6 +257,8 @@ OPS.register(P.Scale)(lambda b, name, node, ins, in_shape: b.graph.call_function
 OPS.register(P.Flatten)(lambda b, name, node, ins, in_shape: b.graph.call_function(torch.flatten, (ins[0], 2)))
 OPS.register(P.MaxPool2d, check=_pool_refusal)(lambda b, name, node, ins, in_shape: b.module(
     name, layer.MaxPool2d(node.kernel, node.stride, node.padding), ins[0]))
+OPS.register(P.SumPool2d, check=_pool_refusal)(lambda b, name, node, ins, in_shape: b.module(
+    name, layer.AvgPool2d(node.kernel, node.stride, node.padding, divisor_override=1), ins[0]))
 OPS.register(P.AvgPool2d, check=_pool_refusal)(lambda b, name, node, ins, in_shape: b.module(
     name, layer.AvgPool2d(node.kernel, node.stride, node.padding, count_include_pad=node.count_include_pad), ins[0]))
 OPS.register(P.AdaptiveAvgPool2d)(lambda b, name, node, ins, in_shape: b.module(

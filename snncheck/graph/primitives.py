@@ -162,6 +162,12 @@ class AvgPool2d(_Pool):
 
 
 @dataclass(frozen=True, eq=False)
+class SumPool2d(_Pool):
+    """y[c, i, j] = sum_{u,v < k} x_pad[c, s*i + u, s*j + v] (zero padding): an average pooling deployed on integers,
+    its 1/(kH*kW) folded into the synapse next to it (`snncheck.graph.pooling`). Linear; integers stay integers."""
+
+
+@dataclass(frozen=True, eq=False)
 class AdaptiveAvgPool2d(Primitive):
     """torch's AdaptiveAvgPool2d to a fixed `size` (OH, OW), per channel, windows of varying size:
 
@@ -354,7 +360,7 @@ class AdditiveLIF(Neuron):
 
 NEURONS = (IF, LIF, ParametricLIF, AdditiveLIF)
 SYNAPSES = (Conv2d, Linear)
-LINEAR_OPS = (Conv2d, Linear, Scale, Add, Flatten, AvgPool2d, AdaptiveAvgPool2d, BatchNorm)   # y is linear (affine) in x
+LINEAR_OPS = (Conv2d, Linear, Scale, Add, Flatten, AvgPool2d, AdaptiveAvgPool2d, SumPool2d, BatchNorm)   # y is linear (affine) in x
 READOUTS = (MeanOverTime, Vote)
 
 
