@@ -24,7 +24,7 @@ from spikingjelly.activation_based import functional, layer, neuron
 from ..errors import require
 from ..graph import Graph, fold_batchnorm
 from ..graph import primitives as P
-from .base import Backend, LayerRecord, Registry, RunResult, check_inputs, rounding_bounds
+from .base import Backend, LayerRecord, OutputRecord, Registry, RunResult, check_inputs, rounding_bounds
 
 CANNOT_BUILD = {"AdditiveLIF": "SpikingJelly has no neuron with an additive leak"}
 OPS = Registry("spikingjelly", lambda kind: CANNOT_BUILD.get(kind, f"SpikingJelly has no twin of {kind} here"))
@@ -83,17 +83,19 @@ class SpikingJellyBackend(Backend):
                 lambda: f"the module given for {graph.name!r} lacks neurons "
                         f"{[n for n in graph.neurons if n not in model.neurons]}")
         chunks = {name: [] for name in graph.neurons}
+        outs = []
         with torch.no_grad(), recording(model, graph.neurons) as seen, _storing_v(model, graph.neurons, record_v):
             for lo in range(0, inputs.shape[0], self.batch_size):
                 x = torch.from_numpy(np.ascontiguousarray(inputs[lo:lo + self.batch_size].swapaxes(0, 1),
                                                           dtype=np.float32))
                 model.reset()
-                model.forward_sequence(x)
+                outs.append(_readouts(graph, model.forward_sequence(x)))
                 for name in graph.neurons:
                     chunks[name].append(_record(model.neurons[name], seen[name], record_v))
         bounds = rounding_bounds(fold_batchnorm(graph), float(np.abs(inputs).max()))
         layers = [_layer(name, graph.nodes[name], chunks[name], bounds[name]) for name in graph.neurons]
-        return RunResult(self.name, label, layers, {"seconds": time.perf_counter() - start})
+        outputs = [OutputRecord(name, np.concatenate([o[name] for o in outs])) for name in outs[0]]
+        return RunResult(self.name, label, layers, {"seconds": time.perf_counter() - start}, outputs)
 
 
 _BUILT = weakref.WeakKeyDictionary()
@@ -119,6 +121,19 @@ def _storing_v(model: TorchModel, names: list, on: bool):
     finally:
         for node, value in zip(nodes, before):
             node.store_v_seq = value
+
+
+def _readouts(graph: Graph, out) -> dict:
+    """{readout: [N, T, ...] values} from what the forward returned: one tensor (the graph's output node, from the
+    import, else its only output) or a tuple in `graph.outputs` order; a mean over time gives [N, 1, ...]."""
+    outs = out if isinstance(out, (tuple, list)) else [out]
+    names = graph.outputs if len(outs) > 1 else [graph.meta.get("output") or graph.outputs[-1]]
+    found = {}
+    for name, value in zip(names, outs):
+        if name in graph.readouts and isinstance(value, torch.Tensor):
+            a = value.detach().cpu().numpy()
+            found[name] = a[:, None] if isinstance(graph.nodes[name], P.MeanOverTime) else a.swapaxes(0, 1).copy()
+    return found
 
 
 def _record(node, seen: dict, record_v: bool) -> tuple:

@@ -1,6 +1,8 @@
 """`snncheck diff A B`: a float SpikingJelly checkpoint against its deployed integer version, or against a user's
-own PAIBox network (`--paibox FILE.py:FACTORY` in place of B). Prints the verdict and a per-layer table, writes
-the HTML report (and JSON with --json). Exit 0 consistent, 1 inconsistent, 2 bad input, 3 inconclusive."""
+own PAIBox network (`--paibox FILE.py:FACTORY` in place of B). Without B, against A's own conversion (rule max);
+where A has no integer form (LIF, ParametricLIF), A alone: SpikingJelly against the reference, with B left out and
+the reason said. Prints the verdict and a per-layer table, writes the HTML report (and JSON with --json).
+Exit 0 consistent, 1 inconsistent, 2 bad input, 3 inconclusive."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +20,8 @@ def register(sub) -> None:
     p = sub.add_parser("diff", help="compare a float checkpoint with its deployed integer version, layer by layer",
                        description=__doc__)
     p.add_argument("a", metavar="A", help="float SpikingJelly checkpoint (.pth state_dict)")
-    p.add_argument("b", metavar="B", nargs="?", help="deployed integer checkpoint (.pth)")
+    p.add_argument("b", metavar="B", nargs="?", help="deployed integer checkpoint (.pth); default: A converted "
+                                                    "(rule max), or A alone where it has no integer form")
     p.add_argument("--paibox", metavar="FILE.py:FACTORY", help="a user's own PAIBox network in place of B")
     p.add_argument("--model", metavar="SPEC", help="FILE.py:FACTORY, module:FACTORY or a built-in model name")
     p.add_argument("--input-shape", type=input_shape, metavar="C,H,W",
@@ -46,10 +49,12 @@ def plan_from_args(args):
     """The diff plan the arguments describe: A, B (or the user's PAIBox network) and the inputs."""
     from .. import checkpoint, plan as plans
     from ..plan import Role, Subject
-    require((args.b is None) != (args.paibox is None), "give either B (a deployed checkpoint) or --paibox "
-                                                       "FILE.py:FACTORY, not both and not neither")
+    require(args.b is None or args.paibox is None, "give either B (a deployed checkpoint) or --paibox "
+                                                   "FILE.py:FACTORY, not both")
     model = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape or _shape_hint(args.inputs))
     inputs = load_inputs(args, model.graph.input_shape)
+    if args.b is None and args.paibox is None:
+        return _against_conversion(args, model, inputs)
     if args.paibox:
         require(args.vthr is None and args.reset is None, "--vthr and --reset describe a deployed checkpoint; "
                                                          "a PAIBox network carries its own thresholds and reset")
@@ -62,6 +67,25 @@ def plan_from_args(args):
         b_name = Path(args.b).stem
     return plans.diff(Subject(Role.FLOAT, model.graph, module=model.model), deployed, inputs,
                       args.runners or plans.BACKENDS, title=f"{Path(args.a).stem}-vs-{b_name}", notes=notes)
+
+
+def _against_conversion(args, model, inputs):
+    """A against its conversion (rule max) made here; where A has no integer form, A alone in SpikingJelly and the
+    reference (float rounding), B left out with the conversion's reason."""
+    from .. import convert, plan as plans
+    from ..backends.base import Refusal
+    from ..plan import Role, RunSpec, Skipped, Subject
+    a = Subject(Role.FLOAT, model.graph, module=model.model)
+    try:
+        conv = convert.convert(model.graph, args.input_scale or 1.0, reset=args.reset)
+    except InputError as exc:
+        float_only = plans.check(model.graph, inputs, [b for b in (args.runners or plans.BACKENDS) if b != "paibox"],
+                                 module=model.model, title=f"{Path(args.a).stem}-float")
+        why = Refusal("convert", None, f"A has no deployed integer twin: {exc}")
+        return float_only.replace(skipped=float_only.skipped + (Skipped(RunSpec("paibox", Role.DEPLOYED), (why,)),))
+    require(args.vthr is None, "--vthr describes a deployed checkpoint B; give B")
+    b = Subject(Role.DEPLOYED, conv.graph, input_scale=conv.input_scale)
+    return plans.diff(a, b, inputs, args.runners or plans.BACKENDS, title=f"{Path(args.a).stem}-vs-converted")
 
 
 def _user_paibox(args, model, inputs):
