@@ -1,6 +1,7 @@
 """A case: a network, its parameters, an optional conversion, inputs and expectations, declared in a TOML file.
 
     name = "csnn_digits_hard"
+    plugins = ["my_neurons.py"]   (files registering the user's own neuron classes: snncheck.register_neuron)
     [model]       name = "digits_csnn"  options = {reset = "hard"}  weights = "trained" | "seed:0" | "path.pth"
                   calibrate = 0.9   (each spiking layer's threshold := this quantile of its input on the case's inputs)
                   or an inline network: input_shape = [...]  [[model.layers]] type = "Conv2d" name = "c1" weight = [...]
@@ -109,6 +110,7 @@ class ExpectSpec(_Strict):
 class CaseSpec(_Strict):
     name: Optional[str] = None
     description: Optional[str] = None
+    plugins: list[str] = Field(default_factory=list)
     model: ModelSpec = Field(default_factory=ModelSpec)
     conversion: Optional[ConversionSpec] = None
     inputs: InputsSpec = Field(default_factory=InputsSpec)
@@ -154,10 +156,12 @@ class Case:
 def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[int] = None,
                runners: Optional[list] = None, timing: Optional[str] = None, split: Optional[str] = None,
                paibox_batch: Optional[int] = None, paibox_samples: Optional[int] = None,
-               **plan_options) -> plans.Plan:
+               plugins: tuple = (), **plan_options) -> plans.Plan:
     """The plan a case describes, with overrides from the command line: `paibox_batch` samples per PAIBox
-    simulation, PAIBox on `paibox_samples` samples spread evenly over the set; `plan_options` (chunk...) go to
-    the Plan."""
+    simulation, PAIBox on `paibox_samples` samples spread evenly over the set, `plugins` besides the case's own;
+    `plan_options` (chunk...) go to the Plan."""
+    from .frontends import plugins as user_plugins
+    user_plugins.load([case.resolve(p) for p in case.spec.plugins] + list(plugins or ()))
     spec = case.spec
     graph, model = build_float(case)
     inputs = build_inputs(case, graph.input_shape, samples, timesteps, split)

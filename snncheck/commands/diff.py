@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, require
-from . import backends_list, finish, input_shape, positive_int
+from . import add_plugin_option, backends_list, finish, input_shape, load_plugins, positive_int
 
 DEFAULT_SAMPLES = 32
 DEFAULT_TIMESTEPS = 8
@@ -36,6 +36,7 @@ def register(sub) -> None:
     p.add_argument("--runners", type=backends_list, help="comma-separated subset of reference,spikingjelly,paibox")
     p.add_argument("--out", metavar="FILE.html", help="HTML report (default: reports/<A>-vs-<B>.html)")
     p.add_argument("--json", metavar="FILE.json", help="also write the report as JSON")
+    add_plugin_option(p)
     p.set_defaults(func=run)
 
 
@@ -49,6 +50,7 @@ def plan_from_args(args):
     """The diff plan the arguments describe: A, B (or the user's PAIBox network) and the inputs."""
     from .. import checkpoint, plan as plans
     from ..plan import Role, Subject
+    load_plugins(args)
     require(args.b is None or args.paibox is None, "give either B (a deployed checkpoint) or --paibox "
                                                    "FILE.py:FACTORY, not both")
     model = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape or _shape_hint(args.inputs))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import operator
+import os
 from typing import Callable, Optional
 
 import numpy as np
@@ -53,6 +54,19 @@ def register_module(cls: type, fn: Callable, shaped: bool = False) -> None:
         SHAPED.add(fn)
 
 
+BY_SOURCE: dict = {}   # (defining file, qualified name) -> fn, for classes registered by a user's plugin
+
+
+def source_key(cls: type) -> Optional[tuple]:
+    """Where a class is defined: a user's file imported twice (as a plugin and as a model file) defines two class
+    objects that are the same class."""
+    import inspect
+    try:
+        return os.path.abspath(inspect.getfile(cls)), cls.__qualname__
+    except (TypeError, OSError):
+        return None
+
+
 def _converts(*classes, shaped: bool = False):
     def deco(fn):
         for cls in classes:
@@ -66,7 +80,7 @@ def _refuse(path: str, m, reason: str):
 
 
 def _converter(path: str, m) -> Callable:
-    fn = MODULES.get(type(m))
+    fn = MODULES.get(type(m)) or (BY_SOURCE and BY_SOURCE.get(source_key(type(m))))
     if fn is None:
         _refuse(path, m, "not a supported layer (Conv2d, Linear, BatchNorm1d/2d, Flatten, MaxPool2d, AvgPool2d, "
                          "AdaptiveAvgPool2d, VotingLayer, Dropout, Identity, IFNode, LIFNode, ParametricLIFNode, "
@@ -206,8 +220,18 @@ def _seq_to_ann(path, m, in_shape):
 
 # ----------------------------------------------------------------------------------------------- import
 class _Tracer(fx.Tracer):
+    failed_in = None           # (path, class name) of the innermost module whose forward failed to trace
+
+    def call_module(self, m, forward, args, kwargs):
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_in is None:
+                self.failed_in = (self.path_of_module(m), type(m).__name__)
+            raise
+
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return (type(m) in MODULES or isinstance(m, base.MemoryModule)
+        return (type(m) in MODULES or (BY_SOURCE and source_key(type(m)) in BY_SOURCE) or isinstance(m, base.MemoryModule)
                 or type(m).__module__.startswith("spikingjelly.activation_based.layer")
                 or super().is_leaf_module(m, qualname))
 
@@ -236,10 +260,15 @@ def import_module(module: nn.Module, input_shape, name: str = "network",
 
 
 def _trace(module: nn.Module, name: str) -> fx.GraphModule:
+    tracer = _Tracer()
     try:
-        return fx.GraphModule(module, _Tracer().trace(module))
+        return fx.GraphModule(module, tracer.trace(module))
     except Exception as exc:    # the user's forward raised while traced: data-dependent control flow, mostly
-        raise InputError(f"cannot trace the forward of {name} ({type(module).__name__}): "
+        where = ""
+        if tracer.failed_in:
+            where = (f" in module {tracer.failed_in[0]!r} ({tracer.failed_in[1]}; a neuron class of your own is "
+                     "taught with snncheck.register_neuron in a plugin, --plugin FILE.py)")
+        raise InputError(f"cannot trace the forward of {name} ({type(module).__name__}){where}: "
                          f"{type(exc).__name__}: {_first_line(exc)}") from None
 
 
