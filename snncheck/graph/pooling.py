@@ -4,8 +4,9 @@ An average over n cells feeding a Conv2d/Linear (through Flatten nodes only) is 
 a sum pool; a Conv2d/Linear that feeds only an average pool is that synapse with weights and bias W/n, b/n before a
 sum pool. The float network computes the same function either way (up to float32 rounding), and the integer one
 then has no fraction left: the conversion scales W/n like any weights (the 1/n lands in the layer's scale), and
-PAIBox composes the sum pool into the synapse (`snncheck.backends.paibox.compose`). An average pool with no synapse
-of its own next to it (one feeding a merge, a neuron, a readout with no weights), or whose divisor varies at the
+PAIBox composes the sum pool into the synapse (`snncheck.backends.paibox.compose`). An identity shortcut (a Scale) after the pool
+carries the 1/n in its factor. An average pool with no synapse of its own next to it (one feeding a neuron
+directly, or a readout with no weights), or whose divisor varies at the
 borders (count_include_pad=False with padding), has no such form: `why_not_sum` says why.
 """
 from __future__ import annotations
@@ -31,6 +32,10 @@ def sum_pools(graph: Graph) -> Graph:
         after, before = _carrier_after(graph, name), _carrier_before(graph, name)
         syn = after or before
         node = nodes[syn]
+        if isinstance(node, P.Scale):          # an identity shortcut after the pool: its factor carries the 1/n
+            nodes[syn], nodes[name] = P.Scale(float(node.factor) / n), P.SumPool2d(pool.kernel, pool.stride,
+                                                                                 pool.padding)
+            continue
         changes = {"weight": (np.asarray(node.weight, np.float64) / n).astype(np.float32)}
         if syn == before and node.bias is not None:
             changes["bias"] = (np.asarray(node.bias, np.float64) / n).astype(np.float32)
@@ -55,7 +60,8 @@ def why_not_sum(graph: Graph, name: str) -> Optional[str]:
 
 
 def _carrier_after(graph: Graph, name: str) -> Optional[str]:
-    """The Conv2d/Linear that `name` feeds alone, through Flatten nodes only."""
+    """The Conv2d/Linear (or the Scale of an identity shortcut) that `name` feeds alone, through Flatten nodes
+    only."""
     n = name
     while True:
         used = graph.consumers(n)
@@ -63,7 +69,7 @@ def _carrier_after(graph: Graph, name: str) -> Optional[str]:
             return None
         n = used[0]
         node = graph.nodes[n]
-        if isinstance(node, P.SYNAPSES):
+        if isinstance(node, P.SYNAPSES + (P.Scale,)):
             return n
         if not isinstance(node, P.Flatten):
             return None
