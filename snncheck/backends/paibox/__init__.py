@@ -62,6 +62,10 @@ class PAIBoxBackend(Backend):
         require(reason is None, lambda: f"PAIBox input: {reason}")
         inputs = inputs.astype(np.uint8)
         graph = fold_batchnorm(graph)
+        delay = lower.input_delay(graph) if self.source is None else 0
+        require(not delay or inputs.max(initial=0) <= 1,
+                lambda: f"PAIBox input: a skip from the input is held back {delay} step(s) by relay neurons, which "
+                        f"carry spikes (0/1) only; these inputs reach {int(inputs.max())}")
         refused = self.accepts(graph)
         require(not refused, lambda: "; ".join(map(str, refused)))
         expected = lower.expected_lags(graph)

@@ -20,7 +20,10 @@ the spike would then subtract threshold + 1.
 Timing (the recipe of PAIBox's own examples): every stage gets tick_wait_start = its depth and delay = 1. A
 branch from stage a into stage b then integrates a's output of step t - (depth_b - depth_a): skips between stages
 line up by themselves, whatever their depths. The InputProj is not buffered (its edges have no delay), so a skip
-from the input into a stage deeper than 1 would arrive early: refused here until a delay chain is built.
+from the input into a stage at depth d would arrive d - 1 steps early: it is held back by a delay chain of d - 1
+relay stages (`pb.BypassNeuron`s at depths 1..d-1, one-to-one weight 1, named `<input>.delay<k>`, shared by every
+such skip), which pass spikes on unchanged. A relay carries one bit: a multi-valued input (0-255 pixels) has no
+such chain and is refused (the graph's input scale says so; `run` checks the inputs themselves).
 """
 from __future__ import annotations
 
@@ -70,12 +73,27 @@ class Stage:
     depth: int
     links: tuple
     pool: bool = False
+    shape: Optional[tuple] = None      # a relay's (not a graph node)
 
 
 def stages(graph: Graph) -> list:
-    """The stages of an accepted graph (see `refusals`), in topological order."""
+    """The stages of an accepted graph (see `refusals`), in topological order: the input's relays first."""
     depth = depths(graph)
-    return [OPS.lookup(graph.nodes[n])(graph, n, graph.nodes[n], depth[n]) for n in graph.order if n in depth]
+    relays = [Stage(relay(graph, k), k, (Link(relay(graph, k - 1), "identity"),), pool=True, shape=graph.input_shape)
+              for k in range(1, input_delay(graph) + 1)]
+    return relays + [OPS.lookup(graph.nodes[n])(graph, n, graph.nodes[n], depth[n])
+                     for n in graph.order if n in depth]
+
+
+def relay(graph: Graph, k: int) -> str:
+    """The k-th relay stage of the input's delay chain (the input itself for k = 0)."""
+    return graph.input if k == 0 else f"{graph.input}.delay{k}"
+
+
+def input_delay(graph: Graph) -> int:
+    """How many relay stages the deepest skip from the input needs (0: none reaches past stage 1)."""
+    depth = depths(graph)
+    return max((depth[n] - 1 for n in graph.neurons for t in graph.terms(n) if t.source == graph.input), default=0)
 
 
 def is_stage(node) -> bool:
@@ -161,15 +179,16 @@ def _neuron_stage(graph: Graph, name: str, node, depth: int) -> Stage:
     links = []
     for term in graph.terms(name):
         op = compose.path_synapse(graph, graph.shapes[term.source], term.path)
+        source = relay(graph, depth - 1) if term.source == graph.input else term.source
         if op is not None:
             carrier = (term.synapses(graph) or [n for n in term.path if isinstance(graph.nodes[n], P.SumPool2d)])[0]
-            links.append(Link(term.source, "conv" if isinstance(op, P.Conv2d) else "full", carrier, op=op))
+            links.append(Link(source, "conv" if isinstance(op, P.Conv2d) else "full", carrier, op=op))
         else:
             factor = 1
             for n in term.path:
                 if isinstance(graph.nodes[n], P.Scale):
                     factor *= int(graph.nodes[n].factor)
-            links.append(Link(term.source, "identity", factor=factor))
+            links.append(Link(source, "identity", factor=factor))
     return Stage(name, depth, tuple(links))
 
 
@@ -197,9 +216,11 @@ def _check_neuron(graph: Graph, name: str, node: P.Neuron) -> Optional[str]:
             return reason
     depth = depths(graph)[name]
     for term in graph.terms(name):
-        if term.source == graph.input and depth > 1:
-            return (f"a skip from the input reaches it at pipeline stage {depth}: InputProj is not buffered: this "
-                    f"skip would arrive {depth - 1} steps early; it needs a delay chain")
+        if term.source == graph.input and depth > 1 and graph.input_scale != 1:
+            return (f"a skip from the input reaches it at pipeline stage {depth}: InputProj is not buffered, so it "
+                    f"must be held back {depth - 1} step(s) by a delay chain of relay neurons, which carry spikes "
+                    f"(0/1) only; this input is scaled by {graph.input_scale:g} (multi-valued): feed spikes, or "
+                    "start the skip from a spiking layer")
     reason = _check_composed(graph, name)
     if reason:
         return reason
