@@ -53,7 +53,7 @@ def plan_from_args(args):
     load_plugins(args)
     require(args.b is None or args.paibox is None, "give either B (a deployed checkpoint) or --paibox "
                                                    "FILE.py:FACTORY, not both")
-    model = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape or _shape_hint(args.inputs))
+    model = _load_float(args)
     inputs = load_inputs(args, model.graph.input_shape)
     if args.b is None and args.paibox is None:
         return _against_conversion(args, model, inputs)
@@ -69,6 +69,19 @@ def plan_from_args(args):
         b_name = Path(args.b).stem
     return plans.diff(Subject(Role.FLOAT, model.graph, module=model.model), deployed, inputs,
                       args.runners or plans.BACKENDS, title=f"{Path(args.a).stem}-vs-{b_name}", notes=notes)
+
+
+def _load_float(args):
+    """A, its wrong input shape named against the shape it takes (not an inner layer's message)."""
+    from .. import checkpoint
+    from ..frontends.spikingjelly import ShapeError
+    try:
+        return checkpoint.load_float(args.a, args.model, input_shape=args.input_shape or _shape_hint(args.inputs))
+    except ShapeError as exc:
+        takes = ", ".join(map(str, exc.takes))
+        given = f"--input-shape {','.join(map(str, args.input_shape))}" if args.input_shape else \
+            f"inputs {args.inputs} have shape {_file_shape(args.inputs)}"
+        raise InputError(f"{given}; the model takes [N, {takes}] or [N, T, {takes}]") from None
 
 
 def _against_conversion(args, model, inputs):
@@ -164,11 +177,15 @@ def _shape_hint(path):
     """The per-sample input shape of an inputs file ([N, *shape] or [N, T, *shape]), read from its header."""
     if not path:
         return None
+    shape = _file_shape(path)
+    return tuple(shape[2:]) if len(shape) in (3, 5) else tuple(shape[1:])
+
+
+def _file_shape(path) -> tuple:
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read inputs {path}: {exc}") from None
-    return tuple(arr.shape[2:]) if arr.ndim in (3, 5) else tuple(arr.shape[1:])
 
 
 def safe_name(name: str) -> str:

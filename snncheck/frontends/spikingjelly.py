@@ -246,10 +246,17 @@ def import_module(module: nn.Module, input_shape, name: str = "network",
     encoder, timesteps = _encoder(traced.graph, len(input_shape))
     if timesteps is None:
         functional.set_step_mode(module, "m")
-    reading = _Reading(traced, encoder, input_shape, name)
-    graph = Graph(reading.nodes, reading.edges, name=name,
-                  meta={"source": "torch.fx", "module": type(module).__name__, "output": reading.output,
-                        "timesteps": timesteps})
+    try:
+        reading = _Reading(traced, encoder, input_shape, name)
+        graph = Graph(reading.nodes, reading.edges, name=name,
+                      meta={"source": "torch.fx", "module": type(module).__name__, "output": reading.output,
+                            "timesteps": timesteps})
+    except InputError as exc:
+        takes = shape_taken(traced, encoder, input_shape)
+        if takes is None or takes == input_shape:
+            raise
+        raise ShapeError(f"{name} takes [N, {_dims(takes)}] or [N, T, {_dims(takes)}], not [N, {_dims(input_shape)}] "
+                         f"({exc})", takes) from None
     require(graph.neurons, lambda: f"model {name!r} has no spiking neuron layer")
     model = TorchModel(module, _neuron_modules(module, graph), timesteps,
                        None if timesteps is None else _without_encoder(module, traced.graph, encoder))
@@ -257,6 +264,36 @@ def import_module(module: nn.Module, input_shape, name: str = "network",
     if self_check:
         _self_check(graph, model, name)
     return graph, model
+
+
+class ShapeError(InputError):
+    """The model does not take inputs of the shape given; `takes` is a per-sample shape it does take."""
+
+    def __init__(self, message: str, takes: tuple):
+        super().__init__(message)
+        self.takes = takes
+
+
+def shape_taken(traced: fx.GraphModule, encoder: list, like: tuple, largest: int = 256) -> Optional[tuple]:
+    """A per-sample input shape the traced model takes: (C, s, s) with C its first Conv2d's input channels (else
+    `like`'s) and the first size s (`like`'s first, then 1 .. largest) whose reading has consistent shapes; None
+    when none fits or the input is not an image."""
+    if len(like) != 3:
+        return None
+    convs = (traced.get_submodule(n.target) for n in traced.graph.nodes if n.op == "call_module")
+    c = next((m.in_channels for m in convs if isinstance(m, nn.Conv2d)), like[0])
+    for s in dict.fromkeys([like[1]] + list(range(1, largest + 1))):
+        try:
+            reading = _Reading(traced, encoder, (c, s, s), "probe")
+            Graph(reading.nodes, reading.edges)
+            return (c, s, s)
+        except InputError:
+            continue
+    return None
+
+
+def _dims(shape) -> str:
+    return ", ".join(map(str, shape))
 
 
 def _trace(module: nn.Module, name: str) -> fx.GraphModule:
