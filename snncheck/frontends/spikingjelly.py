@@ -80,7 +80,7 @@ def _refuse(path: str, m, reason: str):
 
 
 def _converter(path: str, m) -> Callable:
-    fn = MODULES.get(type(m)) or (BY_SOURCE and BY_SOURCE.get(source_key(type(m))))
+    fn = MODULES.get(type(m)) or (BY_SOURCE.get(source_key(type(m))) if BY_SOURCE else None)
     if fn is None:
         _refuse(path, m, "not a supported layer (Conv2d, Linear, BatchNorm1d/2d, Flatten, MaxPool2d, AvgPool2d, "
                          "AdaptiveAvgPool2d, VotingLayer, Dropout, Identity, IFNode, LIFNode, ParametricLIFNode, "
@@ -231,7 +231,7 @@ class _Tracer(fx.Tracer):
             raise
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return (type(m) in MODULES or (BY_SOURCE and source_key(type(m)) in BY_SOURCE) or isinstance(m, base.MemoryModule)
+        return (type(m) in MODULES or (bool(BY_SOURCE) and source_key(type(m)) in BY_SOURCE) or isinstance(m, base.MemoryModule)
                 or type(m).__module__.startswith("spikingjelly.activation_based.layer")
                 or super().is_leaf_module(m, qualname))
 
@@ -239,13 +239,13 @@ class _Tracer(fx.Tracer):
 def import_module(module: nn.Module, input_shape, name: str = "network",
                   self_check: bool = True) -> tuple:
     """(Graph, TorchModel) of a SpikingJelly/torch module, BatchNorm kept (fold it later). The module is put in
-    eval mode, and in multi-step mode unless its forward makes its own time dimension."""
+    eval mode and in multi-step mode (a forward that repeats its input over T itself feeds its layers [T, N, ...]
+    too), before it is traced: SpikingVGG's forward flattens by its pool's step mode."""
     input_shape = tuple(int(d) for d in input_shape)
     module.eval()
+    functional.set_step_mode(module, "m")     # before tracing: a forward may branch on its layers' step mode
     traced = _trace(module, name)
     encoder, timesteps = _encoder(traced.graph, len(input_shape))
-    if timesteps is None:
-        functional.set_step_mode(module, "m")
     try:
         reading = _Reading(traced, encoder, input_shape, name)
         graph = Graph(reading.nodes, reading.edges, name=name,
@@ -561,7 +561,7 @@ def _self_check(graph: Graph, model: TorchModel, name: str):
     keep = {folded.inputs_of(n)[0] for n in folded.neurons} | {output}
     ref = evaluate(folded, {folded.input: x}, exact=False, record_v=True,
                    keep=[n for n in keep if not P.is_neuron(folded.nodes[n])])      # a neuron's entry is its record
-    bounds = rounding_bounds(folded, float(x.max()))
+    bounds = rounding_bounds(folded, float(x.max()), exact=False)      # the probe is float
     where, flipped = _first_difference(folded, seen, ref, bounds)
     if where is None and not flipped:
         where = _output_difference(folded, output, out, _value(folded, ref, output))
