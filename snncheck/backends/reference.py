@@ -38,7 +38,7 @@ class ReferenceBackend(Backend):
         inputs = check_inputs(graph, inputs)
         graph = fold_batchnorm(graph)
         exact = is_exact(graph, inputs)
-        bounds = rounding_bounds(graph, float(np.abs(inputs).max()))
+        bounds = rounding_bounds(graph, float(np.abs(inputs).max()), exact)
         records = evaluate(graph, {graph.input: inputs}, exact=exact, record_v=record_v, keep=graph.readouts)
         layers = [LayerRecord(n, *records[n], threshold=float(graph.nodes[n].threshold), rounding_bound=bounds[n])
                   for n in graph.neurons]

@@ -108,30 +108,13 @@ def _user_paibox(args, model, inputs):
     from ..frontends import paibox as user_paibox
     from ..plan import Role, Subject
     user = user_paibox.load(args.paibox, model.graph)
-    notes = {"paibox_matching": user.matching, "user_nodes": user_nodes(user.matching)}
+    notes = {"paibox_matching": user.matching, "user_nodes": user_paibox.user_nodes(user.matching)}
     scale = args.input_scale
     if scale is None:
         scale, reason = user_paibox.infer_input_scale(user, model.graph, inputs.chunk(0, 64))
         notes["inferred"] = [f"input_scale={scale:g} ({reason})"]
     return Subject(Role.DEPLOYED, user.graph, input_scale=float(scale), source=user), notes, \
         args.paibox.rpartition(":")[2]
-
-
-def user_nodes(matching: list) -> dict:
-    """{diagnosis code: {layer: the user's nodes to name in its fix}}: timing fixes name every node up to the layer
-    whose tick_wait_start differs from the recipe; reset and scale fixes name the layer's own node."""
-    timing, own, upto = {}, {}, []
-    for row in matching:
-        if row["tick_wait_start"] != row["recipe_tick_wait_start"]:
-            upto.append(f"{row['paibox']} tick_wait_start={row['recipe_tick_wait_start']} "
-                        f"(has {row['tick_wait_start']})")
-        if row.get("layer"):
-            if upto:
-                timing[row["layer"]] = list(upto)
-            own[row["layer"]] = row["paibox"]
-    reset = {layer: own[layer] for layer in own
-             if next(r for r in matching if r.get("layer") == layer).get("reset") == "soft"}
-    return {"timing": timing, "reset_mode": reset, "bias_scale": own, "vthr_scale": own}
 
 
 def parse_vthr(text):
