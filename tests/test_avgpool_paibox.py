@@ -149,3 +149,16 @@ def test_a_readout_of_two_weight_layers_is_refused_alike_by_convert_and_paibox()
         convert.convert(g, 1.0)
     (refusal,) = [r for r in PAIBoxBackend().accepts(g) if r.node == "l2"]
     assert "two weight layers ('l1', 'l2')" in refusal.reason and refusal.reason in str(info.value)
+
+
+def test_composed_synapses_stack_for_batched_paibox():
+    """Samples stacked along the rows (PAIBoxBackend(batch=3)) run the composed pool synapses exactly as one sample
+    at a time does, spikes, voltages and the head. Catches: the stacked layout reading the graph's own synapse
+    instead of the composed one (a kernel of the wrong size: samples bleed into each other, or no pool at all)."""
+    b = convert.convert(pooled_net(), 1.0).graph
+    x = RNG.integers(0, 2, (5, 4, 1, 8, 8))
+    one, stacked = PAIBoxBackend().run(b, x), PAIBoxBackend(batch=3).run(b, x)
+    assert stacked.meta["batch"] == 3 and "batch_fallback" not in stacked.meta
+    for a, s in zip(one.layers, stacked.layers):
+        assert np.array_equal(a.spikes, s.spikes) and np.array_equal(a.v, s.v), a.name
+    assert one.layers[-1].spikes.any() and np.array_equal(one.output("head").values, stacked.output("head").values)
