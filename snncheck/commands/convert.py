@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import require
 from . import add_plugin_option, input_shape, load_plugins, positive_int
 
@@ -52,6 +54,10 @@ def run(args) -> int:
         print(f"  {st['synapse']:<14} -> {layer:<14} s_w {conv.weight_scales.get(st['synapse'], float('nan')):<10.5g} "
               f"threshold {conv.vthr[layer]:<10d} SQNR {st['sqnr_db']:5.1f} dB  "
               f"RMSE/step {st['rmse_over_step']:.2f}  clipped {st['clipped']}")
+    for head, k in conv.readout_scales.items():         # computed off-chip from the spikes, in k x A's units
+        w = conv.graph.nodes[head].weight
+        print(f"  {head:<14} -> readout        k {k:<10.5g} (off-chip; {int(np.count_nonzero(w))} of {w.size} "
+              "weights non-zero)")
     for d in rank(found):
         print(f"  [{d.severity}] {d.code} @ {d.layer}: {d.message}")
     return 1 if any(d.severity == "error" for d in found) else 0

@@ -11,8 +11,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..convert import fit_scale
-from ..graph import Graph, fold_batchnorm
+from ..convert import fit_scale, prepare
+from ..graph import Graph
 from ..graph import primitives as P
 from . import Diagnosis
 
@@ -20,14 +20,14 @@ from . import Diagnosis
 def scales(a: Graph, b: Graph) -> dict:
     """{readout: k} with B's readout = k x A's, for the readouts both graphs have; 0 where B's weights on the path
     are all zero while A's are not (a head written as zeros)."""
-    a, b = fold_batchnorm(a), fold_batchnorm(b)
+    a, b = prepare(a), prepare(b)        # as converted: an average pool's 1/n is in the weights after it
     return {r: _scale(a, b, r) for r in b.readouts if r in a.nodes}
 
 
 def _scale(a: Graph, b: Graph, name: str) -> float:
     k = 1.0
     for term in b.terms(name)[:1]:          # every term of a sum carries the same scale
-        for n in term.path:
+        for n in tuple(term.path) + (name,):        # the readout itself may be the weight layer (a Linear head)
             nb, na = b.nodes[n], a.nodes.get(n)
             if isinstance(nb, P.SYNAPSES) and na is not None:
                 k *= fit_scale(nb.weight, na.weight) if np.any(na.weight) else 1.0
