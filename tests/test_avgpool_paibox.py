@@ -162,3 +162,12 @@ def test_composed_synapses_stack_for_batched_paibox():
     for a, s in zip(one.layers, stacked.layers):
         assert np.array_equal(a.spikes, s.spikes) and np.array_equal(a.v, s.v), a.name
     assert one.layers[-1].spikes.any() and np.array_equal(one.output("head").values, stacked.output("head").values)
+
+
+def test_the_readout_scale_found_from_the_weights_is_the_conversions():
+    """B's head values are k x A's; the comparison fits k from the two graphs' weights. Catches: the head's own
+    weights left out of the fit (k = 1), A's head taken before the pool's 1/4 was folded into it (k off by 4)."""
+    from snncheck.diagnose import readouts
+    g = pooled_net()
+    conv = convert.convert(g, 1.0)
+    assert readouts.scales(g, conv.graph)["head"] == pytest.approx(conv.readout_scales["head"], rel=0.02)
