@@ -41,16 +41,49 @@ def _seeded(module, seed: int, bias: float = 0.05):
     return module.eval()
 
 
+def _balanced(module, shape: tuple, quantile: float = 0.95, frames: bool = False, steps: int = 4):
+    """Layer by layer in forward order, the BatchNorm (else the Conv2d/Linear) that feeds each spiking layer is
+    scaled so that the `quantile` of the layer's input on seeded uniform [0, 1) inputs reaches its threshold:
+    random weights whose deeper layers still fire (threshold balancing, kept in the weights so that a saved
+    state_dict carries it)."""
+    from spikingjelly.activation_based import functional
+    from spikingjelly.activation_based.neuron import BaseNode
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((8,) + tuple(shape) if frames else (steps, 8) + tuple(shape), generator=gen)
+    functional.set_step_mode(module, "m")
+    feeder = None
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.modules.batchnorm._BatchNorm)):
+            feeder = m
+        elif isinstance(m, BaseNode) and feeder is not None:
+            seen = {}
+            hook = m.register_forward_pre_hook(lambda mod, args: seen.__setitem__("x", args[0]))
+            with torch.no_grad():
+                functional.reset_net(module)
+                module(x)
+                q = float(torch.quantile(seen["x"].flatten().float()[:2 ** 24], quantile))
+                if q > 0:
+                    feeder.weight.mul_(float(m.v_threshold) / q)
+                    if feeder.bias is not None:
+                        feeder.bias.mul_(float(m.v_threshold) / q)
+            hook.remove()
+    functional.reset_net(module)
+    return module
+
+
 def _plif_net(cls_name: str, channels: int, neuron: str, seed: int):
     torch.manual_seed(seed)
     cls = getattr(import_sj("model.parametric_lif_net"), cls_name)
-    return _seeded(cls(channels=channels, spiking_neuron=_neuron(neuron)), seed)
+    shape = INPUT_SHAPES[{"MNISTNet": "mnist_net", "FashionMNISTNet": "fashion_mnist_net", "NMNISTNet": "nmnist_net",
+                          "CIFAR10Net": "cifar10_net", "DVSGestureNet": "dvs_gesture_net"}[cls_name]]
+    return _balanced(_seeded(cls(channels=channels, spiking_neuron=_neuron(neuron)), seed), shape)
 
 
 def csnn(channels: int = 8, T: int = 4, seed: int = 0):
     """examples/conv_fashion_mnist.CSNN(T, channels): IFNode, repeats its input over T itself, returns the rate."""
     torch.manual_seed(seed)
-    return _seeded(import_sj("examples.conv_fashion_mnist").CSNN(T=T, channels=channels), seed)
+    return _balanced(_seeded(import_sj("examples.conv_fashion_mnist").CSNN(T=T, channels=channels), seed),
+                     INPUT_SHAPES["csnn"], frames=True)
 
 
 def mnist_net(channels: int = 8, neuron: str = "if", seed: int = 0):
@@ -76,7 +109,7 @@ def dvs_gesture_net(channels: int = 8, neuron: str = "if", seed: int = 0):
 def _vgg(name: str, neuron: str, seed: int):
     torch.manual_seed(seed)
     build = getattr(import_sj("model.spiking_vgg"), name)
-    return _seeded(build(spiking_neuron=_neuron(neuron), num_classes=10), seed)
+    return _balanced(_seeded(build(spiking_neuron=_neuron(neuron), num_classes=10), seed), INPUT_SHAPES["vgg11"])
 
 
 def vgg11(neuron: str = "if", seed: int = 0):
@@ -92,11 +125,26 @@ def vgg11_bn(neuron: str = "if", seed: int = 0):
 def resnet18(neuron: str = "if", seed: int = 0):
     """spiking_resnet18 (BasicBlock: its width is fixed at 64..512), global average pool and a Linear head."""
     torch.manual_seed(seed)
-    return _seeded(import_sj("model.spiking_resnet").spiking_resnet18(spiking_neuron=_neuron(neuron),
-                                                                       num_classes=10), seed)
+    return _balanced(_seeded(import_sj("model.spiking_resnet").spiking_resnet18(spiking_neuron=_neuron(neuron),
+                                                                                num_classes=10), seed),
+                     INPUT_SHAPES["resnet18"])
 
 
 def sew_resnet18(neuron: str = "if", cnf: str = "ADD", seed: int = 0):
     torch.manual_seed(seed)
-    return _seeded(import_sj("model.sew_resnet").sew_resnet18(cnf=cnf, spiking_neuron=_neuron(neuron),
-                                                               num_classes=10), seed)
+    return _balanced(_seeded(import_sj("model.sew_resnet").sew_resnet18(cnf=cnf, spiking_neuron=_neuron(neuron),
+                                                                        num_classes=10), seed),
+                     INPUT_SHAPES["sew_resnet18"])
+
+
+# the LIF family as shipped in parametric_lif_net (no integer form: checked SpikingJelly against the reference)
+def mnist_net_lif(channels: int = 4, seed: int = 0):
+    return mnist_net(channels, neuron="lif", seed=seed)
+
+
+def mnist_net_plif(channels: int = 4, seed: int = 0):
+    return mnist_net(channels, neuron="plif", seed=seed)
+
+
+def cifar10_net_plif(channels: int = 8, seed: int = 0):
+    return cifar10_net(channels, neuron="plif", seed=seed)
