@@ -38,7 +38,7 @@ from .backends.paibox import compose, limits, lower
 from .errors import InputError, require
 from .graph import Graph, Term, fold_batchnorm
 from .graph import primitives as P
-from .graph.pooling import sum_pools, why_not_sum
+from .graph.pooling import SUM_POOLS, sum_pools, why_not_sum
 
 INT8_MIN, INT8_MAX = limits.WEIGHT                  # weights and shortcut factors
 THRESHOLD_MAX = limits.THRESHOLD_MAX                # threshold 0 .. 2**29 - 1
@@ -289,7 +289,7 @@ def _amplitude(g: Graph, node: str, input_scale: float) -> float:
 def _plans(g: Graph, input_scale: float) -> dict:
     """{neuron: [WeightedTerm]}, refusing what has no integer form, each weight node feeding one neuron."""
     plans, owner = {}, {}
-    for n in g.of_type(P.AvgPool2d):
+    for n in g.of_type(P.AvgPool2d, P.AdaptiveAvgPool2d):
         reason = why_not_sum(g, n)
         require(reason is None, lambda: reason)
     for n in g.neurons:
@@ -340,7 +340,7 @@ def _pool_cap(g: Graph, n: str, terms: list, k: float) -> float:
     amplitude = {t.weight: t.amplitude for t in terms}
     for t in g.terms(n):
         carrier = [p for p in t.path if isinstance(g.nodes[p], P.SYNAPSES)]
-        if not carrier or not any(isinstance(g.nodes[p], P.SumPool2d) for p in t.path):
+        if not carrier or not any(isinstance(g.nodes[p], SUM_POOLS) for p in t.path):
             continue
         node = g.nodes[carrier[0]]
         for _ in range(8):

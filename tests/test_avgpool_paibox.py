@@ -171,3 +171,29 @@ def test_the_readout_scale_found_from_the_weights_is_the_conversions():
     g = pooled_net()
     conv = convert.convert(g, 1.0)
     assert readouts.scales(g, conv.graph)["head"] == pytest.approx(conv.readout_scales["head"], rel=0.02)
+
+
+def test_spiking_vggs_adaptive_head_is_deployed_exactly():
+    """SpikingVGG on 32x32 inputs ends its features in a 1x1 map that AdaptiveAvgPool2d((7, 7)) spreads to 7x7 (one
+    cell per window), then a Linear: converted, the pool is an AdaptiveSumPool2d composed into that Linear (each
+    weight of a channel summed over the 49 copies, k lowered so the sums fit int8), and PAIBox equals the reference.
+    An adaptive pool with windows of different sizes is refused by both, alike. Catches: the composed Linear not
+    summing over the windows, its int8 overflow, the head refused."""
+    g = chain([("c", P.Conv2d(_dyadic(4, 1, 3, 3), padding=(1, 1))), ("n", P.IF(0.5)),
+               ("m", P.MaxPool2d((4, 4), (4, 4))), ("a", P.AdaptiveAvgPool2d((7, 7))), ("f", P.Flatten()),
+               ("fc", P.Linear(_dyadic(6, 4 * 49))), ("n2", P.IF(2.0)), ("head", P.Linear(_dyadic(3, 6)))], (1, 4, 4))
+    conv = convert.convert(g, 1.0)
+    b = conv.graph
+    assert b.nodes["a"].kind == "AdaptiveSumPool2d" and PAIBoxBackend().accepts(b) == []
+    x = RNG.integers(0, 2, (4, 6, 1, 4, 4))
+    ref, raw = ReferenceBackend().run(b, x), PAIBoxBackend().run(b, x)
+    assert ref.layer("n2").spikes.any() and not ref.layer("n2").spikes.all()
+    lag = raw.meta["expected_lag"]["n2"]
+    assert np.array_equal(raw.layer("n2").spikes[:, lag:lag + 6], ref.layer("n2").spikes)
+    assert np.array_equal(raw.output("head").values, ref.output("head").values)
+    uneven = chain([("c", P.Conv2d(_dyadic(2, 1, 3, 3))), ("n", P.IF(0.5)), ("a", P.AdaptiveAvgPool2d((3, 3))),
+                    ("f", P.Flatten()), ("fc", P.Linear(_dyadic(3, 18))), ("n2", P.IF(1.0))], (1, 7, 7))
+    with pytest.raises(InputError) as info:
+        convert.convert(uneven, 1.0)
+    refusal = next(r for r in PAIBoxBackend().accepts(uneven) if r.node == "a")
+    assert "windows of different sizes" in refusal.reason and refusal.reason in str(info.value)

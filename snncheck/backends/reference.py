@@ -206,6 +206,13 @@ def _adaptive_avg_pool(node: P.AdaptiveAvgPool2d, x, exact, work):
     return total / np.outer(rows.sum(1), cols.sum(1)).astype(np.float32)
 
 
+@OPS.register(P.AdaptiveSumPool2d)
+@_frames
+def _adaptive_sum_pool(node: P.AdaptiveSumPool2d, x, exact, work):
+    rows, cols = node.windows(x.shape[2], 0).astype(work), node.windows(x.shape[3], 1).astype(work)
+    return np.einsum("ir,bcrq,jq->bcij", rows, _as(x, work), cols)
+
+
 @OPS.register(P.Vote)
 def _vote(node: P.Vote, ins, exact, work):
     x = ins[0]

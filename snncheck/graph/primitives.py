@@ -194,6 +194,17 @@ class AdaptiveAvgPool2d(Primitive):
 
 
 @dataclass(frozen=True, eq=False)
+class AdaptiveSumPool2d(Primitive):
+    """y[c, i, j] = sum_{r in R_i, q in Q_j} x[c, r, q], the windows of AdaptiveAvgPool2d: an adaptive average pool
+    whose windows all hold n cells, deployed on integers with its 1/n folded into the synapse next to it
+    (`snncheck.graph.pooling`). Linear; integers stay integers."""
+    size: tuple = (1, 1)
+
+    out_shape = AdaptiveAvgPool2d.out_shape
+    windows = AdaptiveAvgPool2d.windows
+
+
+@dataclass(frozen=True, eq=False)
 class BatchNorm(Primitive):
     """Eval-mode batch normalisation over channel axis 0:
     y[c] = (x[c] - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c].
@@ -360,7 +371,8 @@ class AdditiveLIF(Neuron):
 
 NEURONS = (IF, LIF, ParametricLIF, AdditiveLIF)
 SYNAPSES = (Conv2d, Linear)
-LINEAR_OPS = (Conv2d, Linear, Scale, Add, Flatten, AvgPool2d, AdaptiveAvgPool2d, SumPool2d, BatchNorm)   # y is linear (affine) in x
+LINEAR_OPS = (Conv2d, Linear, Scale, Add, Flatten, AvgPool2d, AdaptiveAvgPool2d, SumPool2d, AdaptiveSumPool2d,
+              BatchNorm)   # y is linear (affine) in x
 READOUTS = (MeanOverTime, Vote)
 
 

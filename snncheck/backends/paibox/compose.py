@@ -11,7 +11,9 @@ exactly, when what B reads in its padding is also zero for the composition: B's 
 in A's (kA <= sA + pA), and where B's windows reach past A's last output, A's next window must lie wholly past the
 input (sA*OH_A - pA >= H); the composition must then give B's output size. Where one of the two is a ones kernel
 no channels mix. A Linear after a Flatten is a convolution whose kernel covers its whole input; composed with a
-pool before it, its kernel is spread back over the pool's input as a dense FullConn matrix (always exact).
+pool before it, its kernel is spread back over the pool's input as a dense FullConn matrix (always exact); so is a
+Linear after an adaptive sum pool (its windows of one size, possibly overlapping: each weight summed over the
+windows that hold the cell).
 """
 from __future__ import annotations
 
@@ -40,30 +42,46 @@ def path_synapse(graph: Graph, source_shape: tuple, path: tuple):
     when the path holds no synapse and no pool (an identity, perhaps scaled). InputError says why a path has no
     single-synapse form."""
     source_shape = tuple(source_shape)
-    conv, dense, factor, shape = None, None, 1, source_shape
+    conv, dense, factor, shape, adaptive = None, None, 1, source_shape, None
     for n in path:
         node = graph.nodes[n]
         if isinstance(node, P.Scale):
             factor *= int(node.factor)
+        elif isinstance(node, P.AdaptiveSumPool2d):
+            _no_dense(dense, n)
+            if conv is not None:
+                raise InputError(f"{n!r}: adaptive pooling after a convolution or pooling has no single-synapse form "
+                                 "on PAIBox")
+            adaptive = (node.windows(shape[1], 0).astype(np.int64), node.windows(shape[2], 1).astype(np.int64))
         elif isinstance(node, (P.SumPool2d, P.Conv2d)):
             _no_dense(dense, n)
+            _no_adaptive(adaptive, n)
             b = _pool(node, shape[0]) if isinstance(node, P.SumPool2d) else \
                 Conv(np.asarray(node.weight).astype(np.int64), tuple(node.stride), tuple(node.padding), int(node.groups))
             conv = _then(conv, b, source_shape, shape, graph.shapes[n], n)
         elif isinstance(node, P.Linear):
             _no_dense(dense, n)
             dense = np.asarray(node.weight).astype(np.int64)
+            if adaptive is not None:       # M[o, c, h, w] = sum of W[o, c, i, j] over the windows (i, j) holding (h, w)
+                w4 = dense.reshape((dense.shape[0],) + tuple(shape))
+                dense, adaptive = np.einsum("ocij,ih,jw->ochw", w4, *adaptive).reshape(dense.shape[0], -1), None
             if conv is not None:
                 dense, conv = _spread(dense, conv, source_shape, shape, n), None
         elif not isinstance(node, (P.Add, P.Flatten)):
             raise InputError(f"{n!r} ({node.kind}) on a synaptic path has no PAIBox synapse")
         if not isinstance(node, P.Flatten):
             shape = graph.shapes[n]
+    _no_adaptive(adaptive, path[-1] if path else "?")
     if dense is not None:
         return P.Linear(dense * factor)
     if conv is not None:
         return P.Conv2d(conv.weight * factor, None, conv.stride, conv.padding, conv.groups)
     return None
+
+
+def _no_adaptive(adaptive, name: str) -> None:
+    if adaptive is not None:
+        raise InputError(f"{name!r}: an adaptive pooling deploys on PAIBox only composed into a Linear after it")
 
 
 def _no_dense(dense, name: str) -> None:

@@ -36,13 +36,11 @@ import numpy as np
 from ...errors import InputError
 from ...graph import Graph
 from ...graph import primitives as P
-from ...graph.pooling import why_not_sum
+from ...graph.pooling import SUM_POOLS, why_not_sum
 from ..base import Refusal, Registry
 from . import compose, limits
 
 NOT_DEPLOYED = {
-    "AdaptiveAvgPool2d": "adaptive average pooling with windows of varying size has no single scale to fold into the "
-                         "next layer (and PAIBox's SpikingAvgPool2d is a majority vote, not an average)",
     "BatchNorm": "BatchNorm must be folded into the Conv2d/Linear before it and converted to integers first",
 }
 NON_SPIKING = (P.Add, P.Scale) + P.SYNAPSES       # what makes a value that is not spikes
@@ -150,7 +148,7 @@ def drive(graph: Graph, name: str) -> tuple:
 def bias_at(graph: Graph, term, syn: str, shape) -> np.ndarray:
     """Synapse `syn`'s bias as the neuron receives it: through the sum pools after it on the term's path, a border
     neuron of a padded pool sums fewer copies."""
-    pools = [n for n in term.path[term.path.index(syn) + 1:] if isinstance(graph.nodes[n], P.SumPool2d)]
+    pools = [n for n in term.path[term.path.index(syn) + 1:] if isinstance(graph.nodes[n], SUM_POOLS)]
     if not pools:
         return per_neuron(graph.nodes[syn].bias, shape)
     from ..reference import OPS as REFERENCE
@@ -181,7 +179,7 @@ def _neuron_stage(graph: Graph, name: str, node, depth: int) -> Stage:
         op = compose.path_synapse(graph, graph.shapes[term.source], term.path)
         source = relay(graph, depth - 1) if term.source == graph.input else term.source
         if op is not None:
-            carrier = (term.synapses(graph) or [n for n in term.path if isinstance(graph.nodes[n], P.SumPool2d)])[0]
+            carrier = (term.synapses(graph) or [n for n in term.path if isinstance(graph.nodes[n], SUM_POOLS)])[0]
             links.append(Link(source, "conv" if isinstance(op, P.Conv2d) else "full", carrier, op=op))
         else:
             factor = 1
@@ -234,7 +232,7 @@ def _check_neuron(graph: Graph, name: str, node: P.Neuron) -> Optional[str]:
 def _check_composed(graph: Graph, name: str) -> Optional[str]:
     """Each term of neuron `name` through a sum pool must compose into one synapse whose weights fit int8."""
     for term in graph.terms(name):
-        pools = [n for n in term.path if isinstance(graph.nodes[n], P.SumPool2d)]
+        pools = [n for n in term.path if isinstance(graph.nodes[n], SUM_POOLS)]
         if not pools:
             continue
         try:
@@ -248,10 +246,10 @@ def _check_composed(graph: Graph, name: str) -> Optional[str]:
     return None
 
 
-def _check_avg_pool(graph: Graph, name: str, node: P.AvgPool2d) -> Optional[str]:
+def _check_avg_pool(graph: Graph, name: str, node) -> Optional[str]:
     return why_not_sum(graph, name) or (
-        f"average pooling emits fractions; PAIBox runs it as a sum pool composed into the next synapse, its 1/"
-        f"{int(np.prod(node.kernel))} folded into that layer's scale: convert the network first (snncheck convert); "
+        "average pooling emits fractions; PAIBox runs it as a sum pool composed into the next synapse, its 1/n "
+        "folded into that layer's scale: convert the network first (snncheck convert); "
         "PAIBox's own SpikingAvgPool2d is a majority vote, not an average")
 
 
@@ -345,8 +343,8 @@ OPS.allow(P.Scale, check=_check_scale)
 OPS.allow(P.Flatten, check=_check_flatten)
 OPS.allow(P.Add, check=_check_output)
 OPS.allow(P.MeanOverTime, P.Vote, check=_check_readout)        # a readout is computed off-chip: not built
-OPS.allow(P.SumPool2d)                                          # composed into the synapse next to it
-OPS.allow(P.AvgPool2d, check=_check_avg_pool)                   # refused, saying why (see graph/pooling.py)
+OPS.allow(*SUM_POOLS)                                           # composed into the synapse next to it
+OPS.allow(P.AvgPool2d, P.AdaptiveAvgPool2d, check=_check_avg_pool)   # refused, saying why (graph/pooling.py)
 OPS.allow(P.LIF, P.ParametricLIF, check=neuron_problem)         # refused, saying what would have to change
 OPS.allow(P.Input)
 
