@@ -21,6 +21,7 @@ import json
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,10 +150,12 @@ def main():
     rows_if, rows_lif = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name in wanted:
-            if name in LIF_MODELS:
-                rows_lif.append(lif_row(name, args, Path(tmp)))
-            else:
-                rows_if.append(if_row(name, args, Path(tmp)))
+            rows, row = (rows_lif, lif_row) if name in LIF_MODELS else (rows_if, if_row)
+            try:
+                rows.append(row(name, args, Path(tmp)))
+            except Exception as exc:        # a crash is a row of the table too, not the end of it
+                traceback.print_exc()
+                rows.append({"model": name, "import": f"CRASH: {type(exc).__name__}: {exc}"})
             print(f"{name}: done", file=sys.stderr, flush=True)
     print(f"samples {args.samples}, timesteps {args.timesteps}, input scale {INPUT_SCALE}, seeded random weights\n")
     for rows in (rows_if, rows_lif):
