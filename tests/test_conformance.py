@@ -113,11 +113,12 @@ def test_exact_where_supported_and_a_clean_refusal_otherwise(example, backend):
 
 
 def test_the_refusals_that_matter_say_why():
-    """What users meet: PAIBox refuses multiplicative leaks, a non-zero initial membrane and average pooling (for
-    now); SpikingJelly refuses the additive leak and NIR's strict firing rule."""
+    """What users meet: PAIBox refuses multiplicative leaks, a non-zero initial membrane and an average pool not yet
+    converted (its sum pool runs); SpikingJelly refuses the additive leak and NIR's strict firing rule."""
     said = {(ex, b): " ".join(r.reason for r in backends.get(b)().accepts(EXAMPLES[ex]()))
             for ex in EXAMPLES for b in BACKENDS}
     assert "multiplicative leak" in said["LIF", "paibox"] and "multiplicative leak" in said["ParametricLIF", "paibox"]
     assert "v = 0" in said["IF v_init", "paibox"]
+    assert "convert the network first" in said["AvgPool2d", "paibox"] and said["SumPool2d", "paibox"] == ""
     assert "additive leak" in said["AdditiveLIF", "spikingjelly"] and ">=" in said["IF >", "spikingjelly"]
     assert said["IF >", "paibox"] == ""                               # run exactly as H >= threshold + 1
