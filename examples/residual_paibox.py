@@ -26,8 +26,9 @@ def params(seed: int = 7) -> dict:
             "fc": rng.integers(-3, 6, (10, 4 * 8 * 8))}
 
 
-def model():
-    """A: the SpikingJelly network, IF neurons with hard reset to 0."""
+def model(integer: bool = True):
+    """A: the SpikingJelly network, IF neurons with hard reset to 0, carrying `params()` (or, with integer=False,
+    torch's own initial weights, for a conversion by snncheck)."""
     import torch
     import torch.nn as nn
     from spikingjelly.activation_based import layer, neuron
@@ -53,7 +54,7 @@ def model():
 
     net = ResidualSNN()
     with torch.no_grad():
-        for name, w in params().items():
+        for name, w in params().items() if integer else ():
             getattr(net, name).weight.copy_(torch.from_numpy(w.astype(np.float32)))
     return net.eval()
 
