@@ -197,3 +197,15 @@ def test_spiking_vggs_adaptive_head_is_deployed_exactly():
         convert.convert(uneven, 1.0)
     refusal = next(r for r in PAIBoxBackend().accepts(uneven) if r.node == "a")
     assert "windows of different sizes" in refusal.reason and refusal.reason in str(info.value)
+
+
+@pytest.mark.parametrize("neuron", [P.LIF(1.0, tau=2.0), P.ParametricLIF(1.0, w=0.5, decay_input=False)])
+def test_a_multiplicative_leak_is_refused_alike_by_convert_and_paibox(neuron):
+    """SpikingJelly's LIF/PLIF have no PAIBox twin: both refusals say why and what would have to change. Catches:
+    convert and diff explaining the same construct differently, a refusal that does not say what to do."""
+    g = chain([("fc", P.Linear(_dyadic(4, 8))), ("n", neuron)], (8,))
+    with pytest.raises(InputError) as info:
+        convert.convert(g, 1.0)
+    (refusal,) = PAIBoxBackend().accepts(g)
+    assert "multiplicative leak" in refusal.reason and "train with IFNode" in refusal.reason
+    assert refusal.reason in str(info.value)
