@@ -262,3 +262,13 @@ def test_relays_are_looked_through_and_an_undelayed_input_skip_is_named_with_its
         lag = raw.meta["expected_lag"]["sn2"]
         same = np.array_equal(raw.layer("sn2").spikes[:, lag:lag + 6], ref.layer("sn2").spikes)
         assert same is exact
+
+
+def test_timing_fixes_name_a_delay_off_the_recipe():
+    """A node with delay=2 makes every branch through it one step late: the timing fix of every layer from it on
+    names it. Catches: only tick_wait_start checked (a wrong delay left unnamed)."""
+    def row(name, layer, tws, delay=1):
+        return {"paibox": name, "layer": layer, "tick_wait_start": tws, "recipe_tick_wait_start": tws,
+                "delay": delay, "reset": "hard"}
+    timing = user_paibox.user_nodes([row("LIF_0", "a", 1, delay=2), row("LIF_1", "b", 2)])["timing"]
+    assert timing == {"a": ["LIF_0 delay=1 (has 2)"], "b": ["LIF_0 delay=1 (has 2)"]}

@@ -303,13 +303,15 @@ def _called(net, node) -> str:
 
 def user_nodes(matching: list) -> dict:
     """{diagnosis code: {layer: the user's nodes to name in its fix}}: timing fixes name every node up to the layer
-    whose tick_wait_start differs from the recipe, and the synapses that bring the input to a merge early; reset
-    and scale fixes name the layer's own node."""
+    whose tick_wait_start or delay differs from the recipe (a branch through it arrives at another step), and the
+    synapses that bring the input to a merge early; reset and scale fixes name the layer's own node."""
     timing, own, upto = {}, {}, []
     for row in matching:
         if row["tick_wait_start"] != row["recipe_tick_wait_start"]:
             upto.append(f"{row['paibox']} tick_wait_start={row['recipe_tick_wait_start']} "
                         f"(has {row['tick_wait_start']})")
+        if row["delay"] != 1:
+            upto.append(f"{row['paibox']} delay=1 (has {row['delay']})")
         if row.get("layer"):
             if upto or row.get("early_inputs"):
                 timing[row["layer"]] = list(upto) + row.get("early_inputs", [])
