@@ -6,8 +6,10 @@
                   calibrate = 0.9   (each spiking layer's threshold := this quantile of its input on the case's inputs)
                   or an inline network: input_shape = [...]  [[model.layers]] type = "Conv2d" name = "c1" weight = [...]
     [conversion]  rule = "max"  input_scale = 255  reset = "hard"   (omit the table for a float-only case)
-    [paibox]      factory = "net.py:build"  input_scale = 1   (B is a user's own PAIBox network, not a conversion)
                   mutation = {name = "vthr_scale", layer = "...", factor = 2}   (a known bug, snncheck.mutations)
+    [paibox]      factory = "net.py:build"  input_scale = 1   (B is a user's own PAIBox network, not a conversion)
+    [ann2snn]     timesteps = [1, 2, 4, 8]  variants = ["half", "zero"]  snn = "FILE.py:FACTORY"   (instead of a
+                  conversion: model.name builds an ANN with QCFS activations, model.weights is its checkpoint)
     [inputs]      source = "digits" | "random_spikes" | "events" | "file:x.npy" | "inline"   samples = 32  timesteps = 8
     [run]         runners = ["reference", "spikingjelly", "paibox"]  timing = "pipeline" | "flat"  marks = ["slow"]
                   xfail = "why" (a known open bug: pytest reports XPASS once it is fixed)
@@ -15,6 +17,7 @@
                   diagnoses = [{code = "timing", layer = "conv_fc.6"}]  (code may be a list: any of them)
                   top_diagnosis = {code = ...}  max_unexplained = {"spikingjelly:a~reference:a" = 0}
                   unsupported = {paibox = "initial membrane"}   (a backend expected to refuse, and why)
+                  min_accuracy = {"half:4" = 0.95, "ann:0" = 0.95}   (ann2snn: least accuracy of a run at T)
 
 The file is validated once, against the schema below (unknown keys are errors). A backend that refuses the network
 is left out of the plan and reported as an `unsupported` diagnosis; the case fails unless it expects that refusal.
@@ -90,6 +93,14 @@ class DiagnosisWant(_Strict):
         return f"{self.code} @ {self.layer or 'any layer'}" + (f" ({self.severity})" if self.severity else "")
 
 
+class Ann2SnnSpec(_Strict):
+    """An ANN (model.name, weights = its checkpoint) against its SNNs (snncheck ann2snn) instead of a conversion."""
+    timesteps: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
+    variants: list[Literal["half", "zero", "signed"]] = Field(default_factory=lambda: ["half", "zero"])
+    snn: Optional[str] = None
+    table_steps: Optional[int] = None
+
+
 class ExpectSpec(_Strict):
     verdict: Optional[Literal["consistent", "inconsistent"]] = None
     exact: list[str] = Field(default_factory=list)
@@ -98,6 +109,7 @@ class ExpectSpec(_Strict):
     diagnoses: list[DiagnosisWant] = Field(default_factory=list)
     top_diagnosis: Optional[DiagnosisWant] = None
     unsupported: Union[list[str], dict[str, str]] = Field(default_factory=dict)
+    min_accuracy: dict[str, float] = Field(default_factory=dict)     # "variant:T" -> least accuracy (ann2snn)
 
     @field_validator("exact")
     @classmethod
@@ -120,6 +132,7 @@ class CaseSpec(_Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     conversion: Optional[ConversionSpec] = None
     paibox: Optional[PAIBoxSpec] = None
+    ann2snn: Optional[Ann2SnnSpec] = None
     inputs: InputsSpec = Field(default_factory=InputsSpec)
     run: RunOptions = Field(default_factory=RunOptions)
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
@@ -170,6 +183,8 @@ def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[in
     from .frontends import plugins as user_plugins
     user_plugins.load([case.resolve(p) for p in case.spec.plugins] + list(plugins or ()))
     spec = case.spec
+    if spec.ann2snn is not None:
+        return _ann2snn_plan(case, samples, runners, **plan_options)
     graph, model = build_float(case)
     inputs = build_inputs(case, graph.input_shape, samples, timesteps, split)
     if spec.model.calibrate is not None:
@@ -208,6 +223,22 @@ def _user_paibox_plan(case: Case, graph: Graph, model, inputs: Inputs, runs, opt
     return plans.diff(Subject(Role.FLOAT, graph, module=model),
                       Subject(Role.DEPLOYED, user.graph, input_scale=float(scale), source=user), inputs,
                       runs or plans.BACKENDS, title=case.name, backend_options=options, notes=notes, **plan_options)
+
+
+def _ann2snn_plan(case: Case, samples: Optional[int], runners: Optional[list], **plan_options) -> plans.Plan:
+    """An ANN against its SNNs on the digits (snncheck.ann2snn); model files are found relative to the case."""
+    from .ann2snn import build
+    spec, a2s = case.spec, case.spec.ann2snn
+    require(spec.inputs.source == "digits", lambda: f"case {case.name}: an ann2snn case runs on the digits")
+    local = lambda name: name if name is None or not name.rpartition(":")[0].endswith(".py") else \
+        f"{case.resolve(name.rpartition(':')[0])}:{name.rpartition(':')[2]}"             # noqa: E731
+    ann, user = build.load_models(local(spec.model.name), case.resolve(spec.model.weights), local(a2s.snn),
+                                  max(a2s.timesteps))
+    x, y = data.digits(spec.inputs.split)
+    n = samples or spec.inputs.samples
+    return build.build_plan(ann, x[:n], y[:n], a2s.timesteps, tuple(a2s.variants), user,
+                            backends=runners or spec.run.runners or ("reference", "spikingjelly"),
+                            table_steps=a2s.table_steps, title=case.name, source="digits", **plan_options)
 
 
 def _spread(total: int, n: int) -> tuple:
@@ -363,7 +394,19 @@ def check_expectations(case: Case, report) -> list:
         if top is None or not exp.top_diagnosis.matches(top):
             failures.append(f"top diagnosis is {None if top is None else (top.code, top.layer)}, "
                             f"expected {exp.top_diagnosis}")
+    failures += _accuracy_failures(exp.min_accuracy, report.extras.get("ann2snn", {}).get("accuracy", {}))
     return failures + _unsupported_failures(exp.unsupported, report.extras.get("unsupported", {}))
+
+
+def _accuracy_failures(least: dict, accuracy: dict) -> list:
+    """least: {"half:4": 0.9, "ann:0": 0.95}; accuracy: extras.ann2snn.accuracy."""
+    out = []
+    for key, bound in least.items():
+        run, _, steps = key.partition(":")
+        got = accuracy.get(run) if run == "ann" else accuracy.get(run, {}).get(steps)
+        if got is None or got < bound:
+            out.append(f"accuracy of {key} is {got}, expected at least {bound}")
+    return out
 
 
 def _unsupported_failures(expected, refused: dict) -> list:

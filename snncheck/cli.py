@@ -13,7 +13,7 @@ import sys
 
 from .errors import InputError
 
-COMMANDS = ("compare", "diff", "convert", "demo", "fuzz", "fullset")
+COMMANDS = ("compare", "diff", "convert", "demo", "fuzz", "fullset", "ann2snn")
 
 
 def main(argv=None) -> int:

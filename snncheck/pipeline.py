@@ -40,6 +40,7 @@ class Chunk:
     runs: dict                                       # label -> meta, samples and seconds summed
     evidence: dict = field(default_factory=dict)     # label -> RunResult (rows = the first samples)
     inputs: Optional[np.ndarray] = None              # the plan's inputs of the evidence samples
+    analyses: dict = field(default_factory=dict)     # key -> what plan.analyses made of these samples (mergeable)
 
     def merge(self, other: "Chunk", limit: int) -> "Chunk":
         pairs = {k: self.pairs[k].merge(other.pairs[k]) if k in self.pairs else other.pairs[k]
@@ -53,7 +54,8 @@ class Chunk:
             take = limit - (0 if inputs is None else len(inputs))
             evidence = {k: _concat(evidence.get(k), other.evidence[k].rows(slice(0, take))) for k in other.evidence}
             inputs = other.inputs[:take] if inputs is None else np.concatenate([inputs, other.inputs[:take]])
-        return Chunk(pairs, lags, runs, evidence, inputs)
+        analyses = {k: self.analyses[k].merge(other.analyses[k]) for k in self.analyses}
+        return Chunk(pairs, lags, runs, evidence, inputs, analyses)
 
 
 # ----------------------------------------------------------------------------------------------- execute
@@ -121,7 +123,8 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
     keep = max(0, min(hi, plan.evidence) - lo)
     evidence = {label: res.rows(slice(0, keep)) for label, res in results.items() if rows_of[label] is None} \
         if keep else {}
-    return Chunk(pairs, lags, metas, evidence, x[:keep].copy() if keep else None)
+    analyses = {a.key: a.run(plan, x, ids, results) for a in plan.analyses}
+    return Chunk(pairs, lags, metas, evidence, x[:keep].copy() if keep else None, analyses)
 
 
 def _loaded(plan) -> Plan:
@@ -216,6 +219,9 @@ def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
     if readouts.units(context.get("out_scales")):
         extras["readout_units"] = readouts.units(context.get("out_scales"))
     extras.update(plan.notes)
+    for analysis in plan.analyses:
+        extras[analysis.key], more = analysis.conclude(total.analyses[analysis.key])
+        found += more
     if plan.skipped:
         extras["unsupported"] = {s.run.backend: str(s.refusals[0]) for s in plan.skipped}
     diagnoses = phrase_for_user(rank(found + conversion[len(static):]), plan.notes.get("user_nodes"))

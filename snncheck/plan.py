@@ -143,6 +143,8 @@ class Plan:
     skipped: tuple = ()                # Skipped runs
     subsets: dict = field(default_factory=dict)   # backend -> sorted sample indices its runs are limited to
     notes: dict = field(default_factory=dict)   # facts for the report: inferred values, matching of a user's net
+    analyses: tuple = ()               # more analyses of every chunk: key, run(plan, x, ids, results) -> a part
+    #                                    that merges (part.merge), conclude(part) -> (extras[key], [Diagnosis])
 
     def subject(self, role: Role) -> Subject:
         return self.subjects[role]

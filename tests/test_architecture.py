@@ -15,7 +15,7 @@ LAYERS = [
     {"graph"},
     {"backends", "parallel"},
     {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan"},
-    {"diagnose", "mutations"},
+    {"diagnose", "mutations", "ann2snn"},
     {"report"},
     {"pipeline"},
     {"api", "case", "pytest_plugin"},

@@ -30,6 +30,7 @@ CODES = {
     "weight_scale": "a layer's weights are scaled differently from its bias and threshold (e.g. exported before normalisation)",
     "readout_lost": "a readout computed off-chip (a Linear head) is all zeros in B where A's is not",
     "readout_mismatch": "two runs agree on every spike but compute a readout (a vote, a Linear head) differently",
+    "initial_membrane": "two SNNs of one ANN start their neurons at different membrane potentials (theta/2 vs 0)",
 }
 
 

@@ -31,8 +31,10 @@ def _header(report) -> list:
     nets, inputs = report.networks, report.inputs
     a, b = (nets.get(k, {}).get("name") for k in ("a", "b"))
     parts = []
-    if a or b:
+    if a and b:
         parts.append(Markup("A <b>{}</b> (float) against B <b>{}</b> (integer)").format(a, b))
+    elif a or b:
+        parts.append(Markup("<b>{}</b>").format(a or b))            # one network (a check plan)
     if inputs.get("samples"):
         what = inputs.get("description") or inputs.get("source", "inputs")
         parts.append(Markup("{} samples x {} steps of {}").format(inputs.get("samples"), inputs.get("timesteps"), what))
