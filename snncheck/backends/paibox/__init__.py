@@ -113,11 +113,8 @@ def readouts(graph: Graph, records: dict, expected: dict, inputs: np.ndarray) ->
         return []
     from ..reference import evaluate, is_exact
     off, t = lower.offchip(graph), inputs.shape[1]
-    feeds = {}
-    for n in off:
-        for p in graph.inputs_of(n):
-            if p not in off:
-                feeds[p] = inputs if p == graph.input else _window(records[p][0], expected[p], t)
+    # the input and every spiking layer: whatever lies between them and a readout (SEW's spike ADD) is recomputed
+    feeds = {graph.input: inputs, **{n: _window(records[n][0], expected[n], t) for n in graph.neurons}}
     values = evaluate(graph, feeds, exact=is_exact(graph, inputs), record_v=False, targets=[], keep=graph.readouts)
     out = []
     for n in graph.readouts:
