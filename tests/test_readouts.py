@@ -87,16 +87,18 @@ def test_report_json_carries_readouts_per_pair():
 
 def test_paibox_readout_after_a_spike_add():
     """Catches the off-chip readout of PAIBox failing (KeyError) or differing when what feeds it is not a spiking
-    layer but SEW ResNet's spike ADD: recomputed from PAIBox's own spikes, it equals the reference's."""
+    layer but SEW ResNet's spike ADD of an earlier block (on the chip, feeding the next block too): recomputed
+    from PAIBox's own spikes, it equals the reference's."""
     from snncheck.align import align
     from snncheck.backends.paibox import PAIBoxBackend
     from snncheck.graph import Graph
     rng = np.random.default_rng(0)
     nodes = {"input": P.Input((1, 6, 6)), "c1": P.Conv2d(rng.integers(-9, 10, (2, 1, 3, 3)), None, padding=(1, 1)),
              "n1": P.IF(12), "c2": P.Conv2d(rng.integers(-9, 10, (2, 2, 3, 3)), None, padding=(1, 1)),
-             "n2": P.IF(6), "add": P.Add(), "flat": P.Flatten(), "head": P.Linear(rng.integers(-5, 6, (3, 72)))}
+             "n2": P.IF(6), "add": P.Add(), "c3": P.Conv2d(rng.integers(-9, 10, (2, 2, 3, 3)), None, padding=(1, 1)),
+             "n3": P.IF(6), "add2": P.Add(), "flat": P.Flatten(), "head": P.Linear(rng.integers(-5, 6, (3, 72)))}
     edges = [("input", "c1"), ("c1", "n1"), ("n1", "c2"), ("c2", "n2"), ("n1", "add"), ("n2", "add"),
-             ("add", "flat"), ("flat", "head")]
+             ("add", "c3"), ("c3", "n3"), ("add", "add2"), ("n3", "add2"), ("add2", "flat"), ("flat", "head")]
     g = Graph(nodes, edges, name="sew_head")
     x = rng.integers(0, 4, (3, 5, 1, 6, 6)).astype(np.float64)
     ref = ReferenceBackend().run(g, x, "reference:b")
