@@ -102,7 +102,7 @@ def if_row(name: str, args, tmp: Path) -> dict:
     row["convert"] = str(code) if code != 2 else f"2: {said.strip().splitlines()[-1]}"
     if code == 2:
         return dict(row, seconds=time.perf_counter() - start)
-    rep = diff(a, b, name, shape, args, tmp, "correct")
+    rep = diff(a, b, name, shape, args, tmp, "correct", "reference,spikingjelly" if args.no_paibox else None)
     pb = rep.get("pairs", {}).get("paibox:b~reference:b")
     row["diff"] = rep.get("verdict", rep.get("error"))
     row["paibox = reference"] = ("bit-exact" if pb["exact"] else f"DIFFERS ({pb['first_divergence']})") if pb else \
@@ -145,6 +145,8 @@ def main():
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--timesteps", type=int, default=4)
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--no-paibox", action="store_true", help="diff the correct conversion in the reference and "
+                                                             "SpikingJelly only (for networks too large to simulate)")
     args = ap.parse_args()
     wanted = args.models.split(",") if args.models else IF_MODELS + list(LIF_MODELS)
     rows_if, rows_lif = [], []
@@ -156,7 +158,7 @@ def main():
             except Exception as exc:        # a crash is a row of the table too, not the end of it
                 traceback.print_exc()
                 rows.append({"model": name, "import": f"CRASH: {type(exc).__name__}: {exc}"})
-            print(f"{name}: done", file=sys.stderr, flush=True)
+            print(f"{name}: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)     # each row as soon as known
     print(f"samples {args.samples}, timesteps {args.timesteps}, input scale {INPUT_SCALE}, seeded random weights\n")
     for rows in (rows_if, rows_lif):
         if rows:
