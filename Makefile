@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps spikingjelly==2.0.0
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
-	$(BIN)/python -c "import spikingjelly.activation_based.neuron, paibox, snncheck; print('environment ready')"
+	$(BIN)/python -c "import spikingjelly.activation_based.neuron, spikingjelly.activation_based.nir_exchange, paibox, snntorch, snncheck; print('environment ready')"
 	touch $(STAMP)
 
 demo: venv

@@ -70,3 +70,23 @@ def vgg_avgpool(size: int = 16, channels=(8, 16, 16), classes: int = 10, head: s
         layer.Conv2d(c2, c3, 3, padding=1, bias=False), layer.BatchNorm2d(c3), if_node(reset),
         layer.AvgPool2d(size // 4, size // 4), layer.Flatten(), *tail,
     ))
+
+
+def dvs_gesture_net(channels: int = 8, head: bool = True, v_threshold: float = 1.0):
+    """SpikingJelly's own DVSGestureNet (activation_based.model.parametric_lif_net) with IF neurons: five
+    conv-BN-IF-maxpool blocks on 2x128x128 event frames, linear-IF 512, linear-IF 110 and a VotingLayer(10) head
+    (`head=False` leaves the head out). `channels` is SpikingJelly's own argument (128 there; fewer here, so
+    that PAIBox simulates it in seconds); `v_threshold` goes to every IFNode, as SpikingJelly passes kwargs."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import neuron
+    from spikingjelly.activation_based.model.parametric_lif_net import DVSGestureNet
+    net = DVSGestureNet(channels=channels, spiking_neuron=neuron.IFNode, v_threshold=v_threshold)
+    if not head:
+        net.conv_fc = nn.Sequential(*list(net.conv_fc)[:-1])
+    return net.eval()
+
+
+def dvs_gesture_net_no_head(channels: int = 8, v_threshold: float = 0.2):
+    """DVSGestureNet without its VotingLayer head, for `--model cases/models.py:dvs_gesture_net_no_head`; the
+    threshold 0.2 keeps every layer firing (5-30%) with torch's default initialisation on the case's events."""
+    return dvs_gesture_net(channels, head=False, v_threshold=v_threshold)

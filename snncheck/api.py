@@ -6,7 +6,8 @@
     report = api.diff(graph_a, graph_b, x, input_scale=255, module=model)   # float A against deployed B
     report.verdict, report.pairs, report.diagnoses
 
-`x` is [N, T, *input_shape] in A's input range, or an `snncheck.plan.Inputs`.
+`x` is [N, T, *input_shape] in A's input range, or an `snncheck.plan.Inputs` (e.g. frames encoded into spikes
+by `snncheck.inputs.encode(Inputs.frames(x, T), "poisson", seed)`, or events by `snncheck.inputs.from_events`).
 """
 from __future__ import annotations
 
@@ -38,10 +39,13 @@ def diff(float_graph: Graph, deployed: Graph, x, input_scale: float = 1.0, modul
          backends=plans.BACKENDS, title: str = "diff", source=None, backend_options: Optional[dict] = None,
          progress: bool = False, **plan_options):
     """A float network (A, with the user's own module if given) against its deployed integer version (B, or the
-    user's own PAIBox network as `source`), on the same inputs; B receives round(x * input_scale)."""
+    user's own PAIBox network as `source`), on the same inputs; B receives round(x * input_scale), or encoded
+    spikes and event counts (`snncheck.inputs.encode`, `from_events`) as they are."""
+    from .inputs import deployed_scale
+    inputs = as_inputs(x)
     plan = plans.diff(Subject(Role.FLOAT, float_graph, module=module),
-                      Subject(Role.DEPLOYED, deployed, input_scale=float(input_scale), source=source),
-                      as_inputs(x), backends, title=title, backend_options=backend_options, **plan_options)
+                      Subject(Role.DEPLOYED, deployed, input_scale=deployed_scale(inputs, input_scale), source=source),
+                      inputs, backends, title=title, backend_options=backend_options, **plan_options)
     return pipeline.execute(plan, progress=progress)
 
 

@@ -10,7 +10,9 @@
     [paibox]      factory = "net.py:build"  input_scale = 1   (B is a user's own PAIBox network, not a conversion)
     [ann2snn]     timesteps = [1, 2, 4, 8]  variants = ["half", "zero"]  snn = "FILE.py:FACTORY"   (instead of a
                   conversion: model.name builds an ANN with QCFS activations, model.weights is its checkpoint)
-    [inputs]      source = "digits" | "random_spikes" | "events" | "file:x.npy" | "inline"   samples = 32  timesteps = 8
+    [inputs]      source = "digits" | "random_spikes" | "events" | "file:x.npy" | "file:events.npz" | "inline"
+                  samples = 32  timesteps = 8  encoding = "direct" | "poisson" | "latency"  encoding_seed = 0
+                  frames = 8  split_by = "number" | "time"  or  frame_ms = 50   (an events file: docs/inputs.md)
     [run]         runners = ["reference", "spikingjelly", "paibox"]  timing = "pipeline" | "flat"  marks = ["slow"]
                   xfail = "why" (a known open bug: pytest reports XPASS once it is fixed)
     [expect]      verdict = "consistent"  exact = ["paibox:b~reference:b"]  lags = "expected"
@@ -71,6 +73,11 @@ class InputsSpec(_Strict):
     rate: float = Field(0.2, ge=0, le=1)
     events: int = Field(400, ge=0)
     values: Optional[list] = None
+    encoding: Literal["direct", "poisson", "latency"] = "direct"
+    encoding_seed: int = 0
+    frames: Optional[int] = Field(None, ge=1)
+    split_by: Optional[Literal["number", "time"]] = None
+    frame_ms: Optional[float] = Field(None, gt=0, allow_inf_nan=False)
 
 
 class RunOptions(_Strict):
@@ -205,8 +212,11 @@ def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[in
     if spec.conversion.mutation:
         from . import mutations
         int_graph = mutations.apply(int_graph, graph, dict(spec.conversion.mutation), conv)
+    from .inputs import deployed_scale, scale_note
+    scale = deployed_scale(inputs, conv.input_scale)
+    plan_options.setdefault("notes", {}).update(scale_note(inputs, conv.input_scale, scale))
     return plans.diff(Subject(Role.FLOAT, graph, module=model),
-                      Subject(Role.DEPLOYED, int_graph, input_scale=conv.input_scale), inputs,
+                      Subject(Role.DEPLOYED, int_graph, input_scale=scale), inputs,
                       runs or plans.BACKENDS, title=case.name, backend_options=options, **plan_options)
 
 
@@ -337,7 +347,17 @@ def calibrate_thresholds(model, graph: Graph, inputs: np.ndarray, quantile: floa
 
 
 def build_inputs(case: Case, input_shape, samples=None, timesteps=None, split=None) -> Inputs:
-    """The case's inputs, in the float model's range (overrides from the command line win)."""
+    """The case's inputs, in the float model's range (overrides from the command line win), encoded as the case
+    says (once: every simulator receives the same spikes)."""
+    from .inputs import encode
+    spec = case.spec.inputs
+    require(spec.source.startswith("file:") or (spec.frames, spec.frame_ms, spec.split_by) == (None, None, None),
+            lambda: f"case {case.name}: inputs.frames/split_by/frame_ms integrate an events file "
+                    "(source = \"file:events.npz\")")
+    return encode(_source_inputs(case, input_shape, samples, timesteps, split), spec.encoding, spec.encoding_seed)
+
+
+def _source_inputs(case: Case, input_shape, samples, timesteps, split) -> Inputs:
     spec = case.spec.inputs
     n, t, seed = samples or spec.samples, timesteps or spec.timesteps, spec.seed
     source, shape = spec.source, tuple(input_shape)
@@ -351,8 +371,9 @@ def build_inputs(case: Case, input_shape, samples=None, timesteps=None, split=No
         require(len(shape) == 3 and shape[0] == 2, "event input needs 2 polarity channels")
         return Inputs.sequences(data.events(n, t, shape[1], spec.events, seed), source=source, seed=seed)
     if source.startswith("file:"):
-        inputs = data.load_inputs(case.resolve(source[5:]), shape, t)
-        return dataclasses.replace(inputs, data=inputs.data[:n])
+        from .inputs import events, load
+        framing = events.Framing.from_options(spec.frames, spec.split_by, spec.frame_ms)
+        return load(case.resolve(source[5:]), shape, t, framing, n)
     if source == "inline":
         arr = np.asarray(spec.values or [], dtype=np.float32)
         require(arr.ndim == len(shape) + 2 and arr.shape[2:] == shape,

@@ -13,7 +13,7 @@ import sys
 
 from .errors import InputError
 
-COMMANDS = ("compare", "diff", "convert", "demo", "fuzz", "fullset", "ann2snn")
+COMMANDS = ("compare", "diff", "convert", "demo", "fuzz", "fullset", "ann2snn", "record", "export")
 
 
 def main(argv=None) -> int:

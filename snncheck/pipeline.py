@@ -24,6 +24,7 @@ from .backends.base import RunResult
 from .compare import compare
 from .diagnose import rank
 from .graph import fold_batchnorm
+from .inputs import merge_received, received, statistics
 from .plan import Expect, Plan, Role
 from .report import Evidence, Report
 
@@ -110,7 +111,9 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
             res, lags[spec.label] = align(res, ref if rows is None else ref.rows(rows))
         results[spec.label], rows_of[spec.label] = res, rows
         metas[spec.label] = dict({k: v for k, v in res.meta.items() if k != "lags"}, samples=res.samples,
-                                 backend=spec.backend, role=spec.role.tag, pipelined=type(backend).pipelined)
+                                 backend=spec.backend, role=spec.role.tag, pipelined=type(backend).pipelined,
+                                 input_received=res.meta["input_received"] if "input_received" in res.meta else
+                                 received(xs, subject.input_scale, x if rows is None else x[rows]))
     pairs = {}
     for pair in plan.pairs:
         if pair.a.label not in results or pair.b.label not in results:
@@ -165,7 +168,11 @@ def _common(ra: RunResult, rb: RunResult, rows_a, rows_b, ids):
 def _sum_meta(x: Optional[dict], y: Optional[dict]) -> dict:
     if x is None or y is None:
         return dict(x or y)
-    return dict(x, samples=x["samples"] + y["samples"], seconds=x.get("seconds", 0.0) + y.get("seconds", 0.0))
+    merged = dict(x, samples=x["samples"] + y["samples"], seconds=x.get("seconds", 0.0) + y.get("seconds", 0.0))
+    if "input_received" in x:          # None: a run that cannot say what it received (a record without inputs)
+        a, b = x["input_received"], y.get("input_received")
+        merged["input_received"] = merge_received(a, b) if a and b else None
+    return merged
 
 
 def _concat(a: Optional[RunResult], b: RunResult) -> RunResult:
@@ -193,7 +200,7 @@ def conversion_context(plan: Plan) -> dict:
 
 def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
     """Diagnoses from everything gathered, and the report, built once."""
-    from .diagnose import phrase_for_user, readouts, runs as run_diagnoses
+    from .diagnose import inputs_encoding, phrase_for_user, readouts, runs as run_diagnoses, traps
     lags = {label: scores.verdicts() for label, scores in total.lags.items()}
     deployed = plan.subjects.get(Role.DEPLOYED) or next(iter(plan.subjects.values()))
     edge_lags = _edge_lags(plan, deployed, total)
@@ -214,7 +221,11 @@ def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
         skip = run_diagnoses.downstream(late.get(spec.a.label, set()) | late.get(spec.b.label, set()), list(layers))
         found += run_diagnoses.disagreement(pc, spec.expect is Expect.EXACT, skip)
         found += readouts.disagreement(pc, skip=bool(skip))
+    found = traps.refine(found, plan, total.evidence, total.inputs)
+    found = inputs_encoding.different_inputs(plan.pairs, total.pairs, total.runs, list(layers)) + found
     extras = {"coverage": dict(coverage, runs={label: {"samples": m["samples"]} for label, m in total.runs.items()})}
+    if total.inputs is not None:
+        extras["input_stats"] = statistics(total.inputs)
     extras.update(dyn_extras)
     if readouts.units(context.get("out_scales")):
         extras["readout_units"] = readouts.units(context.get("out_scales"))

@@ -119,8 +119,8 @@ class Inputs:
         return np.ascontiguousarray(part, dtype=np.float32 if part.dtype.kind != "f" else part.dtype)
 
     def describe(self) -> dict:
-        return dict(self.info, samples=len(self), timesteps=self.timesteps,
-                    encoding="direct" if self.direct else "sequence")
+        return dict({"encoding": "direct" if self.direct else "sequence"}, **self.info, samples=len(self),
+                    timesteps=self.timesteps)
 
 
 @dataclass(frozen=True)
@@ -232,3 +232,18 @@ def _ordered(pairs: list) -> list:
     """Same-network pairs first (B, then A), then A against B."""
     rank = {Expect.EXACT: 0, Expect.FLOAT_ROUNDING: 1, Expect.QUANTIZATION: 2}
     return sorted(pairs, key=lambda p: rank[p.expect])
+
+
+def with_recorded(plan: Plan, path: str, role: Optional[Role] = None, **layout) -> Plan:
+    """The plan with one more run, read from a records file (`snncheck.records`), of `role`'s network (default: the
+    plan's only one), paired with that network's reference like a simulated run: exact for an integer network,
+    within float rounding otherwise. `layout`: order, amplitude, first_spike, pipelined (`backends.recorded`)."""
+    from .backends import make
+    role = role or (next(iter(plan.subjects)) if len(plan.subjects) == 1 else Role.DEPLOYED)
+    require(role in plan.subjects, lambda: f"a recorded run of role {role.tag!r} needs that network in the plan")
+    spec = RunSpec("recorded", role, options(path=str(path), **layout))
+    make(spec, plan.subject(role)).accepts(plan.subject(role).graph)       # a bad file is an InputError here
+    ref = plan.reference(role)
+    expect = Expect.EXACT if plan.subject(role).integer else Expect.FLOAT_ROUNDING
+    pairs = list(plan.pairs) + ([Pair(spec, ref, expect)] if ref is not None else [])
+    return plan.replace(runs=plan.runs + (spec,), pairs=tuple(_ordered(pairs)))

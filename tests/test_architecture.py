@@ -13,8 +13,8 @@ ROOT = Path(snncheck.__file__).parent
 LAYERS = [
     {"errors"},
     {"graph"},
-    {"backends", "parallel"},
-    {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan"},
+    {"backends", "parallel", "records"},
+    {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan", "inputs"},
     {"diagnose", "mutations", "ann2snn"},
     {"report"},
     {"pipeline"},

@@ -63,7 +63,7 @@ def test_reports_are_self_contained_and_verdict_first(demo):
         page = (out / f"{stem}.html").read_text()
         assert not re.search(r"https?://|<script|<link|@import|url\(", page, re.I)
         sources = re.findall(r'<img [^>]*src="([^"]+)"', page)
-        assert len(sources) == 4 * len(LAYERS)            # raster, rates, membrane, weights per layer
+        assert len(sources) == 4 * len(LAYERS) + 3        # raster, rates, membrane, weights per layer; inputs
         for src in sources:
             assert src.startswith("data:image/png;base64,")
             png = base64.b64decode(src.split(",", 1)[1])

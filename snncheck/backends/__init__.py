@@ -16,6 +16,9 @@ BACKENDS = {
     "reference": "snncheck.backends.reference:ReferenceBackend",
     "spikingjelly": "snncheck.backends.spikingjelly:SpikingJellyBackend",
     "paibox": "snncheck.backends.paibox:PAIBoxBackend",
+    "recorded": "snncheck.backends.recorded:RecordedBackend",
+    "sj_nir": "snncheck.backends.sj_nir:SpikingJellyNIRBackend",
+    "snntorch": "snncheck.backends.snntorch:SnnTorchBackend",
 }
 
 

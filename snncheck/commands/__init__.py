@@ -45,10 +45,12 @@ def load_plugins(args) -> None:
 
 
 def backends_list(text: str) -> list:
-    from ..plan import BACKENDS
+    """Simulators by name: the built-in three, and those reached through NIR (sj_nir, snntorch)."""
+    from ..backends import BACKENDS
+    known = [b for b in BACKENDS if b != "recorded"]          # a recorded run comes from --run-b FILE
     names = [r.strip() for r in text.split(",") if r.strip()]
-    bad = [r for r in names if r not in BACKENDS]
-    require(names and not bad, lambda: f"--runners: unknown {bad}; known: {', '.join(BACKENDS)}")
+    bad = [r for r in names if r not in known]
+    require(names and not bad, lambda: f"--runners: unknown {bad}; known: {', '.join(known)}")
     return names
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, require
-from . import add_plugin_option, backends_list, finish, input_shape, load_plugins, positive_int
+from . import add_plugin_option, backends_list, finish, input_flags, input_shape, load_plugins, positive_int
 
 DEFAULT_SAMPLES = 32
 DEFAULT_TIMESTEPS = 8
@@ -19,7 +19,8 @@ DEFAULT_TIMESTEPS = 8
 def register(sub) -> None:
     p = sub.add_parser("diff", help="compare a float checkpoint with its deployed integer version, layer by layer",
                        description=__doc__)
-    p.add_argument("a", metavar="A", help="float SpikingJelly checkpoint (.pth state_dict)")
+    p.add_argument("a", metavar="A", nargs="?", help="float SpikingJelly checkpoint (.pth state_dict), or a NIR "
+                                                     "graph (.nir)")
     p.add_argument("b", metavar="B", nargs="?", help="deployed integer checkpoint (.pth); default: A converted "
                                                     "(rule max), or A alone where it has no integer form")
     p.add_argument("--paibox", metavar="FILE.py:FACTORY", help="a user's own PAIBox network in place of B")
@@ -29,15 +30,33 @@ def register(sub) -> None:
     p.add_argument("--vthr", help="B's thresholds: comma-separated ints in spiking-layer order, or name=value pairs")
     p.add_argument("--input-scale", type=float, help="what B's input is multiplied by (255 for 0-255 pixels)")
     p.add_argument("--reset", choices=("hard", "soft"), help="B's reset mode")
-    p.add_argument("--inputs", metavar="FILE.npy", help="[N, C, H, W] frames or [N, T, C, H, W] sequences, in A's range")
+    p.add_argument("--inputs", metavar="FILE.npy", help="[N, C, H, W] frames or [N, T, C, H, W] sequences, in A's "
+                                                        "range; or an events file FILE.npz (t, x, y, p)")
     p.add_argument("--samples", type=positive_int, help=f"number of samples (default {DEFAULT_SAMPLES})")
     p.add_argument("--timesteps", type=positive_int, help=f"time steps (default {DEFAULT_TIMESTEPS}; ignored for "
                                                           "sequences)")
-    p.add_argument("--runners", type=backends_list, help="comma-separated subset of reference,spikingjelly,paibox")
+    p.add_argument("--runners", type=backends_list, help="comma-separated subset of reference,spikingjelly,paibox "
+                                                         "(and sj_nir, snntorch: through NIR)")
     p.add_argument("--out", metavar="FILE.html", help="HTML report (default: reports/<A>-vs-<B>.html)")
     p.add_argument("--json", metavar="FILE.json", help="also write the report as JSON")
+    recorded_arguments(p)
+    input_flags.register(p)
     add_plugin_option(p)
     p.set_defaults(func=run)
+
+
+def recorded_arguments(p) -> None:
+    """Flags of a recorded run in place of a simulated one (docs/records.md)."""
+    p.add_argument("--run-b", metavar="FILE", help="a recorded run (NIR data .h5, or .npz) of B, or of A when no B "
+                                                   "is given, compared like a simulated one")
+    p.add_argument("--layout", choices=("sample", "time", "merged"),
+                   help="how the recorded arrays are laid out: [N,T,...], [T,N,...] or [T*N,...] (MergeTemporalDim)")
+    p.add_argument("--spike-amplitude", metavar="theta|X", help="recorded spikes have this value instead of 1")
+    p.add_argument("--first-spike", action="store_true", help="recorded spikes are first-spike times [N, ...]")
+    p.add_argument("--pipelined", action="store_true", help="the recorded run is a pipeline's raw output (stage k "
+                                                            "answers k-1 steps late, T+L-1 steps): realigned, lags "
+                                                            "detected")
+    p.add_argument("--nir-dt", type=float, default=None, help="time step for a NIR graph's r and tau (default 1e-4)")
 
 
 def run(args) -> int:
@@ -47,12 +66,70 @@ def run(args) -> int:
 
 
 def plan_from_args(args):
-    """The diff plan the arguments describe: A, B (or the user's PAIBox network) and the inputs."""
-    from .. import checkpoint, plan as plans
-    from ..plan import Role, Subject
+    """The diff plan the arguments describe: A, B (or the user's PAIBox network), the inputs, a recorded run."""
+    from .. import plan as plans
     load_plugins(args)
+    if args.run_b and args.b is None and args.paibox is None:
+        return _recorded_plan(args)
+    plan = _diff_plan(args)
+    return plans.with_recorded(plan, args.run_b, plans.Role.DEPLOYED, **_layout(args)) if args.run_b else plan
+
+
+def _recorded_plan(args):
+    """A's network (a checkpoint and its model, or a NIR graph) in its backends, and the recorded run of it."""
+    from .. import plan as plans
+    model = _model_a(args)
+    inputs = _recorded_inputs(args, model.graph) or load_inputs(args, model.graph.input_shape)
+    plan = plans.check(model.graph, inputs, backends=args.runners or ["reference"], module=model.model,
+                       title=f"{Path(args.a or args.model).stem}-vs-{Path(args.run_b).stem}")
+    return plans.with_recorded(plan, args.run_b, **_layout(args))
+
+
+def _model_a(args):
+    """A as a FloatModel: a NIR graph (A or --model ending in .nir), or a checkpoint loaded into --model."""
+    from .. import checkpoint
+    from ..frontends import nir as nir_files
+    source = args.a if nir_files.is_nir(args.a) else args.model if nir_files.is_nir(args.model) else None
+    if source is not None:
+        return checkpoint.FloatModel(nir_files.load(source, args.nir_dt or nir_files.DT), None, str(source))
+    require(args.a is not None, "give A (a float checkpoint) or --model graph.nir")
+    return checkpoint.load_float(args.a, args.model, input_shape=args.input_shape or _shape_hint(args.inputs))
+
+
+def _layout(args) -> dict:
+    amp = args.spike_amplitude
+    return {"order": args.layout, "amplitude": amp if amp in (None, "theta") else _number(amp),
+            "first_spike": args.first_spike or None, "pipelined": args.pipelined or None}
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"--spike-amplitude: expected 'theta' or a number, got {text!r}") from None
+
+
+def _recorded_inputs(args, graph):
+    """The inputs a records file was made with (when it carries them and --inputs is not given)."""
+    from .. import records
+    from ..plan import Inputs
+    if args.inputs:
+        return None
+    raw = records.read(args.run_b)
+    if raw.inputs is None:
+        return None
+    x = np.asarray(raw.inputs)
+    x = x.reshape(x.shape[:2] + tuple(graph.input_shape))
+    return Inputs.sequences(x[:args.samples] if args.samples else x, source=f"recorded with {Path(args.run_b).name}")
+
+
+def _diff_plan(args):
+    from .. import checkpoint, plan as plans
+    from ..inputs import deployed_scale, scale_note
+    from ..plan import Role, Subject
     require(args.b is None or args.paibox is None, "give either B (a deployed checkpoint) or --paibox "
                                                    "FILE.py:FACTORY, not both")
+    require(args.a is not None, "give A (a float checkpoint)")
     model = _load_float(args)
     inputs = load_inputs(args, model.graph.input_shape)
     if args.b is None and args.paibox is None:
@@ -64,8 +141,9 @@ def plan_from_args(args):
     else:
         dep = checkpoint.load_deployed(args.b, model.graph, vthr=parse_vthr(args.vthr),
                                        input_scale=args.input_scale, reset=args.reset)
-        deployed = Subject(Role.DEPLOYED, dep.graph, input_scale=dep.input_scale)
-        notes = {"inferred": dep.inferred} if dep.inferred else {}
+        deployed = Subject(Role.DEPLOYED, dep.graph, input_scale=deployed_scale(inputs, dep.input_scale))
+        notes = dict({"inferred": dep.inferred} if dep.inferred else {},
+                     **scale_note(inputs, dep.input_scale, deployed.input_scale))
         b_name = Path(args.b).stem
     return plans.diff(Subject(Role.FLOAT, model.graph, module=model.model), deployed, inputs,
                       args.runners or plans.BACKENDS, title=f"{Path(args.a).stem}-vs-{b_name}", notes=notes)
@@ -106,10 +184,11 @@ def _against_conversion(args, model, inputs):
 def _user_paibox(args, model, inputs):
     """(B's subject, report notes, B's name) for a user's own PAIBox network."""
     from ..frontends import paibox as user_paibox
+    from ..inputs import unscaled
     from ..plan import Role, Subject
     user = user_paibox.load(args.paibox, model.graph)
     notes = {"paibox_matching": user.matching, "user_nodes": user_paibox.user_nodes(user.matching)}
-    scale = args.input_scale
+    scale = 1.0 if unscaled(inputs) else args.input_scale
     if scale is None:
         scale, reason = user_paibox.infer_input_scale(user, model.graph, inputs.chunk(0, 64))
         notes["inferred"] = [f"input_scale={scale:g} ({reason})"]
@@ -130,14 +209,19 @@ def parse_vthr(text):
 
 
 def load_inputs(args, input_shape):
-    """The --inputs file (cut to --samples), or default_inputs."""
-    import dataclasses
-    from .. import data
+    """The --inputs file (cut to --samples; an events file integrated into frames), or default_inputs; then
+    encoded as --encoding says, once for every simulator."""
+    from .. import inputs as encoded
+    from ..inputs.events import Framing
     t = args.timesteps or DEFAULT_TIMESTEPS
-    if not args.inputs:
-        return default_inputs(input_shape, args.samples or DEFAULT_SAMPLES, t)
-    inputs = data.load_inputs(args.inputs, tuple(input_shape), t)
-    return dataclasses.replace(inputs, data=inputs.data[:args.samples]) if args.samples else inputs
+    require(args.encoding_seed is None or args.encoding == "poisson", "--encoding-seed goes with --encoding poisson")
+    framing = Framing.from_options(args.frames, args.split_by, args.frame_ms)
+    if args.inputs:
+        found = encoded.load(args.inputs, input_shape, t, framing, args.samples)
+    else:
+        require(framing is None, "--frames/--frame-ms integrate an events file: give it with --inputs EVENTS.npz")
+        found = default_inputs(input_shape, args.samples or DEFAULT_SAMPLES, t)
+    return encoded.encode(found, args.encoding or "direct", args.encoding_seed or 0)
 
 
 def default_inputs(input_shape, n: int, t: int):

@@ -30,7 +30,11 @@ CODES = {
     "weight_scale": "a layer's weights are scaled differently from its bias and threshold (e.g. exported before normalisation)",
     "readout_lost": "a readout computed off-chip (a Linear head) is all zeros in B where A's is not",
     "readout_mismatch": "two runs agree on every spike but compute a readout (a vote, a Linear head) differently",
-    "initial_membrane": "two SNNs of one ANN start their neurons at different membrane potentials (theta/2 vs 0)",
+    "initial_membrane": "two SNNs (of one ANN, or any two runs) start their neurons at different membrane potentials (theta/2 vs 0)",
+    "fire_rule": "one run fires on H > threshold where the other fires on H >= threshold (spikes differ at ties)",
+    "leaky_if": "an integrate-and-fire neuron runs as a leaky one (an importer's default leak)",
+    "dt_scaling": "a layer's input is scaled by dt or 1/dt (NIR's r or tau read with another time step)",
+    "input_encoding": "the two sides of a pair received different inputs (e.g. Poisson spikes drawn once per simulator)",
 }
 
 

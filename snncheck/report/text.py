@@ -6,6 +6,8 @@ def render(report) -> str:
     lines = [f"{report.title}: {report.verdict.upper()}"]
     if report.inputs:
         lines.append("inputs: " + ", ".join(f"{k}={v}" for k, v in report.inputs.items()))
+    lines += [f"{label}: recorded, from {meta['recorded_from']}" for label, meta in report.runs.items()
+              if meta.get("recorded_from")]
     head = ["layer", "lag exp/found"] + [p.key for p in report.pairs]
     rows = []
     lags = report.pipelined_lags

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-SECTIONS: list = ["ann2snn"]          # module names under snncheck.report.sections, in page order
+SECTIONS: list = ["inputs", "ann2snn", "crosssim"]          # module names under snncheck.report.sections, in page order
 
 
 def _modules() -> list:

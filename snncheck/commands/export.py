@@ -1,0 +1,34 @@
+"""`snncheck export A.pth [B.pth] --model SPEC --out graph.nir`: the network as a NIR graph (`nir.write`): A's float
+graph, or with B the deployed integer one, BatchNorm folded. What NIR cannot say (soft reset, an initial membrane,
+max pooling) is refused naming the node (exit 2); neurons that fire on `>=` are written with NIR's `>` and listed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import require
+from . import input_shape
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="write a network as a NIR graph", description=__doc__)
+    p.add_argument("a", metavar="A", help="float SpikingJelly checkpoint (.pth state_dict)")
+    p.add_argument("b", metavar="B", nargs="?", help="deployed integer checkpoint: export it instead of A")
+    p.add_argument("--model", metavar="SPEC", help="FILE.py:FACTORY, module:FACTORY or a built-in model name")
+    p.add_argument("--input-shape", type=input_shape, metavar="C,H,W", help="where the model does not say it")
+    p.add_argument("--out", metavar="graph.nir", required=True, help="the NIR file to write")
+    p.add_argument("--nir-dt", type=float, default=None, help="time step written into r and tau (default 1e-4)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .. import checkpoint
+    from ..graph import nir
+    out = Path(args.out)
+    require(out.parent.is_dir(), lambda: f"--out {out}: directory {out.parent} does not exist")
+    graph = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape).graph
+    if args.b:
+        graph = checkpoint.load_deployed(args.b, graph).graph
+    written = nir.save(graph, out, args.nir_dt or nir.DT)
+    ties = f"; fire on >= here, NIR's > there (ties differ): {', '.join(written.ties)}" if written.ties else ""
+    print(f"wrote {out}: {len(written.graph.nodes)} NIR nodes{ties}")
+    return 0
