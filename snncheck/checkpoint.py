@@ -91,6 +91,15 @@ def atomic_torch_save(obj, path) -> None:
     os.replace(tmp, path)
 
 
+def _looks_float(state: dict, want: set) -> bool:
+    """A float training checkpoint rather than a deployed one: BatchNorm statistics, or weights that are not
+    integers."""
+    if any(k.endswith(("num_batches_tracked", "running_mean", "running_var")) for k in state):
+        return True
+    weights = [np.asarray(v) for k, v in state.items() if k in want and k.endswith(".weight")]
+    return bool(weights) and not any(np.all(np.equal(np.mod(w, 1), 0)) for w in weights)
+
+
 def _few(names, n=4) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
@@ -197,6 +206,9 @@ def load_deployed(path, float_graph: Graph, vthr=None, input_scale=None, reset=N
     want = {f"{n}.weight" for n in synapses} | {f"{n}.bias" for n in synapses}
     missing = sorted(f"{n}.weight" for n in synapses if f"{n}.weight" not in state)
     extra = sorted(k for k in state if k not in want)
+    require(not _looks_float(state, want), lambda: f"{path}: B holds float weights: it looks like the float "
+            "checkpoint (A), not its deployed integer version; make one with `snncheck convert A.pth --model SPEC "
+            "--out B.pth`")
     require(not missing and not extra, lambda: _mismatch(path, missing, extra, "the float model"))
     inferred = []
     input_scale = float(_pick(input_scale, meta.get("input_scale"), 1.0, "input_scale", inferred))

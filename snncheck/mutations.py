@@ -13,7 +13,7 @@ i.e. tick_wait_start=1 everywhere).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -32,6 +32,7 @@ class Mutation:
     applies: Callable                  # (Target) -> bool
     inject: Optional[Callable] = None  # (Target, factor) -> {node name: replaced primitive}
     factor: Optional[float] = None     # default factor, where the bug has one
+    inputs: dict = field(default_factory=dict)   # how B is fed instead, for an input bug: {"input_scale": s}
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,6 +134,43 @@ def _is_linear(t: Target) -> bool:
     return isinstance(t.synapse_b, P.Linear)
 
 
+def channel(t: Target) -> int:
+    """The output channel a one-channel bug lands on: the one with the most weight (its fault shows most)."""
+    w = np.asarray(t.synapse_b.weight, np.float64)
+    return int(np.argmax(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1)))
+
+
+def _negate_channel(t: Target, f: float) -> dict:
+    c = channel(t)
+    weight = np.array(t.synapse_b.weight, copy=True)
+    weight[c] = -weight[c]
+    return t.synapse_with(weight=weight)
+
+
+def _scale_channel(t: Target, f: float) -> dict:
+    c = channel(t)
+    weight = np.array(t.synapse_b.weight, copy=True)
+    weight[c] = round_saturate(np.asarray(t.float_synapse.weight[c], np.float64) * t.s_w * f)
+    return t.synapse_with(weight=weight)
+
+
+def _flip_kernel(t: Target, f: float) -> dict:
+    return t.synapse_with(weight=np.ascontiguousarray(np.asarray(t.synapse_b.weight)[..., ::-1, ::-1]))
+
+
+def _is_oriented(t: Target) -> bool:
+    """A Conv2d whose kernels a rotation changes."""
+    w = np.asarray(t.synapse_b.weight)
+    return isinstance(t.synapse_b, P.Conv2d) and w.shape[-1] * w.shape[-2] > 1 and \
+        not np.array_equal(w, w[..., ::-1, ::-1])
+
+
+def _grid(t: Target, f: float) -> dict:
+    """Weights truncated to multiples of f (an exporter that drops the low bits)."""
+    w = np.asarray(t.float_synapse.weight, np.float64) * t.s_w
+    return t.synapse_with(weight=(np.clip(np.trunc(w / f), -128 // f, 127 // f) * f).astype(np.int8))
+
+
 CATALOG = {
     "vthr_scale": Mutation("the threshold multiplied by a factor that the weights and bias do not carry",
                            "vthr_scale", lambda t: True, _vthr, 2.0),
@@ -158,6 +196,21 @@ CATALOG = {
                                 "carry", "weight_scale", lambda t: True, _prenorm, 0.25),
     "transposed": Mutation("a Linear's weight matrix stored transposed ((in, out), PAIBox FullConn layout)",
                            "transposed_weights", _is_linear, _transpose, None),
+    "channel_negated": Mutation("one output channel's weights negated (the one with the most weight)",
+                                "channel_weights", lambda t: np.shape(t.synapse_b.weight)[0] > 1, _negate_channel,
+                                None),
+    "channel_scaled": Mutation("one output channel quantized at another scale (the one with the most weight)",
+                               "channel_weights", lambda t: np.shape(t.synapse_b.weight)[0] > 1, _scale_channel,
+                               0.8),
+    "kernel_flipped": Mutation("a Conv2d's kernels rotated by 180 degrees (convolution taken for cross-correlation "
+                               "on export)", "kernel_orientation", _is_oriented, _flip_kernel, None),
+    "vthr_step": Mutation("the threshold a few percent too high (one step of a small integer multiplier)",
+                          "vthr_scale", lambda t: True, _vthr, 1.03),
+    "weight_grid": Mutation("weights truncated to multiples of 8 (the low bits dropped)", "weight_grid",
+                            lambda t: True, _grid, 8.0),
+    "binarised_input": Mutation("analog 0..1 inputs fed at input scale 1: B receives round(x), 0 or 1 "
+                                "(not a network change: the conversion and B's input at scale 1)", "input_scale",
+                                lambda t: t.first, None, None, {"input_scale": 1.0}),
     "timing": Mutation("PAIBox built with tick_wait_start=1 everywhere (not a network change: run option)",
                        "timing", lambda t: t.index == 1, None, None),
 }
@@ -175,13 +228,15 @@ def apply(int_graph: Graph, float_graph: Graph, spec: dict, conversion: Conversi
     name = spec.get("name")
     require(name in CATALOG, lambda: f"unknown mutation {name!r}; known: {', '.join(CATALOG)}")
     bug = CATALOG[name]
-    require(bug.inject is not None, lambda: f"mutation {name!r} is not a network change: run PAIBox with "
-                                            f"{run_options(name)} (case: [run] timing = \"flat\")")
+    require(bug.inject is not None, lambda: f"mutation {name!r} is not a network change: " + (
+        f"convert and feed B with {bug.inputs}" if bug.inputs else
+        f"run PAIBox with {run_options(name)} (case: [run] timing = \"flat\")"))
     t = _pick(int_graph, float_graph, conversion, name, spec.get("layer"))
     factor = float(spec.get("factor", bug.factor if bug.factor is not None else conversion.input_scale))
     require(bool(np.isfinite(factor)) and factor > 0,
             lambda: f"mutation {name!r}: factor must be positive, got {factor}")
-    require(factor != 1 or name not in ("bias_unscaled", "input_scale", "vthr_scale", "prenorm_weights"),
+    require(factor != 1 or name not in ("bias_unscaled", "input_scale", "vthr_scale", "prenorm_weights", "vthr_step",
+                                        "weight_grid", "channel_scaled"),
             lambda: f"mutation {name!r} with factor 1 changes nothing")
     return int_graph.replace(bug.inject(t, factor), name=f"{int_graph.name}-{name}")
 
@@ -190,6 +245,12 @@ def target(int_graph: Graph, float_graph: Graph, conversion: Conversion, name: s
            layer: Optional[str] = None) -> str:
     """The spiking layer that mutation `name` (on `layer`, or the first applicable) lands on."""
     return _pick(int_graph, float_graph, conversion, name, layer).neuron
+
+
+def layers(int_graph: Graph, float_graph: Graph, conversion: Conversion, name: str) -> list:
+    """The spiking layers bug class `name` applies to, in order."""
+    bug = CATALOG[name]
+    return [t.neuron for t in _targets(int_graph, float_graph, conversion) if bug.applies(t)]
 
 
 def applicable(int_graph: Graph, float_graph: Graph, conversion: Conversion) -> list:

@@ -221,6 +221,7 @@ def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
         skip = run_diagnoses.downstream(late.get(spec.a.label, set()) | late.get(spec.b.label, set()), list(layers))
         found += run_diagnoses.disagreement(pc, spec.expect is Expect.EXACT, skip)
         found += readouts.disagreement(pc, skip=bool(skip))
+    found += _inputs_and_vacuity(plan, deployed, total, pairs, layers)
     found = traps.refine(found, plan, total.evidence, total.inputs)
     found = inputs_encoding.different_inputs(plan.pairs, total.pairs, total.runs, list(layers)) + found
     extras = {"coverage": dict(coverage, runs={label: {"samples": m["samples"]} for label, m in total.runs.items()})}
@@ -243,6 +244,17 @@ def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
         networks={role.tag: s.graph.summary() for role, s in plan.subjects.items()},
         weights=context.get("stats", {}), extras=extras,
         evidence=Evidence(total.evidence, graphs, total.inputs))
+
+
+def _inputs_and_vacuity(plan: Plan, deployed, total: Chunk, pairs: list, layers: tuple) -> list:
+    """B's input encoding (when A's inputs are converted for B) and what could not show a difference."""
+    from .diagnose import inputs, vacuity
+    both = Role.FLOAT in plan.subjects and Role.DEPLOYED in plan.subjects
+    found = []
+    if both and plan.diagnose and total.inputs is not None and deployed.graph.neurons:
+        found += inputs.check(total.inputs, deployed.input_scale, deployed.graph.neurons[0])
+    a_vs_b = any(p.expect is Expect.QUANTIZATION and p.key in total.pairs for p in plan.pairs)
+    return found + vacuity.check(pairs, layers, both, a_vs_b, len(plan.inputs))
 
 
 def _edge_lags(plan: Plan, subject, total: Chunk) -> dict:

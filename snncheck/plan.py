@@ -246,4 +246,5 @@ def with_recorded(plan: Plan, path: str, role: Optional[Role] = None, **layout) 
     ref = plan.reference(role)
     expect = Expect.EXACT if plan.subject(role).integer else Expect.FLOAT_ROUNDING
     pairs = list(plan.pairs) + ([Pair(spec, ref, expect)] if ref is not None else [])
-    return plan.replace(runs=plan.runs + (spec,), pairs=tuple(_ordered(pairs)))
+    # a record is read from its first sample on: the comparison runs as one chunk (each chunk would read sample 0 on)
+    return plan.replace(runs=plan.runs + (spec,), pairs=tuple(_ordered(pairs)), chunk=None)

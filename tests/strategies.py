@@ -171,4 +171,6 @@ def conversion_case_specs(draw):
             "description": "a correct conversion of a random float network must be found consistent",
             "model": graph_to_spec(net), "inputs": {"source": "inline", "values": x.tolist()},
             "conversion": {"rule": draw(st.sampled_from(["max", "seed"])), "input_scale": s_in},
-            "expect": {"verdict": "consistent", "exact": ["paibox:b~reference:b", "spikingjelly:b~reference:b"]}}
+            # no error: consistent, or inconclusive when the drawn inputs make a layer fire (almost) never
+            "expect": {"verdict": ["consistent", "inconclusive"],
+                       "exact": ["paibox:b~reference:b", "spikingjelly:b~reference:b"]}}

@@ -24,8 +24,9 @@ def nets():
     return {k: v + (convert.convert(v[0], 255, "max"),) for k, v in out.items()}
 
 
-CASES = [("digits", name) for name in mutations.CATALOG if name != "timing"] + \
-        [("alexnet", name) for name in mutations.CATALOG if name not in ("timing", "bn_not_folded")] + \
+NETWORK_BUGS = [name for name, bug in mutations.CATALOG.items() if bug.inject is not None]
+CASES = [("digits", name) for name in NETWORK_BUGS] + \
+        [("alexnet", name) for name in NETWORK_BUGS if name != "bn_not_folded"] + \
         [("csnn28", "bn_not_folded")]
 
 

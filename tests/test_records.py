@@ -236,3 +236,20 @@ def test_a_comparison_on_fewer_samples_takes_the_records_first_ones(tmp_path):
     assert np.array_equal(run.layer("sn").spikes, spikes[:4])
     with pytest.raises(InputError, match="other inputs"):
         RecordedBackend(path=str(tmp_path / "r.h5")).run(g, x[2:], "recorded:b")
+
+
+def test_a_chunked_plan_compares_each_sample_with_its_own_record(tmp_path):
+    """Catches: a recorded run read from its first sample in every chunk (chunk 2 compared against samples 0..2 of
+    the record: 'inconsistent' where the whole set is consistent). The record holds no inputs, so nothing else
+    notices the shift."""
+    from helpers import int_csnn
+    from snncheck import pipeline, plan as plans
+    from snncheck.backends.reference import ReferenceBackend
+    g = int_csnn(seed=0)
+    x = np.rint(np.random.default_rng(2).random((7, 5, 1, 8, 8)) * 3).astype(np.float32)
+    ref = ReferenceBackend().run(g, x, "reference")
+    records.save(RunResult("own", "own", [LayerRecord(r.name, r.spikes) for r in ref.layers]), tmp_path / "r.h5")
+    plan = plans.check(g, plans.Inputs.sequences(x), backends=["reference"]).replace(chunk=3)
+    report = pipeline.execute(plans.with_recorded(plan, str(tmp_path / "r.h5"), plans.Role.DEPLOYED))
+    assert report.verdict == "consistent"
+    assert all(c.mismatches == 0 for p in report.pairs for c in p.layers) and report.pairs[0].samples == 7

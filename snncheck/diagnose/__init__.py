@@ -14,7 +14,8 @@ SEVERITIES = ("error", "warning", "info")
 CODES = {
     "vthr_scale": "a layer's threshold is scaled differently from its weights and bias",
     "bias_scale": "a layer's bias is scaled differently from its weights and threshold",
-    "input_scale": "the first layer's parameters do not account for the input's scale",
+    "input_scale": "the first layer's parameters do not account for the input's scale, or B's rounded input loses "
+                   "A's (binarised analog inputs, values outside uint8)",
     "weight_overflow": "weights wrapped around or were clipped beyond the int8 range",
     "rounding": "weights were truncated instead of rounded",
     "quantization_error": "quantization error beyond what rounding explains",
@@ -30,6 +31,10 @@ CODES = {
     "weight_scale": "a layer's weights are scaled differently from its bias and threshold (e.g. exported before normalisation)",
     "readout_lost": "a readout computed off-chip (a Linear head) is all zeros in B where A's is not",
     "readout_mismatch": "two runs agree on every spike but compute a readout (a vote, a Linear head) differently",
+    "channel_weights": "some output channels' weights differ from the layer's (negated, or another scale)",
+    "kernel_orientation": "a convolution's kernels are rotated or transposed (convolution vs cross-correlation)",
+    "weight_grid": "a layer's weights sit on a grid coarser than one integer step (multiples of 2^k)",
+    "vacuous": "what was compared cannot show a difference (layers that barely fire, a pair not run)",
     "initial_membrane": "two SNNs (of one ANN, or any two runs) start their neurons at different membrane potentials (theta/2 vs 0)",
     "fire_rule": "one run fires on H > threshold where the other fires on H >= threshold (spikes differ at ties)",
     "leaky_if": "an integrate-and-fire neuron runs as a leaky one (an importer's default leak)",
@@ -58,6 +63,14 @@ class Diagnosis:
 
     def replace(self, **changes) -> "Diagnosis":
         return dataclasses.replace(self, **changes)
+
+
+def verdict(diagnoses) -> str:
+    """"inconsistent" with any error; else "inconclusive" when something compared could not show a difference
+    (`vacuous`, snncheck.diagnose.vacuity); else "consistent"."""
+    if any(d.severity == "error" for d in diagnoses):
+        return "inconsistent"
+    return "inconclusive" if any(d.code == "vacuous" for d in diagnoses) else "consistent"
 
 
 def rank(diagnoses: list) -> list:

@@ -216,9 +216,11 @@ def _own_error(name: str, st: dict) -> Diagnosis:
 
 def combine(primary_found: list, secondary: list, order: list) -> list:
     """The primary (static) diagnoses, each error that a secondary (dynamic) finding on its layer supports replaced
-    by a copy carrying that finding under evidence["runs"][code]; then the other secondary findings, a silent layer
-    downstream of an error said to be so (a warning). Nothing given is edited."""
-    out = list(primary_found)
+    by a copy carrying that finding under evidence["runs"][code], and each static suspicion (a warning with
+    evidence["suspect"]) that the layer's own error beyond quantization confirms made an error in its place; then
+    the other secondary findings, a silent layer downstream of an error said to be so (a warning). Nothing given
+    is edited."""
+    out, secondary = _confirm_suspects(list(primary_found), list(secondary))
     errors = {}
     for i, d in enumerate(out):
         if d.severity == "error":
@@ -236,6 +238,22 @@ def combine(primary_found: list, secondary: list, order: list) -> list:
             d = d.replace(severity="warning", message=d.message + f" (downstream of the error in {order[first_error]})")
         rest.append(d)
     return out + rest
+
+
+def _confirm_suspects(out: list, secondary: list) -> tuple:
+    """(static findings, dynamic findings left): a suspicion whose layer has its own error beyond quantization is
+    that error's cause, an error itself carrying the run evidence; the generic finding is then consumed."""
+    suspects = {d.layer: i for i, d in enumerate(out) if d.evidence.get("suspect")}
+    left = []
+    for d in secondary:
+        if d.code == "quantization_error" and d.severity == "error" and d.layer in suspects:
+            i = suspects.pop(d.layer)
+            out[i] = out[i].replace(severity="error", message=out[i].message + "; fed A's own input spikes the "
+                                    "layer misses A's spikes beyond quantization (isolated mode)",
+                                    evidence=dict(out[i].evidence, runs={d.code: d.evidence}))
+        else:
+            left.append(d)
+    return out, left
 
 
 def scaled_membrane_diff(a_run, b_run, scales: dict) -> dict:

@@ -23,7 +23,7 @@ from ..convert import fit_scale, prepare, primary, weighted_terms
 from ..errors import InputError
 from ..graph import Graph, folded_from
 from ..graph import primitives as P
-from . import Diagnosis
+from . import Diagnosis, channels
 
 INT8 = 127
 BIAS_TOL = 0.10            # relative deviation of the bias scale tolerated beyond rounding
@@ -32,6 +32,8 @@ TRUNCATION_OFFSET = -0.25  # mean residual toward zero (in steps) that says "tru
 STRUCTURAL_GAIN = 4.0      # an alternative reading of A's weights must explain B this many times better
 RANGE_USED = 0.5           # weights using less than this share of int8 are the odd one out, not bias/threshold
 SCALE_TOL = 0.01           # relative disagreement of two synapses' scales in one merge tolerated beyond their fits
+SUSPECT_SIGMAS = 2.0       # a threshold this many standard errors off, within the band: suspect (warning)
+CLIP_ALLOWANCE = 0.25      # how far above the saturation point a rule may put a scale that no unsaturated weight bounds
 
 __all__ = ["Fit", "analyse", "fit", "fit_scale", "flattened_shape"]
 
@@ -91,7 +93,7 @@ def _feasible(a, b, sat):
     hi = np.where(a > 0, hi_b, lo_b)[nz & ~sat]
     floor = (INT8 - 0.5) / np.abs(a[nz & sat & (np.sign(a) == np.sign(b))])
     low = max(float(lo.max()) if lo.size else 0.0, float(floor.max()) if floor.size else 0.0)
-    high = float(hi.min()) if hi.size else np.inf
+    high = float(hi.min()) if hi.size else low * (1 + CLIP_ALLOWANCE)   # only saturated weights: no upper bound
     return (low, high) if 0 < low <= high else None
 
 
@@ -189,11 +191,14 @@ def _fit_stats(f: Fit) -> dict:
 def _weights(cx: _Ctx, term, syn_a, syn_b, f: Fit, where) -> list:
     """The checks of one synapse's weights alone: another reading of A's weights, wrapping, truncation."""
     found = _structural(cx, term, syn_a, syn_b, f, where)
+    found = found or channels.grid_diagnosis(cx.neuron, term.weight, syn_b.weight, syn_a.weight, where)
     if found:
         return found
     if f.wrapped:
         found.append(_overflow(f, term.weight, syn_a, where))
-    if f.offset < TRUNCATION_OFFSET and abs(f.offset) > 4 * 0.29 / np.sqrt(max(1, syn_a.weight.size)):
+    nonzero = int(np.count_nonzero(syn_a.weight))
+    # truncation is one-sided residuals that no single scale rounds away (few weights: some scale always does)
+    if f.feasible is None and f.offset < TRUNCATION_OFFSET and abs(f.offset) > 4 * 0.29 / np.sqrt(max(1, nonzero)):
         found.append(Diagnosis(
             "rounding", cx.neuron, "error",
             f"the weights of {term.weight} were truncated toward zero, not rounded: their residuals against "
@@ -202,7 +207,8 @@ def _weights(cx: _Ctx, term, syn_a, syn_b, f: Fit, where) -> list:
             evidence=dict(where, rounding_offset=f.offset, rmse_over_step=f.rmse, scale=f.scale),
             fix=f"quantize {term.weight} with round-to-nearest and saturation (np.clip(np.rint(w * s), -128, 127)), "
                 "not .to(torch.int8) or int()"))
-    return found
+    return found or channels.channel_diagnosis(cx.neuron, term.weight, syn_b.weight, syn_a.weight, f.scale,
+                                               f.rmse, where)
 
 
 def _clipped(f: Fit, syn: str, syn_a, where) -> Diagnosis:
@@ -240,8 +246,8 @@ def _other_synapse(cx: _Ctx, t, main_fit: Fit, k_ref: float):
                 f"{k_ref:.6g})"))
     bias = _bias_ratio(syn_a, syn_b, k_ref)
     if bias is not None and not bias[1]:
-        found.append(_bias_diagnosis(t.weight, cx.neuron, bias[0], k_ref, False, t.amplitude, (),
-                                     dict(where, expected_scale=k_ref, bias_ratio=bias[0])))
+        found.append(_bias_diagnosis(t.weight, cx.neuron, bias, k_ref, False, t.amplitude, (),
+                                     dict(where, expected_scale=k_ref, bias_ratio=bias[0]), syn_a))
     if f.clipped > 0.01 * syn_a.weight.size:
         found.append(_clipped(f, t.weight, syn_a, where))
     return dict(_fit_stats(f), bias_ratio=None if bias is None else bias[0]), found
@@ -302,6 +308,10 @@ def _alternatives(cx: _Ctx, term, syn_a):
         yield ("bn_not_folded", f"the weights from before folding BatchNorm {bn}",
                cx.float_graph.nodes[name].weight, f"fold {bn} into {name} (W' = W*gamma/sqrt(var+eps), "
                f"b' = (b-mean)*gamma/sqrt(var+eps)+beta) before quantizing, and carry the folded bias")
+    if isinstance(syn_a, P.Conv2d) and w.shape[2] * w.shape[3] > 1:
+        for label, kernel in _orientations(w):
+            yield ("kernel_orientation", f"A's kernels {label}", kernel,
+                   f"export {name}'s kernels as torch stores them (OIHW, cross-correlation), not {label}")
     if isinstance(syn_a, P.Linear):
         shape = flattened_shape(cx.a, term)
         if shape is not None:
@@ -313,6 +323,15 @@ def _alternatives(cx: _Ctx, term, syn_a):
         yield ("transposed_weights", "transposed (stored in PAIBox FullConn's (in, out) layout)",
                w.T.reshape(w.shape), f"store {name}.weight as (out, in), torch's Linear layout "
                                      "(PAIBox's FullConn takes its transpose)")
+
+
+def _orientations(w: np.ndarray):
+    """(label, A's kernels read that way) for the rotations and transposes an exporter may apply."""
+    yield "rotated by 180 degrees (convolution taken for cross-correlation)", w[..., ::-1, ::-1]
+    if w.shape[2] == w.shape[3]:
+        yield "transposed (H and W swapped)", w.transpose(0, 1, 3, 2)
+        yield "rotated by 90 degrees", np.rot90(w, 1, axes=(2, 3))
+        yield "rotated by 270 degrees", np.rot90(w, 3, axes=(2, 3))
 
 
 def flattened_shape(graph: Graph, term) -> Optional[tuple]:
@@ -344,24 +363,25 @@ def _bias_ratio(syn_a, syn_b, k):
     b = np.zeros_like(a) if syn_b.bias is None else np.asarray(syn_b.bias, np.float64)
     ratio = float(a @ b / (a @ a)) / k
     rms = float(np.sqrt(np.mean((k * a) ** 2)))
-    return ratio, abs(ratio - 1) <= BIAS_TOL + 1.0 / max(rms, 1e-12)
+    return ratio, abs(ratio - 1) <= BIAS_TOL + 1.0 / max(rms, 1e-12), syn_b.bias is not None
 
 
 def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, range_used, where) -> list:
     """The odd one out among weights, bias, threshold (and input scale, first layer)."""
     theta_a = float(na.threshold)
-    theta_ok = abs(float(nb.threshold) - k * theta_a) <= 0.5 + max(4 * f.sigma_rel, THRESHOLD_TOL) * k * abs(theta_a) \
-        or (f.feasible is not None and
-            f.feasible[0] * s_in * theta_a - 0.5 <= float(nb.threshold) <= f.feasible[1] * s_in * theta_a + 0.5)
+    lo, hi = threshold_interval(theta_a, k, s_in, f)
+    theta_ok = lo <= float(nb.threshold) <= hi
     bias_ok = bias is None or bias[1]
     if theta_ok and bias_ok:
-        return []
+        return _suspect_threshold(syn, n, na, nb, k, f, where)
     ev = dict(where, weight_scale=f.scale, input_scale=s_in, expected_scale=k, threshold_ratio=thr,
               bias_ratio=None if bias is None else bias[0], threshold_a=float(na.threshold),
               threshold_b=float(nb.threshold), range_used=range_used)
     want_theta = int(max(1, round(k * float(na.threshold))))
     snap = (s_in,) if first else ()
     together = not theta_ok and bias is not None and not bias_ok and abs(bias[0] / thr - 1) <= BIAS_TOL
+    # a first layer with no bias whose threshold misses exactly the input scale: the input scale was forgotten
+    together = together or (first and bias is None and not theta_ok and s_in != 1 and abs(s_in * thr - 1) < 0.05)
     if (together or (bias is None and not theta_ok)) and range_used < RANGE_USED:
         return [Diagnosis(
             "weight_scale", n, "error",
@@ -373,13 +393,15 @@ def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, 
                 "the folded, normalised float weights with the layer's scale)")]
     if together and first:
         implied = s_in * thr
+        what = "the bias and threshold" if bias is not None else "the threshold"
         if abs(implied - 1) < 0.05 and s_in != 1:
-            msg = (f"the bias and threshold of the first layer ({syn}, {n}) ignore the input scale "
-                   f"{s_in:g}: both are {_ratio_words(thr, snap)} what input multiplied by {s_in:g} needs")
-            fix = (f"{_scale_words(1 / thr, f'the bias of {syn} and the threshold of {n}', snap)} "
-                   f"(threshold {want_theta}), i.e. convert with input_scale={s_in:g}")
+            msg = (f"{what} of the first layer ({syn}, {n}) ignore the input scale {s_in:g}: "
+                   f"{_ratio_words(thr, snap)} what input multiplied by {s_in:g} needs")
+            target = f"the bias of {syn} and the threshold of {n}" if bias is not None else f"the threshold of {n}"
+            fix = (f"{_scale_words(1 / thr, target, snap)} (threshold {want_theta}), i.e. convert with "
+                   f"input_scale={s_in:g}")
         else:
-            msg = (f"the bias and threshold of the first layer ({syn}, {n}) expect the input "
+            msg = (f"{what} of the first layer ({syn}, {n}) expect the input "
                    f"multiplied by {implied:.4g}, but it is multiplied by {s_in:g}")
             fix = (f"feed round(x * {implied:.4g}) (--input-scale {implied:.4g}), or re-convert with "
                    f"input_scale={s_in:g}")
@@ -387,7 +409,7 @@ def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, 
                           evidence=dict(ev, implied_input_scale=implied, factor=_factor(1 / thr, snap)))]
     out = []
     if bias is not None and not bias_ok:
-        out.append(_bias_diagnosis(syn, n, bias[0], k, first, s_in, snap, ev))
+        out.append(_bias_diagnosis(syn, n, bias, k, first, s_in, snap, ev, syn_a))
     if not theta_ok:
         out.append(Diagnosis(
             "vthr_scale", n, "error",
@@ -398,11 +420,46 @@ def _scales(syn: str, n: str, syn_a, na, nb, k, s_in, first, bias, thr, f: Fit, 
     return out
 
 
-def _bias_diagnosis(syn: str, n: str, r: float, k: float, first: bool, s_in: float, snap, ev) -> Diagnosis:
+def _suspect_threshold(syn: str, n: str, na, nb, k: float, f: Fit, where) -> list:
+    """A threshold within the uncertainty of a scale that no value fits exactly, yet SUSPECT_SIGMAS standard errors
+    off: a warning that the runs make an error (`dynamic.combine`: the layer's own spikes move beyond quantization)."""
+    want = k * float(na.threshold)
+    off = float(nb.threshold) - want
+    if f.feasible is not None or abs(off) <= 0.5 + SUSPECT_SIGMAS * f.sigma_rel * abs(want):
+        return []
+    return [Diagnosis(
+        "vthr_scale", n, "warning",
+        f"the threshold of {n} is {float(nb.threshold):g}, {off / want:+.2%} from what the weights of {syn} imply "
+        f"({want:.6g}): within the uncertainty of their fitted scale, but {abs(off) / (f.sigma_rel * abs(want)):.1f} "
+        "standard errors off",
+        evidence=dict(where, suspect=True, threshold_b=float(nb.threshold), expected_threshold=want,
+                      scale_sigma_rel=f.sigma_rel),
+        fix=f"set the threshold of {n} to {int(max(1, round(want)))} if the layer's own spikes move (isolated mode)")]
+
+
+def threshold_interval(theta_a: float, k: float, s_in: float, f: Fit) -> tuple:
+    """The integer thresholds a correct conversion can give (docs/diagnoses.md, "one quantization step"): theta_A
+    times any layer scale that rounds A's weights to B's exactly, rounded once (+-0.5); when no scale does (B's
+    weights are not A's rounded), k * theta_A within 4 standard errors of the fitted scale (at least
+    THRESHOLD_TOL), +-0.5."""
+    if f.feasible is not None:
+        lo, hi = sorted((f.feasible[0] * s_in * theta_a, f.feasible[1] * s_in * theta_a))
+    else:
+        d = max(4 * f.sigma_rel, THRESHOLD_TOL) * k * abs(theta_a)
+        lo, hi = k * theta_a - d, k * theta_a + d
+    return lo - 0.5, hi + 0.5
+
+
+def _bias_diagnosis(syn: str, n: str, bias: tuple, k: float, first: bool, s_in: float, snap, ev,
+                    syn_a) -> Diagnosis:
+    r, _, given = bias
     unscaled = first and s_in != 1 and abs(r * s_in - 1) < 0.05
+    want = float(np.abs(np.asarray(syn_a.bias, np.float64)).max() * k)
     msg = (f"the bias of {syn} is {_ratio_words(r, snap)} what its weights and threshold imply"
            + (f": it was not multiplied by the input scale {s_in:g}" if unscaled else "")) if r else \
-        f"{syn} has no bias in B although its folded float bias is not zero"
+        (f"the bias of {syn} is all zeros in B although its folded float bias times the layer's scale {k:.6g} "
+         f"reaches {want:.4g}: it was scaled or rounded away" if given else
+         f"{syn} has no bias in B although its folded float bias is not zero")
     return Diagnosis(
         "bias_scale", n, "error", msg, evidence=dict(ev, factor=_factor(1 / r, snap) if r else None),
         fix=_scale_words(1 / r, f"the bias of {syn}", snap) if r else

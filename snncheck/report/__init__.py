@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..diagnose import rank
+from ..diagnose import rank, verdict
 
 SCHEMA_VERSION = 2
 
@@ -38,7 +38,7 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        return "inconsistent" if any(d.severity == "error" for d in self.diagnoses) else "consistent"
+        return verdict(self.diagnoses)
 
     @property
     def first_divergence(self) -> Optional[dict]:

@@ -66,6 +66,9 @@ def _same_network(pair) -> bool:
 
 def _verdict_sentence(report) -> Markup:
     errors = [d for d in report.diagnoses if d.severity == "error"]
+    if not errors and report.verdict == "inconclusive":
+        return Markup("Inconclusive: what was compared cannot show a difference (see the <code>vacuous</code> "
+                      "warning): agreement here proves nothing.")
     if not errors:
         return Markup("The integer network runs identically in every simulator and whatever differs from the float "
                       "model is explained by quantization.")
