@@ -169,8 +169,9 @@ def _against_conversion(args, model, inputs):
     from ..backends.base import Refusal
     from ..plan import Role, RunSpec, Skipped, Subject
     a = Subject(Role.FLOAT, model.graph, module=model.model)
+    scale, notes = _conversion_scale(args, inputs)
     try:
-        conv = convert.convert(model.graph, args.input_scale or 1.0, reset=args.reset)
+        conv = convert.convert(model.graph, scale, reset=args.reset)
     except InputError as exc:
         float_only = plans.check(model.graph, inputs, [b for b in (args.runners or plans.BACKENDS) if b != "paibox"],
                                  module=model.model, title=f"{Path(args.a).stem}-float")
@@ -178,7 +179,20 @@ def _against_conversion(args, model, inputs):
         return float_only.replace(skipped=float_only.skipped + (Skipped(RunSpec("paibox", Role.DEPLOYED), (why,)),))
     require(args.vthr is None, "--vthr describes a deployed checkpoint B; give B")
     b = Subject(Role.DEPLOYED, conv.graph, input_scale=conv.input_scale)
-    return plans.diff(a, b, inputs, args.runners or plans.BACKENDS, title=f"{Path(args.a).stem}-vs-converted")
+    return plans.diff(a, b, inputs, args.runners or plans.BACKENDS, title=f"{Path(args.a).stem}-vs-converted",
+                      notes=notes)
+
+
+def _conversion_scale(args, inputs) -> tuple:
+    """(input scale, report notes) of A's conversion: --input-scale; else 1 for spikes and counts (already the
+    chip's units), 255 for analog inputs (0-1 images fed as 0-255 pixels)."""
+    from ..graph import is_integer_valued
+    from ..inputs import unscaled
+    if args.input_scale is not None:
+        return float(args.input_scale), {}
+    if unscaled(inputs) or is_integer_valued(inputs.chunk(0, 64)):
+        return 1.0, {}
+    return 255.0, {"inferred": ["input_scale=255 (analog inputs converted as 0-255 pixels; --input-scale to change)"]}
 
 
 def _user_paibox(args, model, inputs):
