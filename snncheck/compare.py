@@ -226,11 +226,15 @@ def _compare_layer(index: int, ra: LayerRecord, rb: LayerRecord, upstream_first,
     differ = ra.spikes != rb.spikes
     n, t = differ.shape[:2]
     flat = differ.reshape(n, t, -1)
-    counts = [r.spikes.reshape(n * t, -1).sum(axis=0).astype(np.int64).reshape(ra.shape) for r in (ra, rb)]
+    counts = [np.count_nonzero(r.spikes.reshape(n * t, -1), axis=0).astype(np.int64).reshape(ra.shape)
+              for r in (ra, rb)]
     v_max = v_mis = None
     if ra.v is not None and rb.v is not None and (not scaled or scale):
-        vb = rb.v.astype(np.float64) / scale if scaled else rb.v.astype(np.float64)
-        dv = np.abs(ra.v.astype(np.float64) - vb)
+        if not scaled and ra.v.dtype.kind == rb.v.dtype.kind == "i":      # integers: exact without floats
+            dv = np.abs(np.subtract(ra.v, rb.v, dtype=np.int64))
+        else:
+            vb = rb.v.astype(np.float64) / scale if scaled else rb.v.astype(np.float64)
+            dv = np.abs(ra.v.astype(np.float64) - vb)
         v_max, v_mis = float(dv.max()), None if scaled else int((dv > 0).sum())
     explained = unexplained = propagated = 0
     flips = ()
@@ -242,11 +246,12 @@ def _compare_layer(index: int, ra: LayerRecord, rb: LayerRecord, upstream_first,
 
 
 def _first(flat: np.ndarray, shape, ids) -> Optional[dict]:
-    """Earliest step with a mismatch, then lowest sample, then lowest neuron index."""
-    hits = np.argwhere(flat.transpose(1, 0, 2))
-    if not len(hits):
+    """Earliest step with a mismatch, then lowest sample, then lowest neuron index (found in that step only)."""
+    steps = flat.any(axis=2).any(axis=0)
+    if not steps.any():
         return None
-    t, sample, idx = (int(v) for v in hits[0])
+    t = int(steps.argmax())
+    sample, idx = (int(v) for v in np.argwhere(flat[:, t])[0])
     return {"t": t, "sample": int(ids[sample]), "neuron": [int(c) for c in np.unravel_index(idx, shape)], "index": idx}
 
 

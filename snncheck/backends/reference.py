@@ -4,8 +4,10 @@ over samples, and the arbiter between the simulators.
 Values travel as `[N, T', *shape]` with T' = T, or T' = 1 for a value that is the same at every step (direct
 encoding repeats one frame; a readout is one value per run): a stateless primitive then runs once per sample and
 the neurons broadcast it over time. Stateless primitives run on all N*T' frames at once through BLAS. Integer
-graphs are exact: products in float32 when every partial sum is provably below 2**24, else float64 (exact below
-2**53), then held in int64. Float graphs run in float32 with the neuron update in SpikingJelly's operation order
+graphs are exact (`exact_gemm`): products of int8-valued operands (spikes, int8 weights) by an int8 kernel with
+int32 accumulation, else float32 BLAS when every partial sum is provably below 2**24, else float64 (exact below
+2**53), then held in int32 where bounds prove every value (a neuron's membrane over the whole run included) below
+2**30, else in int64. Float graphs run in float32 with the neuron update in SpikingJelly's operation order
 (the equations live in `snncheck.graph.primitives`), so what differs from SpikingJelly is only the summation order
 of the synaptic input. Spikes travel as bool and are cast once, to the dtype of the product that reads them.
 
@@ -22,6 +24,7 @@ import numpy as np
 from ..errors import require
 from ..graph import Graph, fold_batchnorm, is_integer_valued
 from ..graph import primitives as P
+from . import exact_gemm
 from .base import Backend, LayerRecord, OutputRecord, Registry, RunResult, check_inputs, rounding_bounds
 
 OPS = Registry("reference", lambda kind: f"the reference has no implementation of {kind}")
@@ -72,7 +75,7 @@ def evaluate(graph: Graph, feeds: dict, exact: bool, record_v: bool = True, targ
         node = graph.nodes[name]
         ins = [values[p] for p in graph.inputs_of(name)]
         if P.is_neuron(node):
-            x = _as(ins[0], work)
+            x = ins[0] if narrow_state(node, ins[0], t) else _as(ins[0], work)
             spikes, v, h = run_neuron(node, np.broadcast_to(x, (x.shape[0], t) + x.shape[2:]), record_v)
             out[name] = (spikes, v, h)
             values[name] = spikes
@@ -145,10 +148,13 @@ OPS.allow(P.Input, P.Neuron)          # the input is fed; neurons run in `run_ne
 @OPS.register(P.Linear)
 @_frames
 def _linear(node: P.Linear, x, exact, work):
-    dtype = _dtype(x, node.weight, exact)
+    weight = np.asarray(node.weight).T
     with one_blas_thread():
-        y = x.astype(dtype, copy=False) @ np.asarray(node.weight).T.astype(dtype)
-    y = _finish(y, exact)
+        if exact:
+            use = _kernel(x, weight)
+            y = exact_gemm.product(x, weight, use).astype(_held(x, weight, node.bias), copy=False)
+        else:
+            y = x.astype(np.float32, copy=False) @ weight.astype(np.float32)
     return y + _bias(node, y.dtype, y.shape[-1])
 
 
@@ -245,9 +251,12 @@ def one_blas_thread():
 
 
 def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
-    """im2col per group, laid out [B, C*kh*kw, OH*OW] so that one stacked matmul W @ cols gives NCHW directly."""
+    """im2col per group, laid out [B, C*kh*kw, OH*OW] so that one stacked matmul W @ cols gives NCHW directly
+    (float graphs; integer graphs: `conv2d_exact`)."""
+    if exact:
+        return conv2d_exact(x, layer)
     o, cg, kh, kw = layer.weight.shape
-    dtype = _dtype(x, layer.weight, exact)
+    dtype = np.float32
     win = _windows(x.astype(dtype, copy=False), (kh, kw), layer.stride, layer.padding)   # [B, C, OH, OW, kh, kw]
     b, _, oh, ow = win.shape[:4]
     og = o // layer.groups
@@ -256,8 +265,48 @@ def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
     for g in range(layer.groups):
         cols = win[:, g * cg:(g + 1) * cg].transpose(0, 1, 4, 5, 2, 3).reshape(b, cg * kh * kw, oh * ow)
         np.matmul(weight[g * og:(g + 1) * og].reshape(og, -1).astype(dtype), cols, out=y[:, g * og:(g + 1) * og])
-    y = _finish(y.reshape(b, o, oh, ow), exact)
+    y = y.reshape(b, o, oh, ow)
     return y + _bias(layer, y.dtype, o)[:, None, None]
+
+
+def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
+    """Integer convolution, exact (`exact_gemm.Conv2d`: int8 im2col and kernel for spikes), held in int32 when its
+    sums stay below `NARROW` (`_held`), else int64."""
+    conv = exact_gemm.Conv2d(layer.weight, layer.stride, layer.padding, layer.groups)
+    dtype = _held(x, conv.weight.reshape(-1, conv.weight.shape[-1]), layer.bias)
+    y = conv(x, out=dtype)
+    y += _bias(layer, y.dtype, y.shape[1])[:, None, None]       # y is ours: no second full-size array
+    return y
+
+
+NARROW = 2 ** 30      # integers held in int32 below this: the difference of two still fits
+
+
+def _held(x: np.ndarray, weight_t: np.ndarray, bias) -> type:
+    """int32 for the products of x and weight_t [K, N] plus bias when every one is provably below NARROW (half
+    the bytes for the neuron that reads them: its update is memory-bound), else int64."""
+    bound = exact_gemm.bound(_max_abs(x), weight_t) + (0.0 if bias is None else float(np.abs(bias).max(initial=0)))
+    return np.int32 if bound < NARROW else np.int64
+
+
+def narrow_state(neuron: P.Neuron, x: np.ndarray, steps: int) -> bool:
+    """An int32 synaptic input x can drive `neuron` in int32 for `steps` steps: its membrane stays below NARROW
+    (at most |v0| + |v_reset| + steps * (max|x| + |threshold| + |leak|))."""
+    if x.dtype != np.int32:
+        return False
+    per_step = _max_abs(x) + abs(float(neuron.threshold)) + float(np.abs(getattr(neuron, "leak", 0)).max(initial=0))
+    start = abs(float(neuron.initial_v)) + abs(float(neuron.v_reset))
+    return start + steps * per_step < NARROW
+
+
+def _max_abs(x: np.ndarray) -> float:
+    return (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max(initial=0))
+
+
+def _kernel(x: np.ndarray, weight_t: np.ndarray) -> str:
+    """The exact GEMM kernel for x (rows of inputs) times weight_t [K, N]: from the largest partial sum."""
+    return exact_gemm.kernel(exact_gemm.bound(_max_abs(x), weight_t), exact_gemm.fits_int8(x),
+                             exact_gemm.fits_int8(weight_t))
 
 
 def max_pool(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
@@ -272,27 +321,6 @@ def max_pool(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
             part = x[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw]
             out = part.copy() if out is None else np.maximum(out, part, out=out)
     return out
-
-
-def _dtype(x: np.ndarray, weight: np.ndarray, exact: bool):
-    """float32 unless an exact product could reach 2**24 (then float64, exact below 2**53)."""
-    if not exact:
-        return np.float32
-    bound = _bound(x, weight)
-    require(bound < 2 ** 53, "synaptic sums exceed 2**53: integer network too large for exact float64")
-    return np.float32 if bound < 2 ** 24 else np.float64
-
-
-def _finish(y: np.ndarray, exact: bool) -> np.ndarray:
-    """Exact sums are integers already: held in int64 from here on."""
-    return y.astype(np.int64) if exact else y
-
-
-def _bound(x: np.ndarray, weight: np.ndarray) -> float:
-    """Largest possible |partial sum| of one output: max_o sum_i |W_oi| * max|x|."""
-    w = np.abs(np.asarray(weight, np.float64)).reshape(weight.shape[0], -1).sum(axis=1).max()
-    x_max = (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max() if x.size else 0)
-    return float(w * x_max)
 
 
 def _bias(layer, dtype, size: int) -> np.ndarray:

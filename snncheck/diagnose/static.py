@@ -285,6 +285,8 @@ def _shortcut(cx: _Ctx, t, k_ref: float):
 # ------------------------------------------------------------------------------------------------ weights
 def _structural(cx: _Ctx, term, syn_a, syn_b, f: Fit, where) -> list:
     """B's weights explained far better by another reading of A's weights than by A's folded weights."""
+    if f.unexplained <= 1e-3:        # A's own weights explain B: no other reading can do far better (no fits)
+        return []
     for code, label, alt, fix in _alternatives(cx, term, syn_a):
         g = fit(syn_b.weight, alt)
         if f.unexplained > 1e-3 and g.unexplained * STRUCTURAL_GAIN < f.unexplained:
@@ -486,8 +488,10 @@ def _candidates(a, b, usable) -> list:
     wrap), and least squares; the fit keeps the one that the most entries agree with."""
     big = usable & (np.abs(b) >= 2)
     out = [fit_scale(b[usable], a[usable])]
-    for q in (25, 50, 100):
-        band = big & (np.abs(a) <= np.percentile(np.abs(a[usable]), q)) if usable.any() else big
+    size = np.abs(a)
+    cuts = np.percentile(size[usable], (25, 50, 100)) if usable.any() else (None,) * 3    # one partition
+    for cut in cuts:
+        band = big & (size <= cut) if cut is not None else big
         if band.sum() >= 3:
             out.append(float(np.median(b[band] / a[band])))
     return out

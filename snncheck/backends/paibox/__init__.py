@@ -6,6 +6,7 @@
     layouts.py   how samples map to nodes: one per simulation, or many stacked along the rows
     build.py     sources (loaders) of the pb.Network: built from the graph, or a user's own network
     simulate.py  the one simulate loop, and its spread over worker processes
+    fastpath.py  exact BLAS twins of PAIBox's synaptic products, installed in the built network (`fast=True`)
 
 PAIBox is a pipeline: `run` returns raw records, T + L - 1 steps long for a depth-L network, and the lag it
 expects per neuron in `meta["expected_lag"]`; `snncheck.align` crops them to the reference's steps.
@@ -21,7 +22,7 @@ from ...errors import InputError, require
 from ...graph import Graph, fold_batchnorm
 from ...graph import primitives as P
 from ..base import Backend, LayerRecord, OutputRecord, Refusal, RunResult, check_inputs
-from . import layouts, limits, lower
+from . import fastpath, layouts, limits, lower
 from .build import TIMINGS, GraphSource, UserSource
 from .simulate import simulate, simulate_spread
 
@@ -35,16 +36,18 @@ class PAIBoxBackend(Backend):
     pipelined = True
 
     def __init__(self, module=None, source=None, progress: bool = False, timing: str = "pipeline", batch: int = 1,
-                 workers: int = 1, executor=None):
+                 workers: int = 1, executor=None, fast: bool = True):
         """`source`: a user's own network (`snncheck.frontends.paibox.UserNetwork`), run with its timing as
         written; by default the network is built from the graph with `timing` "pipeline" (the recipe) or "flat"
         (tick_wait_start=1 everywhere: the common mistake, kept so that the harness can show it).
         `batch`: samples per simulation (stacked layout; one at a time where the graph cannot be stacked).
-        `workers`: processes sharing the samples, or `executor`, a `snncheck.parallel` executor kept across runs."""
+        `workers`: processes sharing the samples, or `executor`, a `snncheck.parallel` executor kept across runs.
+        `fast`: synaptic products by exact BLAS inside PAIBox's own update (`fastpath`); False: as PAIBox ships."""
         super().__init__(module, source, progress)
         require(timing in TIMINGS, lambda: f"unknown timing {timing!r}; known: {', '.join(TIMINGS)}")
         require(int(batch) >= 1 and int(workers) >= 1, "batch and workers must be at least 1")
         self.timing, self.batch, self.workers, self.executor = timing, int(batch), int(workers), executor
+        self.fast = bool(fast)
 
     def accepts(self, graph: Graph) -> list:
         if self.source is not None:       # the user's network runs as they built it; the harness checks it
@@ -75,6 +78,7 @@ class PAIBoxBackend(Backend):
         try:
             pieces = parallel.split(n, (4 if self.progress else 1) * ex.workers) if ex else [(0, n)]
             source, meta = self._source(graph, expected, t, max(hi - lo for lo, hi in pieces))
+            source, meta["fast"] = (fastpath.Fast(source) if self.fast else source), self.fast
             if ex is None:
                 records = simulate(source(), inputs, record_v, self.progress)
             else:

@@ -21,7 +21,8 @@ def simulate(built, inputs: np.ndarray, record_v: bool = True, progress: bool = 
     sim = pb.Simulator(built.network, start_time_zero=False)
     zeros = np.zeros(layout.input_shape, dtype=np.uint8)
     parts = {name: ([], []) for name in built.probes}
-    with tqdm(total=n, desc="paibox", unit="sample", disable=not progress, leave=False) as bar:
+    with tqdm(total=n, desc="paibox", unit="sample", disable=not progress, leave=False) as bar, \
+            parallel.blas_threads(1):          # the fast path's BLAS products: see reference.one_blas_thread
         for lo in range(0, n, layout.batch):
             chunk = inputs[lo:lo + layout.batch]
             frames = layout.frames(chunk)
@@ -35,7 +36,12 @@ def simulate(built, inputs: np.ndarray, record_v: bool = True, progress: bool = 
                     parts[name][1].append(layout.records(name, np.asarray(sim.data[voltage], dtype=np.int64),
                                                          len(chunk)))
             bar.update(len(chunk))
-    return {name: (np.concatenate(s), np.concatenate(v) if record_v else None) for name, (s, v) in parts.items()}
+    return {name: (_join(s), _join(v) if record_v else None) for name, (s, v) in parts.items()}
+
+
+def _join(parts: list) -> np.ndarray:
+    """The records of consecutive simulations, in sample order (one simulation: as it is, not copied)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def simulate_source(source, inputs: np.ndarray, record_v: bool = True, progress: bool = False) -> dict:

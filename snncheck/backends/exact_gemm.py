@@ -1,0 +1,203 @@
+"""Exact integer matrix products at BLAS speed, shared by the reference and PAIBox's fast path.
+
+NumPy's integer matmul does not use BLAS (tens of times slower than float32). An integer product is computed
+exactly by the fastest kernel its operands allow:
+- int8 x int8 with int32 accumulation (`torch._int_mm`, oneDNN's VNNI kernel: ~7x float32 BLAS here) when both
+  operands fit int8 (spikes are 0/1, weights int8) and every partial sum is below 2**31;
+- float32 BLAS when every partial sum is provably below 2**24 (integers are exact there, in any order);
+- float64 BLAS below 2**53.
+`kernel(bound, a_fits, b_fits)` names the choice, so tests can check each one against int64 arithmetic. The int8
+kernel is trusted only after a probe on this CPU (`int8_exact`): without VNNI, some oneDNN kernels go through
+saturating int16 pairs, which would be silently wrong.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..errors import require
+
+INT8 = (-128, 127)
+KERNELS = ("int8", "float32", "float64")
+DTYPES = {"int8": np.int8, "float32": np.float32, "float64": np.float64}
+COLS_BYTES = 1 << 22        # im2col buffer per chunk of frames: stays in cache, reused across chunks and groups
+
+
+def fits_int8(x: np.ndarray) -> bool:
+    """Every value of x is an integer in int8's range (bool always is); x's values are integers already."""
+    if x.dtype == bool or x.dtype == np.int8:
+        return True
+    return x.size == 0 or (INT8[0] <= x.min() and x.max() <= INT8[1])
+
+
+def bound(a_max: float, b: np.ndarray) -> float:
+    """Largest |partial sum| of a @ b with |a| <= a_max: max over columns of sum_k |b_k| * a_max."""
+    b = np.abs(np.asarray(b, np.float64))
+    return float(b.sum(axis=0).max() * a_max) if b.size else 0.0
+
+
+def kernel(limit: float, a_fits: bool, b_fits: bool) -> str:
+    """The exact kernel for a product whose partial sums stay below `limit`."""
+    require(limit < 2 ** 53, "synaptic sums exceed 2**53: integer network too large for exact float64")
+    if a_fits and b_fits and limit < 2 ** 31 and int8_exact():
+        return "int8"
+    return "float32" if limit < 2 ** 24 else "float64"
+
+
+def matmul(a: np.ndarray, b: np.ndarray, a_max: float = None, use: str = None) -> np.ndarray:
+    """a [M, K] @ b [K, N] of integer values, exactly, as int64 (`use` forces a kernel: tests, benchmarks)."""
+    if use is None:
+        a_max = (1.0 if a.dtype == bool else float(np.abs(a).max(initial=0))) if a_max is None else a_max
+        use = kernel(bound(a_max, b), fits_int8(a), fits_int8(b))
+    return product(a, b, use).astype(np.int64)
+
+
+def product(a: np.ndarray, b: np.ndarray, use: str) -> np.ndarray:
+    """a @ b by the kernel `use`, in that kernel's result dtype (int32, float32, float64), integer-valued."""
+    if use == "int8":
+        return int8_matmul(a, b)
+    dtype = np.float32 if use == "float32" else np.float64
+    return a.astype(dtype, copy=False) @ b.astype(dtype, copy=False)
+
+
+def int8_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a [M, K] @ b [K, N], both int8-valued (bool is read as int8 without a copy), int32 result."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)        # as the reference's BLAS: with a neighbour on the other core, 2 threads ran
+    try:                            # a 16384x288 @ 288x32 product in 6.8 ms, 1 thread in 0.39 ms
+        return torch._int_mm(_as_torch_int8(a), _as_torch_int8(b)).numpy()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _as_torch_int8(x: np.ndarray):
+    """x as an int8 torch tensor with canonical strides. oneDNN takes a matrix's leading dimension from its
+    strides, and NumPy gives a dimension of size 1 any stride: `W.T` of a Linear with one input is (1, N) with
+    strides (1, 1), which `torch._int_mm` read as a leading dimension of 1 and answered with garbage."""
+    import torch
+    x = x.view(np.int8) if x.dtype == bool else x.astype(np.int8, copy=False)
+    m, k = x.shape
+    if x.strides != (k, 1) and not (m > 1 and k > 1 and x.strides == (1, m)):
+        x = np.array(x, order="C", copy=True)
+    return torch.from_numpy(x)
+
+
+@functools.lru_cache(maxsize=None)
+def int8_exact() -> bool:
+    """Probe, once per process: does int8 x int8 accumulate exactly into int32 on this CPU, at the extremes
+    (-128 * -128 and 127 * -128 pairs, long sums) where a saturating int16 stage would show?"""
+    try:
+        import torch
+        if not hasattr(torch, "_int_mm"):
+            return False
+        rng = np.random.default_rng(0)
+        a = np.concatenate([np.full((8, 512), -128), np.full((8, 512), 127), rng.integers(-128, 128, (16, 512))])
+        b = np.concatenate([np.full((512, 8), -128), np.full((512, 8), 127), rng.integers(-128, 128, (512, 16))], 1)
+        a, b = a.astype(np.int8), b.astype(np.int8)
+        return bool(np.array_equal(int8_matmul(a, b), a.astype(np.int64) @ b.astype(np.int64)))
+    except Exception:           # no torch, or an int8 kernel this build lacks: the float paths are exact too
+        return False
+
+
+class Conv2d:
+    """An exact integer convolution, prepared once: weights reordered channels-last [groups, kh*kw*C, O/groups],
+    im2col buffers kept across calls (PAIBox calls a synapse once per step with the same shapes).
+
+    `__call__(x [B, C, H, W], out=np.int64)`: im2col rows [B * OH * OW, kh*kw*C] in the narrowest dtype the
+    kernel takes (int8 for spikes: a quarter of float32's bytes), chunk by chunk of frames, by kh*kw strided slice
+    copies; times the weights by `product`; written back NCHW per chunk. A depthwise convolution (one channel per
+    group: PAIBox's pooling) is a sum of kh*kw shifted, weighted slices instead. `out=np.int32` wraps as an int64
+    sum cast to int32 does (what PAIBox's own convolution returns)."""
+
+    def __init__(self, weight: np.ndarray, stride=(1, 1), padding=(0, 0), groups: int = 1):
+        weight = np.asarray(weight)
+        self.shape = tuple(weight.shape)
+        o, cg, kh, kw = self.shape
+        self.stride, self.padding, self.groups = tuple(stride), tuple(padding), int(groups)
+        og = o // self.groups
+        wk = weight.reshape(self.groups, og, cg, kh, kw).transpose(0, 3, 4, 2, 1)      # [g, u, v, c, o]
+        self.weight = np.ascontiguousarray(wk).reshape(self.groups, kh * kw * cg, og)
+        self.w_sum = float(np.abs(weight.astype(np.float64)).reshape(o, -1).sum(axis=1).max(initial=0))
+        self.w_fits = fits_int8(weight)
+        self.depthwise = cg == 1 and og == 1 and self.groups > 1
+        self._buffers = {}
+
+    def kernel(self, x: np.ndarray) -> str:
+        x_max = (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max(initial=0))
+        return kernel(self.w_sum * x_max, fits_int8(x), self.w_fits)
+
+    def out_shape(self, h: int, w: int) -> tuple:
+        (_, _, kh, kw), (sh, sw), (ph, pw) = self.shape, self.stride, self.padding
+        return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+    def __call__(self, x: np.ndarray, out=np.int64, use: str = None) -> np.ndarray:
+        use = use or self.kernel(x)
+        if self.depthwise:
+            return self._depthwise(x, out, use)
+        o, cg, kh, kw = self.shape
+        og, k = o // self.groups, cg * kh * kw
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        b, c, h, w = x.shape
+        oh, ow = self.out_shape(h, w)
+        dtype = DTYPES[use]
+        step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
+        padded, cols = self._buffer(dtype, min(step, b), (h + 2 * ph, w + 2 * pw, c), (oh, ow, kh, kw, cg))
+        y = np.empty((b, o, oh * ow), out)
+        src = x.view(np.int8) if x.dtype == bool else x
+        for lo in range(0, b, step):
+            n = min(b, lo + step) - lo
+            np.copyto(padded[:n, ph:ph + h, pw:pw + w], src[lo:lo + n].transpose(0, 2, 3, 1), casting="unsafe")
+            for g in range(self.groups):
+                self._im2col(padded[:n], cols[:n], g)
+                z = product(cols[:n].reshape(-1, k), self.weight[g], use).reshape(n, oh * ow, og)
+                if out != np.int64 and use != "int8":
+                    z = z.astype(np.int64)          # then wrapped to `out` as PAIBox's astype does
+                np.copyto(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(0, 2, 1), casting="unsafe")
+        return y.reshape(b, o, oh, ow)
+
+    def _im2col(self, padded: np.ndarray, cols: np.ndarray, g: int) -> None:
+        """cols[n, i, j, u, v, c] = padded[n, sh*i + u, sw*j + v, g*cg + c]. With one group, the kw*C values of a
+        kernel row are one contiguous run in both: one strided copy per kernel row (6x faster than per (u, v))."""
+        n, oh, ow, kh, kw, cg = cols.shape
+        (sh, sw) = self.stride
+        if self.groups == 1:
+            s0, s1, s2, s3 = padded.strides
+            for u in range(kh):
+                rows = np.lib.stride_tricks.as_strided(padded[:, u:], (n, oh, ow, kw * cg), (s0, sh * s1, sw * s2, s3))
+                cols[:, :, :, u].reshape(n, oh, ow, kw * cg)[...] = rows
+            return
+        for u in range(kh):
+            for v in range(kw):
+                cols[:, :, :, u, v] = padded[:, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw,
+                                             g * cg:(g + 1) * cg]
+
+    def _buffer(self, dtype, frames: int, padded: tuple, cols: tuple) -> tuple:
+        key = (np.dtype(dtype).str, frames, padded, cols)
+        if key not in self._buffers:
+            self._buffers = {key: (np.zeros((frames,) + padded, dtype), np.empty((frames,) + cols, dtype))}
+        return self._buffers[key]
+
+    def _depthwise(self, x: np.ndarray, out, use: str) -> np.ndarray:
+        """Per channel, the sum of kh*kw shifted slices times that channel's weight: in int32 when the sums
+        provably fit (pooling: always), else int64; exact either way."""
+        o, _, kh, kw = self.shape
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        b, c, h, w = x.shape
+        oh, ow = self.out_shape(h, w)
+        acc = np.int32 if use in ("int8", "float32") else np.int64
+        if ph or pw:
+            padded = np.zeros((b, c, h + 2 * ph, w + 2 * pw), acc)
+            padded[:, :, ph:ph + h, pw:pw + w] = x
+            x = padded
+        elif x.dtype == bool:
+            x = x.view(np.uint8)
+        elif x.dtype.kind == "f":        # integer values carried as floats (an input)
+            x = x.astype(acc)
+        weight = self.weight.reshape(c, kh, kw).astype(acc)
+        y = np.zeros((b, c, oh, ow), acc)
+        for u in range(kh):
+            for v in range(kw):
+                y += x[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw] * weight[:, u, v, None, None]
+        return y.astype(out, copy=False)

@@ -1,0 +1,173 @@
+"""An exact BLAS path for the synaptic products inside PAIBox's own update; PAIBox still simulates the neurons,
+the delay registers and the timing.
+
+PAIBox computes a `pb.Conv2d` synapse by im2col with fancy indexing and an int64 matmul (NumPy's integer matmul
+does not use BLAS), and a `pb.FullConn` as `x @ W.astype(int32)`, converting its weights at every step: on the
+28x28 CSNN its convolutions are most of a step, and batching samples along the rows does not make them cheaper.
+`install(network)` swaps each such synapse's transform (`syn.comm`, a callable x -> int32 sums) for a twin that
+computes the same integers:
+- `FastConv2d`: `exact_gemm.Conv2d` (int8 kernel with int32 accumulation for spikes; float32 BLAS for 0-255 input,
+  exact below 2**24; float64 beyond), cast to int32 as PAIBox's int64 -> int32 `astype` does;
+- `FastFullConn`: for sparse spikes the sum of the active rows of W (a gather), else a BLAS product;
+and both return zeros at once for an all-zero input (a pipeline filling or draining, a silent layer).
+`install` also makes every node's reset refill its state arrays in place: PAIBox deep-copies them from their
+initial values at every `sim.reset()`, 256-slot delay registers included (118 MB for the first layer of 32
+stacked 28x28 samples: most of a batched simulation once the products are fast), of which a run of S steps
+wrote only S slots.
+Every other transform (one-to-one, PAIBox's own pooling...) is left as it is. Spikes and voltages on every layer
+are those of PAIBox as shipped (tests/test_fastpaths.py).
+
+`Fast(source)` is a loader (see `build`) that builds `source` and installs the fast path: it pickles, so worker
+processes get it too.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import types
+
+import numpy as np
+
+from .. import exact_gemm
+
+GATHER_DENSITY = 0.05     # a FullConn gathers rows when at most this fraction of its inputs is non-zero
+
+
+class FastConv2d:
+    """Stands in for PAIBox's `Conv2dForward` (same attributes; the call computes the same int32 sums)."""
+
+    def __init__(self, comm):
+        self.comm = comm
+        self.in_shape, self.out_shape = tuple(comm.in_shape), tuple(comm.out_shape)
+        self.channels = comm.weights.shape[1] * comm.groups
+        self.conv = exact_gemm.Conv2d(comm.weights, comm.stride, comm.padding, comm.groups)
+        self.zeros = (comm.weights.shape[0],) + self.out_shape
+
+    def __call__(self, x, *args, **kwargs) -> np.ndarray:
+        if not x.any():
+            return np.zeros(self.zeros, np.int32)
+        x = x.reshape((1, self.channels) + self.in_shape)
+        return self.conv(x, out=np.int32)[0]
+
+    def __getattr__(self, name):          # connectivity, ksize, weights...: PAIBox's own
+        return _delegate(self, name)
+
+
+class FastFullConn:
+    """Stands in for PAIBox's `AllToAll` with a weight matrix (N_in, N_out)."""
+
+    def __init__(self, comm):
+        self.comm = comm
+        weights = np.asarray(comm.weights)
+        self.rows = weights.astype(np.int64)
+        self.w_sum = float(np.abs(self.rows).sum(axis=0).max(initial=0))
+        self.w_fits = exact_gemm.fits_int8(weights)
+        self.weights_f = {"float32": weights.astype(np.float32), "float64": weights.astype(np.float64)}
+
+    def __call__(self, x, *args, **kwargs) -> np.ndarray:
+        active = np.flatnonzero(x)
+        if active.size == 0:
+            return np.zeros(self.rows.shape[1], np.int32)
+        x_max = float(np.abs(x).max())
+        if x_max == 1 and active.size <= GATHER_DENSITY * x.size:      # spikes: add the rows of the active inputs
+            return self.rows[active].sum(axis=0).astype(np.int32)
+        use = exact_gemm.kernel(self.w_sum * x_max, False, self.w_fits)
+        return (x.astype(use) @ self.weights_f[use]).astype(np.int64).astype(np.int32)
+
+    def __getattr__(self, name):
+        return _delegate(self, name)
+
+
+def _delegate(twin, name: str):
+    """An attribute the twin does not have is its PAIBox transform's (not `comm` itself: a copy being built)."""
+    if name == "comm":
+        raise AttributeError(name)
+    return getattr(twin.comm, name)
+
+
+def install(network) -> int:
+    """Swaps the transform of every Conv2d and full-matrix FullConn synapse in `network`, and every node's reset
+    for one in place; returns how many transforms it swapped."""
+    from paibox.components.synapses.transforms import AllToAll, Conv2dForward
+    from paibox.mixin import StatusMemory
+    count = 0
+    for node in network.nodes().values():
+        if isinstance(node, StatusMemory) and "reset_memory" not in vars(node):
+            if hasattr(type(node), "put_out_in_delay_reg"):
+                track_delay_writes(node)
+            object.__setattr__(node, "reset_memory", types.MethodType(reset_in_place, node))
+        comm = getattr(node, "comm", None)
+        if type(comm) is Conv2dForward:
+            node.comm = FastConv2d(comm)
+        elif type(comm) is AllToAll and np.ndim(comm.weights) == 2:
+            node.comm = FastFullConn(comm)
+        else:
+            continue
+        count += 1
+    return count
+
+
+def reset_in_place(node, name=None) -> None:
+    """PAIBox's `StatusMemory.reset_memory`, copying each initial value into the current array when it has the
+    same shape and dtype (PAIBox's own update writes these arrays in place too), else deep-copying as PAIBox does.
+    A neuron's delay register is all zeros at first, and since then only the slots `put_out_in_delay_reg` wrote
+    (one per step) differ: only those are zeroed."""
+    written = node.__dict__.setdefault("_snncheck_written", set())
+    for key in ([name] if name is not None else list(node._memories.keys())):
+        current, initial = node._memories[key], node._memories_rv[key]
+        if not (isinstance(current, np.ndarray) and isinstance(initial, np.ndarray) and current.flags.writeable
+                and current.shape == initial.shape and current.dtype == initial.dtype):
+            node._memories[key] = copy.deepcopy(initial)
+        elif key == "delay_registers" and "tracked" in written and not initial.any():
+            current[sorted(written - {"tracked"})] = 0
+        else:
+            np.copyto(current, initial)
+    if name is None or name == "delay_registers":
+        written.clear()
+        written.add("tracked")
+
+
+def track_delay_writes(node) -> None:
+    """Records the slot of every write to the node's delay register (PAIBox's `put_out_in_delay_reg`)."""
+    put = node.put_out_in_delay_reg
+    written = node.__dict__.setdefault("_snncheck_written", set())
+
+    def put_out_in_delay_reg(neu_out):
+        written.add((node.timestamp + node.delay_relative - 1) % node.delay_reg_len)
+        put(neu_out)
+    object.__setattr__(node, "put_out_in_delay_reg", put_out_in_delay_reg)
+    if not node.delay_registers.any():      # nothing written yet (a fresh network): from now on, every write counts
+        written.add("tracked")
+
+
+class Fast:
+    """A loader: `source()` with the fast path installed in the network it builds."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __call__(self):
+        with lazy_zero_state():
+            built = self.source()
+        install(built.network)
+        return built
+
+
+@contextlib.contextmanager
+def lazy_zero_state():
+    """While a network is built, a state array whose initial value is all zeros keeps, as that initial value, a
+    fresh `np.zeros` (pages mapped when first written) instead of PAIBox's deep copy, which writes every byte:
+    the 256-slot delay registers of a stacked layer are 100 MB and more, of which a run writes a few slots."""
+    from paibox.mixin import StatusMemory
+    original = StatusMemory.set_reset_value
+
+    def set_reset_value(self, name, init_value):
+        if isinstance(init_value, np.ndarray) and init_value.size > 4096 and not init_value.any():
+            self._memories_rv[name] = np.zeros(init_value.shape, init_value.dtype)
+        else:
+            original(self, name, init_value)
+    StatusMemory.set_reset_value = set_reset_value
+    try:
+        yield
+    finally:
+        StatusMemory.set_reset_value = original

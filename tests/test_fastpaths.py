@@ -1,0 +1,199 @@
+"""Every fast path computes exactly what the slow one does: the exact GEMM kernels (int8 with int32 accumulation,
+float32 below 2**24, float64), the exact convolution (im2col in chunks with reused buffers, grouped, depthwise),
+the reference's integer layers, and PAIBox's fast path (its twins of Conv2d and FullConn, the in-place reset of
+state and delay registers), against int64 arithmetic and against PAIBox as shipped."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snncheck.backends import exact_gemm
+from snncheck.backends.paibox import PAIBoxBackend, fastpath
+from snncheck.backends.reference import ReferenceBackend, conv2d_exact
+from snncheck.graph import chain
+from snncheck.graph import primitives as P
+
+from helpers import int_csnn, pixel_inputs, resnet_graph
+
+
+def _conv_int64(x, w, stride, padding, groups):
+    """Direct convolution in int64, one output position at a time (slow, obviously right)."""
+    x, w = x.astype(np.int64), w.astype(np.int64)
+    (sh, sw), (ph, pw) = stride, padding
+    b, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    xp = np.zeros((b, c, h + 2 * ph, wd + 2 * pw), np.int64)
+    xp[:, :, ph:ph + h, pw:pw + wd] = x
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+    og = o // groups
+    y = np.zeros((b, o, oh, ow), np.int64)
+    for j in range(oh):
+        for i in range(ow):
+            win = xp[:, :, j * sh:j * sh + kh, i * sw:i * sw + kw]
+            for g in range(groups):
+                y[:, g * og:(g + 1) * og, j, i] = np.einsum("bcuv,ocuv->bo", win[:, g * cg:(g + 1) * cg],
+                                                            w[g * og:(g + 1) * og])
+    return y
+
+
+@pytest.mark.parametrize("use, a_range, k", [("int8", (-128, 128), 700), ("float32", (0, 256), 500),
+                                             ("float64", (0, 256), 5000)])
+def test_every_gemm_kernel_is_exact_at_its_limits(use, a_range, k):
+    """Catches a kernel that loses integers: an int8 product through a saturating int16 stage (-128 * -128 pairs),
+    float32 past 2**24, an off-by-one in any kernel. Operands sit at their extremes, so the sums reach the
+    kernel's limit (int8: 700 * 128 * 128 > 2**23; float32: 500 * 255 * 128 < 2**24; float64: beyond 2**24)."""
+    if use == "int8" and not exact_gemm.int8_exact():
+        pytest.skip("no exact int8 kernel on this CPU: the float kernels run instead (the probe said so)")
+    rng = np.random.default_rng(1)
+    a = rng.integers(*a_range, (37, k))
+    a[0] = a_range[0] if use == "int8" else a_range[1] - 1
+    b = rng.integers(-128, 128, (k, 11))
+    b[:, 0] = -128
+    want = a.astype(np.int64) @ b.astype(np.int64)
+    assert exact_gemm.kernel(exact_gemm.bound(np.abs(a).max(), b), use == "int8", True) == use
+    assert np.array_equal(exact_gemm.matmul(a, b, use=use), want)
+    assert np.array_equal(exact_gemm.matmul(a, b), want)
+
+
+@pytest.mark.parametrize("shape, weight, stride, padding, groups, x_kind", [
+    ((3, 2, 9, 7), (6, 2, 3, 3), (1, 1), (1, 1), 1, "spikes"),
+    ((2, 4, 10, 10), (6, 2, 3, 3), (2, 1), (1, 0), 2, "spikes"),
+    ((2, 3, 12, 12), (8, 3, 5, 5), (2, 2), (2, 2), 1, "pixels"),
+    ((2, 5, 8, 8), (5, 1, 2, 2), (2, 2), (0, 0), 5, "spikes"),        # depthwise: PAIBox's pooling
+    ((2, 5, 8, 8), (5, 1, 3, 3), (1, 1), (1, 1), 5, "pixels"),
+    ((2, 5, 8, 8), (5, 1, 2, 2), (2, 2), (0, 0), 5, "pixels"),
+])
+def test_exact_conv_equals_int64_convolution(shape, weight, stride, padding, groups, x_kind):
+    """Catches a wrong im2col (a window shifted by one, a group's channels off by one, padding on one side only),
+    integer inputs carried as floats (as the reference's input is) mishandled, a stale reused buffer (chunks of 1 frame: every chunk reuses the last one's), and a depthwise sum that
+    misses a kernel position."""
+    rng = np.random.default_rng(2)
+    x = rng.random(shape) < 0.3 if x_kind == "spikes" else rng.integers(0, 256, shape).astype(np.float64)
+    w = rng.integers(-128, 128, weight)
+    conv = exact_gemm.Conv2d(w, stride, padding, groups)
+    want = _conv_int64(x, w, stride, padding, groups)
+    assert np.array_equal(conv(x), want)
+    old = exact_gemm.COLS_BYTES
+    exact_gemm.COLS_BYTES = 1              # one frame per chunk
+    try:
+        assert np.array_equal(conv(x), want)
+        assert np.array_equal(conv(x, out=np.int32), want.astype(np.int32))
+    finally:
+        exact_gemm.COLS_BYTES = old
+
+
+def test_reference_integer_layers_use_the_fast_kernel_and_stay_exact():
+    """Catches the reference's integer Conv2d or Linear differing from int64 arithmetic (bias, layout NCHW)."""
+    rng = np.random.default_rng(3)
+    layer = P.Conv2d(rng.integers(-128, 128, (8, 4, 3, 3)), rng.integers(-500, 500, 8), (1, 1), (1, 1))
+    x = rng.random((6, 4, 7, 7)) < 0.4
+    want = _conv_int64(x, layer.weight, (1, 1), (1, 1), 1) + np.asarray(layer.bias)[:, None, None]
+    assert np.array_equal(conv2d_exact(x, layer), want)
+    g = chain([("f", P.Flatten()), ("l", P.Linear(rng.integers(-128, 128, (5, 16)), rng.integers(-9, 9, 5))),
+               ("n", P.IF(50, v_reset=0))], (1, 4, 4))
+    xs = (rng.random((3, 4, 1, 4, 4)) < 0.5).astype(np.float32)
+    run = ReferenceBackend().run(g, xs, record_v=True)
+    h = xs.reshape(3, 4, 16).astype(np.int64) @ np.asarray(g.nodes["l"].weight, np.int64).T + g.nodes["l"].bias
+    assert np.array_equal(run.layer("n").h[:, 0], h[:, 0])
+
+
+def test_paibox_twins_equal_paibox_transforms():
+    """Catches a fast transform that differs from PAIBox's own on any input: spikes and 0-255 pixels, all-zero
+    input (the shortcut), sparse spikes (the FullConn row gather) and dense ones (its BLAS product)."""
+    import paibox as pb
+    from paibox.components.synapses.transforms import AllToAll, Conv2dForward
+    rng = np.random.default_rng(4)
+    conv = Conv2dForward((9, 9), (5, 5), rng.integers(-128, 128, (6, 3, 3, 3)).astype(np.int8), (2, 2), (1, 1),
+                         groups=1)
+    full = AllToAll((200, 7), rng.integers(-128, 128, (200, 7)).astype(np.int8))
+    fast_conv, fast_full = fastpath.FastConv2d(conv), fastpath.FastFullConn(full)
+    inputs = [np.zeros(243, np.uint8), (rng.random(243) < 0.2).astype(np.uint8), rng.integers(0, 256, 243)]
+    for x in inputs:
+        assert np.array_equal(fast_conv(x.astype(np.uint8)), conv(x.astype(np.uint8)))
+    for x in [np.zeros(200, np.uint8), (rng.random(200) < 0.02).astype(np.uint8),
+              (rng.random(200) < 0.6).astype(np.uint8), rng.integers(0, 256, 200).astype(np.uint8)]:
+        got = fast_full(x)
+        assert got.dtype == np.int32 and np.array_equal(got, full(x))
+    assert pb is not None
+
+
+def _assert_identical(fast, shipped):
+    for a, b in zip(fast.layers, shipped.layers):
+        assert np.array_equal(a.spikes, b.spikes), a.name
+        assert np.array_equal(a.v, b.v), a.name
+
+
+@pytest.mark.parametrize("batch, timing", [(1, "pipeline"), (3, "pipeline"), (1, "flat"), (2, "flat")])
+def test_paibox_fast_path_is_identical_to_paibox_as_shipped(batch, timing):
+    """Catches a fast path that changes what PAIBox computes: spikes and voltages on every layer, over several
+    simulations of different samples (a reset that leaves a slot of the delay register or a membrane from the
+    previous one), in the stacked layout and with flat timing (which reads slots never written in its run)."""
+    g = int_csnn(seed=2)
+    x = pixel_inputs(7, 4, seed=6)
+    fast = PAIBoxBackend(batch=batch, timing=timing).run(g, x)
+    assert fast.meta["fast"]
+    _assert_identical(fast, PAIBoxBackend(batch=batch, timing=timing, fast=False).run(g, x))
+
+
+def test_paibox_fast_path_on_merges():
+    """Catches a fast path that breaks a merge (two synapses into one neuron, an identity shortcut left as is)."""
+    g = resnet_graph(seed=1)
+    x = pixel_inputs(3, 4, shape=g.input_shape, seed=2)
+    _assert_identical(PAIBoxBackend().run(g, x), PAIBoxBackend(fast=False).run(g, x))
+
+
+def test_reference_holds_integers_in_int32_only_where_they_fit(monkeypatch):
+    """Catches the int32 path changing a result (against the same run held in int64 throughout), and an int32
+    membrane that overflows: 64 inputs of 255 times weight -127 take 2.07e6 a step, past -2**31 in 1100 steps."""
+    from snncheck.backends import reference
+    g, x = int_csnn(seed=3), pixel_inputs(5, 6, seed=1)
+    narrow = ReferenceBackend().run(g, x)
+    assert narrow.layers[0].v.dtype == np.int32
+    monkeypatch.setattr(reference, "NARROW", 0)
+    wide = ReferenceBackend().run(g, x)
+    monkeypatch.undo()
+    assert wide.layers[0].v.dtype == np.int64
+    for a, b in zip(narrow.layers, wide.layers):
+        assert np.array_equal(a.spikes, b.spikes) and np.array_equal(a.v, b.v) and np.array_equal(a.h, b.h), a.name
+    falling = chain([("f", P.Flatten()), ("l", P.Linear(np.full((1, 64), -127))), ("n", P.IF(1, v_reset=0))],
+                    (1, 8, 8))
+    h = ReferenceBackend().run(falling, np.full((1, 1100, 1, 8, 8), 255.0)).layer("n").h
+    assert np.array_equal(h[0, :, 0], -255 * 127 * 64 * np.arange(1, 1101, dtype=np.int64))
+
+
+def test_membrane_differences_of_integer_runs_are_exact_in_any_width():
+    """Catches the integer path of compare losing a difference: int32 records (the reference's) against int64
+    ones (PAIBox's) and int32 extremes, whose difference overflows int32, give the float64 path's maximum."""
+    from snncheck.backends.base import LayerRecord, RunResult
+    from snncheck.compare import compare
+    spikes = np.zeros((1, 2, 3), bool)
+    lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    a = RunResult("reference", "a", [LayerRecord("n", spikes, np.array([[[hi, 0, 5], [1, 2, 3]]], np.int32))])
+    b = RunResult("paibox", "b", [LayerRecord("n", spikes, np.array([[[lo, 0, 5], [1, 2, 4]]], np.int32))])
+    layer = compare(a, b).layers[0]
+    assert layer.v_max_abs_diff == float(hi) - float(lo) and layer.v_mismatches == 2
+    b64 = b.replace(layers=[b.layers[0].replace(v=b.layers[0].v.astype(np.int64))])
+    assert compare(a, b64).layers[0].v_max_abs_diff == float(hi) - float(lo)
+
+
+def test_first_mismatch_is_the_earliest_step_then_sample_then_neuron():
+    """Catches the step-first search of compare's first mismatch taking the lowest sample or neuron over all
+    steps: mismatches at (sample 0, t=1, neuron 0), (sample 1, t=0, neuron 5) and (sample 1, t=0, neuron 2)."""
+    from snncheck.compare import _first
+    flat = np.zeros((2, 3, 6), bool)
+    flat[0, 1, 0] = flat[1, 0, 5] = flat[1, 0, 2] = True
+    assert _first(flat, (6,), np.array([10, 11])) == {"t": 0, "sample": 11, "neuron": [2], "index": 2}
+    assert _first(np.zeros((2, 3, 6), bool), (6,), np.array([10, 11])) is None
+
+
+def test_int8_kernel_is_exact_on_matrices_with_a_dimension_of_one():
+    """Catches degenerate strides reaching the int8 kernel: `W.T` of a Linear with one input is (1, N) with
+    strides (1, 1), which oneDNN read as a leading dimension of 1 and answered with garbage (found by
+    test_properties: a silent layer fired). Repeated: the garbage is whatever memory held."""
+    if not exact_gemm.int8_exact():
+        pytest.skip("no exact int8 kernel on this CPU")
+    w = np.array([[127], [-5]], np.int8).T                       # (1, 2), strides (1, 1)
+    x = np.array([[False], [True], [True]])
+    for _ in range(200):
+        assert np.array_equal(exact_gemm.product(x, w, "int8"), [[0, 0], [127, -5], [127, -5]])
+        assert not exact_gemm.product(x[:1], w, "int8").any()
