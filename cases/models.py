@@ -54,6 +54,24 @@ def lif_mlp(inputs: int = 64, hidden: int = 32, classes: int = 10, tau: float = 
                                    layer.Linear(hidden, classes), neuron.LIFNode(tau=tau)))
 
 
+def vgg_avgpool(size: int = 16, channels=(8, 16, 16), classes: int = 10, head: str = "spiking", in_channels: int = 1,
+                reset: str = "hard"):
+    """A VGG-style net with average pooling (as QCFS's VGG16 uses it): (conv-BN-IF-avgpool) x 2, conv-BN-IF, a
+    global average pool over the last (size/4)^2 cells, then the classifier: Linear-IF (`head = "spiking"`), or a
+    Linear readout computed off-chip (`head = "linear"`, SpikingJelly VGG's last layer)."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer
+    c1, c2, c3 = channels
+    tail = [layer.Linear(c3, classes)] + ([if_node(reset)] if head == "spiking" else [])
+    return named_parts(features=nn.Sequential(
+        layer.Conv2d(in_channels, c1, 3, padding=1, bias=False), layer.BatchNorm2d(c1), if_node(reset),
+        layer.AvgPool2d(2, 2),
+        layer.Conv2d(c1, c2, 3, padding=1, bias=False), layer.BatchNorm2d(c2), if_node(reset), layer.AvgPool2d(2, 2),
+        layer.Conv2d(c2, c3, 3, padding=1, bias=False), layer.BatchNorm2d(c3), if_node(reset),
+        layer.AvgPool2d(size // 4, size // 4), layer.Flatten(), *tail,
+    ))
+
+
 def dvs_gesture_net(channels: int = 8, head: bool = True, v_threshold: float = 1.0):
     """SpikingJelly's own DVSGestureNet (activation_based.model.parametric_lif_net) with IF neurons: five
     conv-BN-IF-maxpool blocks on 2x128x128 event frames, linear-IF 512, linear-IF 110 and a VotingLayer(10) head

@@ -1,11 +1,13 @@
 """A case: a network, its parameters, an optional conversion, inputs and expectations, declared in a TOML file.
 
     name = "csnn_digits_hard"
+    plugins = ["my_neurons.py"]   (files registering the user's own neuron classes: snncheck.register_neuron)
     [model]       name = "digits_csnn"  options = {reset = "hard"}  weights = "trained" | "seed:0" | "path.pth"
                   calibrate = 0.9   (each spiking layer's threshold := this quantile of its input on the case's inputs)
                   or an inline network: input_shape = [...]  [[model.layers]] type = "Conv2d" name = "c1" weight = [...]
     [conversion]  rule = "max"  input_scale = 255  reset = "hard"   (omit the table for a float-only case)
                   mutation = {name = "vthr_scale", layer = "...", factor = 2}   (a known bug, snncheck.mutations)
+    [paibox]      factory = "net.py:build"  input_scale = 1   (B is a user's own PAIBox network, not a conversion)
     [ann2snn]     timesteps = [1, 2, 4, 8]  variants = ["half", "zero"]  snn = "FILE.py:FACTORY"   (instead of a
                   conversion: model.name builds an ANN with QCFS activations, model.weights is its checkpoint)
     [inputs]      source = "digits" | "random_spikes" | "events" | "file:x.npy" | "file:events.npz" | "inline"
@@ -130,11 +132,18 @@ class ExpectSpec(_Strict):
         return keys
 
 
+class PAIBoxSpec(_Strict):
+    factory: str                       # FILE.py:FACTORY (relative to the case file): a user's own pb.Network as B
+    input_scale: Optional[float] = Field(None, gt=0, allow_inf_nan=False)
+
+
 class CaseSpec(_Strict):
     name: Optional[str] = Field(None, min_length=1, max_length=200)
     description: Optional[str] = None
+    plugins: list[str] = Field(default_factory=list)
     model: ModelSpec = Field(default_factory=ModelSpec)
     conversion: Optional[ConversionSpec] = None
+    paibox: Optional[PAIBoxSpec] = None
     ann2snn: Optional[Ann2SnnSpec] = None
     inputs: InputsSpec = Field(default_factory=InputsSpec)
     run: RunOptions = Field(default_factory=RunOptions)
@@ -183,6 +192,9 @@ class Case:
             case.model_spec()            # what a case may run is checked when it is read, before anything runs
         if spec.ann2snn is not None:
             case.checked_spec(spec.ann2snn.snn, "ann2snn.snn")
+        for plugin in spec.plugins:      # plugin files are code too: inside the project, like model files
+            require(plugin.endswith(".py"), lambda: f"{case.where}: plugins: {plugin!r} is not a .py file")
+            case.checked_spec(f"{plugin}:plugin", "plugins")
         return case
 
     def resolve(self, p: str) -> Path:
@@ -223,6 +235,7 @@ class Case:
                 out.append(self.resolve(spec.rpartition(":")[0]))
         if model.weights not in ("trained",) and not model.weights.startswith("seed:"):
             out.append(self.resolve(model.weights))
+        out += [self.resolve(p) for p in self.spec.plugins]
         if self.spec.inputs.source.startswith("file:"):
             out.append(self.resolve(self.spec.inputs.source[5:]))
         return [p for p in out if p is not None]
@@ -244,10 +257,12 @@ def project_root(case_path: Optional[Path]) -> Optional[Path]:
 def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[int] = None,
                runners: Optional[list] = None, timing: Optional[str] = None, split: Optional[str] = None,
                paibox_batch: Optional[int] = None, paibox_samples: Optional[int] = None,
-               **plan_options) -> plans.Plan:
+               plugins: tuple = (), **plan_options) -> plans.Plan:
     """The plan a case describes, with overrides from the command line: `paibox_batch` samples per PAIBox
-    simulation, PAIBox on `paibox_samples` samples spread evenly over the set; `plan_options` (chunk...) go to
-    the Plan."""
+    simulation, PAIBox on `paibox_samples` samples spread evenly over the set, `plugins` besides the case's own;
+    `plan_options` (chunk...) go to the Plan."""
+    from .frontends import plugins as user_plugins
+    user_plugins.load([case.resolve(p) for p in case.spec.plugins] + list(plugins or ()))
     spec = case.spec
     if spec.ann2snn is not None:
         return _ann2snn_plan(case, samples, runners, **plan_options)
@@ -260,6 +275,8 @@ def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[in
     options = {"paibox": {"timing": timing or spec.run.timing, "batch": paibox_batch}}
     if paibox_samples is not None:
         plan_options["subsets"] = {"paibox": _spread(len(inputs), paibox_samples)}
+    if spec.paibox is not None:
+        return _user_paibox_plan(case, graph, model, inputs, runs, options, plan_options)
     if spec.conversion is None:
         return plans.check(graph, inputs, runs, module=model, title=case.name, backend_options=options,
                            **plan_options)
@@ -275,6 +292,21 @@ def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[in
     return plans.diff(Subject(Role.FLOAT, graph, module=model),
                       Subject(Role.DEPLOYED, int_graph, input_scale=scale), inputs,
                       runs or plans.BACKENDS, title=case.name, backend_options=options, **plan_options)
+
+
+def _user_paibox_plan(case: Case, graph: Graph, model, inputs: Inputs, runs, options: dict,
+                      plan_options: dict) -> plans.Plan:
+    """A against a user's own PAIBox network ([paibox] factory), as `snncheck diff A --paibox` builds it."""
+    from .frontends import paibox as user_paibox
+    spec = case.spec.paibox
+    require(case.spec.conversion is None, lambda: f"case {case.name}: [paibox] is B; it takes no [conversion]")
+    target, _, attr = spec.factory.rpartition(":")
+    user = user_paibox.load(f"{case.resolve(target)}:{attr}", graph)
+    scale = spec.input_scale or user_paibox.infer_input_scale(user, graph, inputs.chunk(0, 64))[0]
+    notes = {"paibox_matching": user.matching, "user_nodes": user_paibox.user_nodes(user.matching)}
+    return plans.diff(Subject(Role.FLOAT, graph, module=model),
+                      Subject(Role.DEPLOYED, user.graph, input_scale=float(scale), source=user), inputs,
+                      runs or plans.BACKENDS, title=case.name, backend_options=options, notes=notes, **plan_options)
 
 
 def _ann2snn_plan(case: Case, samples: Optional[int], runners: Optional[list], **plan_options) -> plans.Plan:

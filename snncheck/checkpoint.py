@@ -6,7 +6,8 @@ user's file becomes one InputError naming the file and what is wrong with it.
 The deployed checkpoint B is a dict of integer-valued tensors under A's names, BatchNorm folded (`<synapse>.weight`
 int8, `<synapse>.bias` int32; a conv whose BatchNorm was folded carries its folded bias even if A's conv had none),
 plus a `snncheck` entry: `vthr` ({neuron: int}, or a list in neuron order), `input_scale`, `reset` (one mode, or
-per neuron), `rule`, and where they are not the default: `v_reset`, `leak` (additive leaks), `v_init`. An identity
+per neuron), `rule`, and where they are not the default: `v_reset`, `leak` (additive leaks), `v_init`, and
+`readout_scale` ({readout head: k}: an integer head computed off-chip gives k times A's value). An identity
 shortcut has no tensor: it is A's weight deployed at the merge neuron's scale, vthr / theta_A. Values may be stored
 in integer dtypes or as integer-valued floats.
 """
@@ -240,7 +241,8 @@ def save_deployed(conversion, path, inputs=()) -> None:
             "reset": modes if len(set(modes.values())) > 1 else next(iter(modes.values())), "rule": conversion.rule}
     extra = {"v_reset": {n: int(node.v_reset) for n, node in neurons if not node.soft_reset and node.v_reset != 0},
              "leak": {n: _plain(node.leak) for n, node in neurons if np.any(getattr(node, "leak", 0))},
-             "v_init": {n: int(node.v_init) for n, node in neurons if node.v_init is not None}}
+             "v_init": {n: int(node.v_init) for n, node in neurons if node.v_init is not None},
+             "readout_scale": dict(getattr(conversion, "readout_scales", {}))}
     meta.update({k: v for k, v in extra.items() if v})
     out[DEPLOY_KEY] = meta
     atomic_torch_save(out, path, inputs)
@@ -311,8 +313,9 @@ def load_deployed(path, float_graph: Graph, vthr=None, input_scale=None, reset=N
                 s = shortcut_scale(theta, float(a.threshold), k) / t.amplitude
                 nodes[t.weight] = P.Scale(int(np.rint(float(g.nodes[t.weight].factor) * s)))
     kinds = {nodes[n].reset for n in neurons}
+    scales = meta.get("readout_scale")
     out = g.replace(nodes, name=Path(str(path)).stem, input_scale=input_scale,
-                    meta=dict(g.meta, deployed=str(path)))
+                    meta=dict(g.meta, deployed=str(path), **({"readout_scale": dict(scales)} if scales else {})))
     return Deployed(out, input_scale, kinds.pop() if len(kinds) == 1 else "mixed", inferred)
 
 

@@ -18,9 +18,10 @@ from typing import Optional
 
 import numpy as np
 
-from .backends.base import LayerRecord, RunResult
+from .backends.base import LayerRecord, OutputRecord, RunResult
 
 MAX_FLIPS_LISTED = 20
+FLOAT_READOUT_TOLERANCE = 1e-4   # relative: float32 sums of a readout (a 4096-input head) in two orders (as the import)
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +84,63 @@ class LayerComparison:
 
 
 @dataclass(frozen=True, eq=False)
+class OutputComparison:
+    """One readout (a rate, a vote, a Linear head computed off-chip) of two runs, compared as numbers: B's values
+    divided by `scale` (B's units per A's unit; 1 between runs of one network). Counts merge like a layer's."""
+    name: str
+    shape: tuple
+    scale: float
+    max_abs_diff: float
+    sum_abs_diff: float
+    differing: int                 # values further apart than `tolerance`
+    total: int
+    tolerance: float               # 0 for an exact pair, float32 rounding of the values otherwise
+    class_agree: int               # samples whose class (argmax of the readout summed over time) agrees
+    samples: int
+    max_abs_a: float = 0.0
+
+    @property
+    def mean_abs_diff(self) -> float:
+        return self.sum_abs_diff / self.total if self.total else 0.0
+
+    @property
+    def class_agreement(self) -> float:
+        return self.class_agree / self.samples if self.samples else 0.0
+
+    @property
+    def exact(self) -> bool:
+        return self.differing == 0
+
+    def merge(self, other: "OutputComparison") -> "OutputComparison":
+        return dataclasses.replace(
+            self, max_abs_diff=max(self.max_abs_diff, other.max_abs_diff),
+            sum_abs_diff=self.sum_abs_diff + other.sum_abs_diff, differing=self.differing + other.differing,
+            total=self.total + other.total, tolerance=max(self.tolerance, other.tolerance),
+            class_agree=self.class_agree + other.class_agree, samples=self.samples + other.samples,
+            max_abs_a=max(self.max_abs_a, other.max_abs_a))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "scale": self.scale, "max_abs_diff": self.max_abs_diff,
+                "mean_abs_diff": self.mean_abs_diff, "differing": self.differing, "total": self.total,
+                "tolerance": self.tolerance, "class_agreement": self.class_agreement, "max_abs_a": self.max_abs_a}
+
+
+def compare_output(a: OutputRecord, b: OutputRecord, scale: float = 1.0, exact: bool = False) -> OutputComparison:
+    """A readout of run a against the same readout of run b, in a's units (b / scale)."""
+    va, vb = a.values.astype(np.float64), b.values.astype(np.float64) / scale
+    if va.shape != vb.shape:
+        raise ValueError(f"readout {a.name!r}: shapes {va.shape} and {vb.shape} differ")
+    diff = np.abs(va - vb)
+    top = float(np.abs(va).max(initial=0.0))
+    tol = 0.0 if exact else FLOAT_READOUT_TOLERANCE * (1.0 + top)
+    n = va.shape[0]
+    ca, cb = (v.reshape(n, v.shape[1], -1).sum(axis=1).argmax(axis=1) for v in (va, vb))
+    return OutputComparison(a.name, tuple(va.shape[2:]), float(scale), float(diff.max(initial=0.0)),
+                            float(diff.sum()), int((diff > tol).sum()), int(diff.size), tol, int((ca == cb).sum()), n,
+                            top)
+
+
+@dataclass(frozen=True, eq=False)
 class PairComparison:
     a: str                        # run labels, for the report
     b: str
@@ -91,6 +149,7 @@ class PairComparison:
     agree: int                    # samples whose class (argmax of last-layer spike counts) agrees
     samples: int
     steps: int
+    outputs: tuple = ()           # OutputComparison per readout both runs carry
 
     @property
     def key(self) -> str:
@@ -118,22 +177,27 @@ class PairComparison:
     def layer(self, name: str) -> LayerComparison:
         return next(lc for lc in self.layers if lc.name == name)
 
+    def output(self, name: str) -> Optional[OutputComparison]:
+        return next((oc for oc in self.outputs if oc.name == name), None)
+
     def merge(self, other: "PairComparison") -> "PairComparison":
         return dataclasses.replace(self, layers=tuple(x.merge(y) for x, y in zip(self.layers, other.layers)),
-                                   agree=self.agree + other.agree, samples=self.samples + other.samples)
+                                   agree=self.agree + other.agree, samples=self.samples + other.samples,
+                                   outputs=tuple(x.merge(y) for x, y in zip(self.outputs, other.outputs)))
 
     def to_dict(self) -> dict:
         return {"a": self.a, "b": self.b, "expect": self.expect, "exact": self.exact,
                 "unexplained_flips": self.unexplained, "output_agreement": self.output_agreement,
                 "first_divergence": self.first_divergence, "samples": self.samples, "steps": self.steps,
-                "layers": [lc.to_dict() for lc in self.layers]}
+                "layers": [lc.to_dict() for lc in self.layers], "readouts": [oc.to_dict() for oc in self.outputs]}
 
 
 def compare(a: RunResult, b: RunResult, expect: str = "exact", ids=None,
-            v_scales: Optional[dict] = None) -> PairComparison:
+            v_scales: Optional[dict] = None, out_scales: Optional[dict] = None) -> PairComparison:
     """Compares two runs of the same layers (same names, same [N, T, *shape]). `ids`: the global index of each
     sample (a chunk of a larger set; default 0..N-1). `v_scales` {layer: k}: b's membranes are compared as
-    v_b / k (an integer network against its float original); without it membranes must agree exactly."""
+    v_b / k (an integer network against its float original); without it membranes must agree exactly.
+    Readouts that both runs carry are compared as numbers, b's divided by `out_scales` {readout: k} (default 1)."""
     ids = np.arange(a.samples) if ids is None else np.asarray(ids)
     if a.names != b.names:
         raise ValueError(f"runs record different layers: {a.names} vs {b.names}")
@@ -145,8 +209,11 @@ def compare(a: RunResult, b: RunResult, expect: str = "exact", ids=None,
         lc, differ = _compare_layer(i, ra, rb, upstream_first, ids, scale, v_scales is not None)
         layers.append(lc)
         upstream_first = _first_step_per_sample(differ)
+    names_b = {o.name for o in b.outputs}
+    outputs = tuple(compare_output(o, b.output(o.name), (out_scales or {}).get(o.name, 1.0), expect == "exact")
+                    for o in a.outputs if o.name in names_b)
     return PairComparison(a.label, b.label, expect, tuple(layers), int(np.sum(classes(a) == classes(b))),
-                          samples=a.samples, steps=a.layers[0].steps)
+                          samples=a.samples, steps=a.layers[0].steps, outputs=outputs)
 
 
 def classes(run: RunResult) -> np.ndarray:

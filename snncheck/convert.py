@@ -16,9 +16,15 @@ neuron's integer threshold implies, s = theta_int / theta_A (the deployed checkp
 and must fit int8. Bias and threshold carry the same factor as the weights, so the layer keeps its spikes up to
 rounding; scaling only one of them moves every spike of the layer.
 
-Refused with the node's name: multiplicative leaks (LIF, ParametricLIF: the chip adds its leak), a neuron with no
-synapse, two weight layers with no neuron between, a layer that feeds no neuron (a non-spiking readout), and
-integers beyond the chip's registers.
+An average pool next to a synapse of its own becomes a sum pool, its 1/n folded into that synapse's weights
+(`snncheck.graph.pooling`), so the 1/n lands in the layer's scale. A readout head (a Conv2d/Linear that feeds no
+neuron, computed off-chip from the spikes) is converted like a layer with no neuron: W_int = round(s_w * W) in
+int8, b_int = round(k * b) with k = s_w * amplitude, its values then k times A's (`Conversion.readout_scales`).
+
+Refused with the node's name, with the message the PAIBox backend gives for the same construct: multiplicative
+leaks (LIF, ParametricLIF: the chip adds its leak), an average pool with no synapse of its own, a readout of two
+weight layers; and a neuron with no synapse, two weight layers with no neuron between, integers beyond the chip's
+registers.
 """
 from __future__ import annotations
 
@@ -28,10 +34,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .backends.paibox import limits
+from .backends.paibox import compose, limits, lower
 from .errors import InputError, require
 from .graph import Graph, Term, fold_batchnorm
 from .graph import primitives as P
+from .graph.pooling import SUM_POOLS, sum_pools, why_not_sum
 
 INT8_MIN, INT8_MAX = limits.WEIGHT                  # weights and shortcut factors
 THRESHOLD_MAX = limits.THRESHOLD_MAX                # threshold 0 .. 2**29 - 1
@@ -156,8 +163,9 @@ def primary(graph: Graph, terms: list) -> WeightedTerm:
 
 
 def prepare(graph: Graph) -> Graph:
-    """A's graph as the integer network is built from it: BatchNorm folded, and an explicit Scale(1) (a one-to-one
-    synapse) on every identity shortcut into a merge, named `<add>.shortcut`, that the conversion scales."""
+    """A's graph as the integer network is built from it: BatchNorm folded, average pools as sum pools with their
+    1/n in the synapse next to them, and an explicit Scale(1) (a one-to-one synapse) on every identity shortcut into
+    a merge, named `<add>.shortcut`, that the conversion scales."""
     graph = fold_batchnorm(graph)
     inserts = {}                      # (source, add) edge -> Scale node name
     for n in graph.neurons:
@@ -175,7 +183,7 @@ def prepare(graph: Graph) -> Graph:
                     name, j = f"{t.path[i]}.shortcut{j}", j + 1
                 inserts[edge] = name
     if not inserts:
-        return graph
+        return sum_pools(graph)
     nodes = {}
     for n, p in graph.nodes.items():          # each Scale just before its merge, so the order stays readable
         nodes.update({name: P.Scale(1.0) for (_, b), name in inserts.items() if b == n})
@@ -186,7 +194,7 @@ def prepare(graph: Graph) -> Graph:
             edges += [(a, inserts[(a, b)]), (inserts[(a, b)], b)]
         else:
             edges.append((a, b))
-    return dataclasses.replace(graph, nodes=nodes, edges=tuple(edges))
+    return sum_pools(dataclasses.replace(graph, nodes=nodes, edges=tuple(edges)))
 
 
 # ------------------------------------------------------------------------------------------------- convert
@@ -200,6 +208,7 @@ class Conversion:
     rule: str
     vthr: dict                 # {neuron: integer threshold}, in the graph's neuron order
     reset: str                 # "hard", "soft" or "mixed"
+    readout_scales: dict = dataclasses.field(default_factory=dict)   # {readout head: k, B's value / A's value}
 
 
 def convert(graph: Graph, input_scale: float = 1.0, rule: str = "max", reset: Optional[str] = None,
@@ -232,22 +241,62 @@ def convert(graph: Graph, input_scale: float = 1.0, rule: str = "max", reset: Op
         layer_scales[n] = k
         weight_scales.update({t.weight: k / t.amplitude for t in terms if isinstance(g.nodes[t.weight], P.SYNAPSES)})
         vthr[n] = int(new[n].threshold)
+    heads, readout_scales = _readouts(g, input_scale, rule)
+    nodes.update(heads)
+    weight_scales.update({h: readout_scales[h] / _amplitude(g, h, input_scale) for h in heads})
     out = g.replace(nodes, name=f"{g.name}-int", input_scale=input_scale,
-                    meta=dict(g.meta, conversion={"rule": rule, "input_scale": input_scale}))
+                    meta=dict(g.meta, conversion={"rule": rule, "input_scale": input_scale},
+                              **({"readout_scale": readout_scales} if readout_scales else {})))
     _check_ranges(out, nodes, input_scale)
     modes = {out.nodes[n].reset for n in out.neurons}
     return Conversion(out, layer_scales, weight_scales, input_scale, rule, vthr,
-                      modes.pop() if len(modes) == 1 else "mixed")
+                      modes.pop() if len(modes) == 1 else "mixed", readout_scales)
+
+
+def _readouts(g: Graph, input_scale: float, rule: str) -> tuple:
+    """({head: integer node}, {head: k}) for the readout heads (weight nodes computed off-chip): s_w by the rule
+    (the full-range rule for data-aware ones), k = s_w * the amplitude of what it reads."""
+    out, scales = {}, {}
+    for h in readout_heads(g):
+        node = g.nodes[h]
+        a = _amplitude(g, h, input_scale)
+        weights = np.abs([float(node.factor)]) if isinstance(node, P.Scale) else np.asarray(node.weight)
+        bias = getattr(node, "bias", None)
+        s_w = (rule_max if rule in DATA_AWARE else RULES[rule])(weights, None if bias is None else np.asarray(bias))
+        out[h], scales[h] = scaled(node, s_w, s_w * a), float(s_w * a)
+    return out, scales
+
+
+def readout_heads(g: Graph) -> list:
+    """The weight nodes of the off-chip readouts, in order (refused, as PAIBox refuses them, where a readout has no
+    deployed form)."""
+    off = lower.offchip(g)
+    heads = [n for n in g.order if n in off and isinstance(g.nodes[n], WEIGHTED)]
+    for h in heads:
+        reason = lower.readout_problem(g, h)
+        require(reason is None, lambda: f"{g.nodes[h].kind} {h!r}: {reason}")
+    return heads
+
+
+def _amplitude(g: Graph, node: str, input_scale: float) -> float:
+    """The amplitude of what a readout head reads: the input scale for the input, 1 for spikes (the same for all)."""
+    amps = {float(input_scale) if t.source == g.input else 1.0 for t in source_terms(g, node)}
+    require(len(amps) == 1, lambda: f"readout {node!r} sums the input and spikes: their scales differ, so it has no "
+                                    "single integer form")
+    return amps.pop()
 
 
 def _plans(g: Graph, input_scale: float) -> dict:
     """{neuron: [WeightedTerm]}, refusing what has no integer form, each weight node feeding one neuron."""
     plans, owner = {}, {}
+    for n in g.of_type(P.AvgPool2d, P.AdaptiveAvgPool2d):
+        reason = why_not_sum(g, n)
+        require(reason is None, lambda: reason)
     for n in g.neurons:
         node = g.nodes[n]
-        require(isinstance(node, CONVERTIBLE),
-                lambda: f"layer {n!r}: only IF neurons (and PAIBox's additive-leak LIF) convert to PAIBox integers "
-                        f"({node.kind} has a multiplicative leak)")
+        why = lower.neuron_problem(g, n, node)
+        require(isinstance(node, CONVERTIBLE) and why is None,
+                lambda: f"layer {n!r}: {why or f'{node.kind} does not convert to PAIBox integers'}")
         plans[n] = weighted_terms(g, n, input_scale)
         for t in plans[n]:
             other = owner.setdefault(t.weight, (n, t.amplitude))
@@ -255,15 +304,11 @@ def _plans(g: Graph, input_scale: float) -> dict:
                                            "carry two layer scales")
             require(other[1] == t.amplitude, lambda: f"{t.weight!r} sums the input and spikes into {n!r}: their "
                                                      "scales differ, so it has no single integer form")
-    heads = [n for n in g.order if isinstance(g.nodes[n], WEIGHTED) and n not in owner]
-    require(not heads, lambda: _head_message(g, heads[0]))
+    heads = set(readout_heads(g))
+    stray = [n for n in g.order if isinstance(g.nodes[n], WEIGHTED) and n not in owner and n not in heads]
+    require(not stray, lambda: f"{g.nodes[stray[0]].kind} {stray[0]!r} feeds no spiking neuron the conversion can "
+                               "reach: it has no integer form")
     return plans
-
-
-def _head_message(g: Graph, name: str) -> str:
-    return (f"{g.nodes[name].kind} {name!r} feeds no spiking neuron: the network ends in a non-spiking layer (a "
-            f"readout computed off-chip), which has no integer form on the chip; end the model with a spiking layer "
-            f"after {name!r}, or convert the model without its readout")
 
 
 def _layer_scale(g: Graph, n: str, terms: list, rule: str, calibration, probe, reset) -> float:
@@ -286,7 +331,29 @@ def _layer_scale(g: Graph, n: str, terms: list, rule: str, calibration, probe, r
         require(bool(np.isfinite(s_w)) and s_w > 0, lambda: f"rule {rule!r} gave {t.weight!r} the weight scale "
                                                              f"{s_w}; a scale must be positive")
         ks.append(float(s_w) * t.amplitude)
-    return _shortcut_cap(g, n, terms, min(ks))
+    return _pool_cap(g, n, terms, _shortcut_cap(g, n, terms, min(ks)))
+
+
+def _pool_cap(g: Graph, n: str, terms: list, k: float) -> float:
+    """k lowered, if need be, so that a synapse composed with a sum pool whose windows overlap its own (a pool after
+    a 3x3 conv adds up neighbouring weights) still has int8 weights: PAIBox deploys the composition."""
+    amplitude = {t.weight: t.amplitude for t in terms}
+    for t in g.terms(n):
+        carrier = [p for p in t.path if isinstance(g.nodes[p], P.SYNAPSES)]
+        if not carrier or not any(isinstance(g.nodes[p], SUM_POOLS) for p in t.path):
+            continue
+        node = g.nodes[carrier[0]]
+        for _ in range(8):
+            w = round_saturate(np.asarray(node.weight, np.float64) * k / amplitude.get(carrier[0], 1.0))
+            trial = g.replace({carrier[0]: dataclasses.replace(node, weight=w, bias=None)})
+            try:
+                top = float(np.abs(compose.path_synapse(trial, g.shapes[t.source], t.path).weight).max())
+            except InputError:          # no single-synapse form: PAIBox refuses it, saying why
+                break
+            if top <= INT8_MAX:
+                break
+            k *= INT8_MAX / top * (1 - 1e-6)
+    return k
 
 
 def _shortcut_cap(g: Graph, n: str, terms: list, k: float) -> float:
@@ -311,7 +378,7 @@ def layer_scale(g: Graph, n: str, terms: list, rule: str = "max") -> float:
 def requantize(g: Graph, n: str, terms: list, k: float, reset: Optional[str] = None) -> dict:
     """`scale_layer` at k, lowered first if a shortcut's factor would not fit int8: a correct conversion of one
     layer at (about) a given scale, whatever the scale."""
-    return scale_layer(g, n, terms, _shortcut_cap(g, n, terms, k), reset)
+    return scale_layer(g, n, terms, _pool_cap(g, n, terms, _shortcut_cap(g, n, terms, k)), reset)
 
 
 def scale_layer(g: Graph, n: str, terms: list, k: float, reset: Optional[str] = None) -> dict:

@@ -69,8 +69,8 @@ def execute(plan: Union[Plan, Callable[[], Plan]], executor=None, progress: bool
     context = conversion_context(loaded)
     ex = executor or parallel.LocalExecutor()
     start, total = time.perf_counter(), None
-    items = [(plan if executor is not None else loaded, lo, hi, context.get("v_scales"), progress and len(spans) == 1)
-             for lo, hi in spans]
+    items = [(plan if executor is not None else loaded, lo, hi, context.get("v_scales"), progress and len(spans) == 1,
+              context.get("out_scales")) for lo, hi in spans]
     with tqdm(total=len(loaded.inputs), desc="samples", unit="sample", leave=False,
               disable=not progress or len(spans) == 1) as bar:
         for (lo, hi), part in zip(spans, parallel.imap(ex, run_chunk, items)):
@@ -82,18 +82,20 @@ def execute(plan: Union[Plan, Callable[[], Plan]], executor=None, progress: bool
     return conclude(loaded, total, context, coverage)
 
 
-def run_chunk(plan, lo: int, hi: int, v_scales: Optional[dict] = None, progress: bool = False) -> Chunk:
+def run_chunk(plan, lo: int, hi: int, v_scales: Optional[dict] = None, progress: bool = False,
+              out_scales: Optional[dict] = None) -> Chunk:
     """Samples [lo, hi) of a plan through its runs: aligned, compared, and the evidence rows kept. One chunk at a
     time per process: PAIBox (a global step counter, node names) and a SpikingJelly module (hooks, state) are not
     thread-safe, and a Dask worker may run several threads (two chunks at once gave false mismatches)."""
     with _ONE_AT_A_TIME:
-        return _run_chunk(_loaded(plan), lo, hi, v_scales, progress)
+        return _run_chunk(_loaded(plan), lo, hi, v_scales, progress, out_scales)
 
 
 _ONE_AT_A_TIME = threading.Lock()
 
 
-def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress: bool) -> Chunk:
+def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress: bool,
+               out_scales: Optional[dict] = None) -> Chunk:
     x = plan.inputs.chunk(lo, hi)
     ids = np.arange(lo, hi)
     results, lags, metas, rows_of = {}, {}, {}, {}
@@ -119,8 +121,9 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
             continue
         ra, rb, common = _common(results[pair.a.label], results[pair.b.label], rows_of[pair.a.label],
                                  rows_of[pair.b.label], ids)
-        scales = v_scales if pair.expect is Expect.QUANTIZATION else None
-        pairs[pair.key] = compare(ra, rb, pair.expect.value, common, scales)
+        a_to_b = pair.expect is Expect.QUANTIZATION
+        pairs[pair.key] = compare(ra, rb, pair.expect.value, common, v_scales if a_to_b else None,
+                                  out_scales if a_to_b else None)
     keep = max(0, min(hi, plan.evidence) - lo)
     evidence = {label: res.rows(slice(0, keep)) for label, res in results.items() if rows_of[label] is None} \
         if keep else {}
@@ -178,7 +181,8 @@ def _concat(a: Optional[RunResult], b: RunResult) -> RunResult:
         return b
     cat = lambda x, y: None if x is None or y is None else np.concatenate([x, y])    # noqa: E731
     return a.replace(layers=[ra.replace(spikes=cat(ra.spikes, rb.spikes), v=cat(ra.v, rb.v), h=cat(ra.h, rb.h))
-                             for ra, rb in zip(a.layers, b.layers)])
+                             for ra, rb in zip(a.layers, b.layers)],
+                     outputs=[oa.replace(values=cat(oa.values, ob.values)) for oa, ob in zip(a.outputs, b.outputs)])
 
 
 # ----------------------------------------------------------------------------------------------- diagnose
@@ -187,16 +191,17 @@ def conversion_context(plan: Plan) -> dict:
     diagnosis: per-layer statistics, findings, and the layer scales that bring B's membranes to A's units."""
     if not (plan.diagnose and Role.FLOAT in plan.subjects and Role.DEPLOYED in plan.subjects):
         return {}
-    from .diagnose import static
+    from .diagnose import readouts, static
     a, b = plan.subject(Role.FLOAT), plan.subject(Role.DEPLOYED)
     stats, found = static.analyse(a.graph, b.graph, b.input_scale)
-    return {"stats": stats, "static": found,
-            "v_scales": {name: st["expected_scale"] for name, st in stats.items()}}
+    out_scales = readouts.scales(a.graph, b.graph)
+    return {"stats": stats, "static": found + readouts.zeroed(a.graph, b.graph, out_scales),
+            "v_scales": {name: st["expected_scale"] for name, st in stats.items()}, "out_scales": out_scales}
 
 
 def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
     """Diagnoses from everything gathered, and the report, built once."""
-    from .diagnose import inputs_encoding, phrase_for_user, runs as run_diagnoses, traps
+    from .diagnose import inputs_encoding, phrase_for_user, readouts, runs as run_diagnoses, traps
     lags = {label: scores.verdicts() for label, scores in total.lags.items()}
     deployed = plan.subjects.get(Role.DEPLOYED) or next(iter(plan.subjects.values()))
     edge_lags = _edge_lags(plan, deployed, total)
@@ -216,6 +221,7 @@ def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
             continue
         skip = run_diagnoses.downstream(late.get(spec.a.label, set()) | late.get(spec.b.label, set()), list(layers))
         found += run_diagnoses.disagreement(pc, spec.expect is Expect.EXACT, skip)
+        found += readouts.disagreement(pc, skip=bool(skip))
     found += _inputs_and_vacuity(plan, deployed, total, pairs, layers)
     found = traps.refine(found, plan, total.evidence, total.inputs)
     found = inputs_encoding.different_inputs(plan.pairs, total.pairs, total.runs, list(layers)) + found
@@ -223,6 +229,8 @@ def conclude(plan: Plan, total: Chunk, context: dict, coverage: dict) -> Report:
     if total.inputs is not None:
         extras["input_stats"] = statistics(total.inputs)
     extras.update(dyn_extras)
+    if readouts.units(context.get("out_scales")):
+        extras["readout_units"] = readouts.units(context.get("out_scales"))
     extras.update(plan.notes)
     for analysis in plan.analyses:
         extras[analysis.key], more = analysis.conclude(total.analyses[analysis.key])

@@ -286,12 +286,17 @@ def test_cli_values_override_the_entry_and_the_rest_is_inferred(resnet, tmp_path
 
 
 # ------------------------------------------------------------------------------------------------ refusals
-def test_a_linear_head_with_no_neuron_after_it_is_refused():
+def test_a_linear_head_with_no_neuron_after_it_is_an_integer_readout_and_two_are_refused():
+    """Issue 10: a head was written as int8 zeros, then refused. It is now converted at its own full-range scale
+    (never zeros); a head of two weight layers has no deployed form and is refused naming both."""
     rng = np.random.default_rng(0)
-    g = chain([("fc1", P.Linear(rng.normal(size=(8, 4)).astype(np.float32))), ("sn1", P.IF()),
-               ("head", P.Linear(rng.normal(size=(3, 8)).astype(np.float32)))], (4,))
-    with pytest.raises(InputError, match="Linear 'head' feeds no spiking neuron: the network ends in a non-spiking"):
-        convert.convert(g)
+    layers = [("fc1", P.Linear(rng.normal(size=(8, 4)).astype(np.float32))), ("sn1", P.IF()),
+              ("head", P.Linear(rng.normal(size=(3, 8)).astype(np.float32)))]
+    conv = convert.convert(chain(layers, (4,)))
+    head = conv.graph.nodes["head"]
+    assert np.abs(head.weight).max() == 127 and conv.readout_scales["head"] == pytest.approx(conv.weight_scales["head"])
+    with pytest.raises(InputError, match="a readout head of two weight layers \\('head', 'head2'\\)"):
+        convert.convert(chain(layers + [("head2", P.Linear(np.ones((2, 3), np.float32)))], (4,)))
 
 
 @pytest.mark.parametrize("neuron", [P.LIF(tau=2.0), P.ParametricLIF(w=0.0)])

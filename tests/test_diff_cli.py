@@ -102,8 +102,8 @@ def test_bad_flags_exit_2_with_one_line(deployed, capsys, argv, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_neither_b_nor_paibox_exits_2(capsys):
-    assert main(["diff", str(zoo.DIGITS_CHECKPOINT)]) == 2
+def test_both_b_and_paibox_exits_2(capsys):
+    assert main(["diff", str(zoo.DIGITS_CHECKPOINT), "b.pth", "--paibox", "net.py:build"]) == 2
     assert "either B" in capsys.readouterr().err
 
 

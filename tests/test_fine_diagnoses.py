@@ -207,9 +207,9 @@ def test_a_bias_rounded_to_zeros_is_not_called_missing():
 
 def test_the_bias_fix_names_the_users_paibox_node():
     """Catches a --paibox bias fix that does not name the user's node (the timing and reset fixes do)."""
-    from snncheck.commands.diff import user_nodes
+    from snncheck.frontends.paibox import user_nodes
     from snncheck.diagnose import phrase_for_user
-    matching = [{"layer": "conv_fc.2", "paibox": "n1", "tick_wait_start": 1, "recipe_tick_wait_start": 1,
+    matching = [{"layer": "conv_fc.2", "paibox": "n1", "tick_wait_start": 1, "recipe_tick_wait_start": 1, "delay": 1,
                  "reset": "hard"}]
     d = Diagnosis("bias_scale", "conv_fc.2", "error", "m", {}, "multiply the bias of conv_fc.0 by 255")
     assert phrase_for_user([d], user_nodes(matching))[0].fix.endswith("in your network: the bias (leak_v/bias) of n1")

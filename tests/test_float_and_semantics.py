@@ -86,6 +86,10 @@ NEURONS = [
     P.LIF(threshold=0.7, tau=2.0), P.LIF(threshold=0.7, reset="soft", tau=3.0, decay_input=False),
     P.LIF(threshold=0.7, v_reset=-0.1, tau=1.7),
     P.ParametricLIF(threshold=0.7, w=0.3), P.ParametricLIF(threshold=0.7, reset="soft", w=-0.2, decay_input=False),
+] + [  # the LIF family both ways: decay_input, and hard reset to 0, hard to v_reset != 0, soft
+    cls(threshold=0.4, reset=reset, v_reset=v_reset, decay_input=decay, **leak)
+    for cls, leak in ((P.LIF, {"tau": 2.5}), (P.ParametricLIF, {"w": 0.4}))
+    for decay in (True, False) for reset, v_reset in (("hard", 0.0), ("hard", -0.2), ("soft", 0.0))
 ]
 
 

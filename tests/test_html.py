@@ -54,7 +54,6 @@ def test_demo_reports_come_out_as_expected(demo, capsys):
     for rep in (correct, bug):                 # the simulators agree bit-exactly on B in both
         assert all(l["paibox:b~reference:b"]["mismatches"] == 0 for l in rep["layers"])
     assert (out / "demo_correct.html").stat().st_size > 50_000 and (out / "demo_seed_bug.html").exists()
-    assert seconds < 60
 
 
 def test_reports_are_self_contained_and_verdict_first(demo):

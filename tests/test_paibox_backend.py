@@ -130,28 +130,42 @@ def test_flat_timing_is_wrong_below_the_first_stage():
         assert all(lags[n] != raw.meta["expected_lag"][n] for n in g.neurons[1:]), lags
 
 
-def test_a_skip_from_the_input_into_a_deep_stage_is_refused_and_would_be_early():
-    """The InputProj is not buffered: built anyway, the skip's current reaches the merge depth-1 steps early, so
-    the merge matches the reference at no shift. The refusal is not overcautious."""
+def input_skip_graph(input_scale: float = 1.0) -> Graph:
+    """n0 -> n1 -> n2, and a skip from the input into n2 (pipeline stage 3) through a 1x1 conv."""
     rng = np.random.default_rng(3)
-    nodes = {"input": P.Input((1, 6, 6)), "c0": rand_conv(rng, 2, 1), "n0": P.IF(200, v_reset=0),
-             "c1": rand_conv(rng, 1, 2), "add": P.Add(), "n1": P.IF(40, v_reset=0), "s": P.Scale(1)}
-    edges = [("input", "c0"), ("c0", "n0"), ("n0", "c1"), ("c1", "add"), ("input", "s"), ("s", "add"),
-             ("add", "n1")]
-    g = Graph(nodes, edges, name="input_skip")
-    (refusal,) = PAIBoxBackend().accepts(g)
-    assert refusal.node == "n1" and "InputProj is not buffered" in refusal.reason and "1 steps early" in \
-        refusal.reason and "delay chain" in refusal.reason
-    with pytest.raises(InputError, match="InputProj is not buffered"):
-        PAIBoxBackend().run(g, pixel_inputs(2, T, (1, 6, 6)))
-    x = pixel_inputs(6, T, (1, 6, 6), seed=1)
+    nodes = {"input": P.Input((1, 6, 6)), "c0": rand_conv(rng, 2, 1, bias=False), "n0": P.IF(10, v_reset=0),
+             "c1": rand_conv(rng, 2, 2, bias=False), "n1": P.IF(10, v_reset=0),
+             "c2": rand_conv(rng, 2, 2, bias=False), "cs": P.Conv2d(np.array([[[[9]]], [[[-6]]]])), "add": P.Add(),
+             "n2": P.IF(15, v_reset=0)}
+    edges = [("input", "c0"), ("c0", "n0"), ("n0", "c1"), ("c1", "n1"), ("n1", "c2"), ("c2", "add"),
+             ("input", "cs"), ("cs", "add"), ("add", "n2")]
+    return Graph(nodes, edges, name="input_skip", input_scale=input_scale)
+
+
+def test_a_skip_from_the_input_into_a_deep_stage_is_held_back_by_a_relay_chain(monkeypatch):
+    """The InputProj is not buffered: a skip from it into stage 3 goes through two relay BypassNeurons (stages 1
+    and 2), and PAIBox then equals the reference on every layer. Catches: the skip wired straight from the
+    InputProj (the merge then matches the reference at no shift: shown by building it so), a chain one stage
+    short or long; and a multi-valued input sent through relays that carry one bit (refused)."""
+    g = input_skip_graph()
+    stages = {s.name: s for s in lower.stages(g)}
+    assert [(n, s.depth) for n, s in stages.items() if s.shape] == [("input.delay1", 1), ("input.delay2", 2)]
+    assert sorted(link.source for link in stages["n2"].links) == ["input.delay2", "n1"]
+    x = (np.random.default_rng(5).random((6, T, 1, 6, 6)) < 0.4).astype(np.float64)
     ref = ReferenceBackend().run(g, x)
-    records = simulate(GraphSource(g)(), x.astype(np.uint8))
-    n1 = ref.layer("n1")
-    s, v = records["n1"]
-    assert n1.spikes.any() and not any(np.array_equal(s[:, d:d + T], n1.spikes) and np.array_equal(v[:, d:d + T], n1.v)
-                                       for d in range(s.shape[1] - T + 1))
-    assert np.array_equal(records["n0"][0][:, :T], ref.layer("n0").spikes)     # the first stage is fine
+    assert ref.layer("n2").spikes.any() and PAIBoxBackend().accepts(g) == []
+    assert_exact(PAIBoxBackend().run(g, x), ref)
+    monkeypatch.setattr(lower, "input_delay", lambda graph: 0)          # wired straight from the InputProj
+    monkeypatch.setattr(lower, "relay", lambda graph, k: graph.input)
+    s, v = simulate(GraphSource(g)(), x.astype(np.uint8))["n2"]
+    n2 = ref.layer("n2")
+    assert not any(np.array_equal(s[:, d:d + T], n2.spikes) and np.array_equal(v[:, d:d + T], n2.v)
+                   for d in range(s.shape[1] - T + 1))
+    monkeypatch.undo()
+    (refusal,) = PAIBoxBackend().accepts(input_skip_graph(255.0))
+    assert refusal.node == "n2" and "InputProj is not buffered" in refusal.reason and "(0/1) only" in refusal.reason
+    with pytest.raises(InputError, match="carry spikes"):
+        PAIBoxBackend().run(g, pixel_inputs(2, T, (1, 6, 6)))
 
 
 # ----------------------------------------------------------------------------------------------- refusals
@@ -161,8 +175,9 @@ def _one(layers, shape=(1, 6, 6)):
 
 _W = np.ones((2, 1, 3, 3), np.int64)
 REFUSED = {
-    "lif": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.LIF(10.0, tau=2.0))]), "n", "no multiplicative leak"),
-    "plif": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.ParametricLIF(10))]), "n", "no multiplicative leak"),
+    "lif": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.LIF(10.0, tau=2.0))]), "n",
+            "multiplicative leak (v moves toward v_reset by 1/tau = 1/2"),
+    "plif": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.ParametricLIF(10))]), "n", "train with IFNode"),
     "v_init": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.IF(10, v_init=5))]), "n",
                "always start at v = 0; an initial membrane of 5"),
     "v_reset start": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.IF(10, v_reset=3))]), "n", "start at v = 0"),
@@ -187,26 +202,46 @@ REFUSED = {
                          "fold the factor into the weights"),
     "flatten into a neuron": (lambda: _one([("c", P.Conv2d(_W)), ("f", P.Flatten()), ("n", P.IF(10))]), "f",
                               "only into a FullConn"),
-    "linear head": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.IF(10)), ("f", P.Flatten()),
-                                  ("l", P.Linear(np.ones((3, 32))))]), "l", "non-spiking output layer"),
-    "linear readout": (lambda: _one([("c", P.Conv2d(_W)), ("n", P.IF(10)), ("f", P.Flatten()),
-                                     ("l", P.Linear(np.ones((3, 32)))), ("m", P.MeanOverTime())]), "l",
-                       "PAIBox computes spikes only; a later issue compares it as a readout"),
-    "spike add output": (lambda: Graph({"input": P.Input((1, 6, 6)), "c": P.Conv2d(_W), "n": P.IF(10),
-                                        "c2": P.Conv2d(np.ones((2, 2, 1, 1))), "n2": P.IF(1), "a": P.Add()},
-                                       [("input", "c"), ("c", "n"), ("n", "c2"), ("c2", "n2"), ("n2", "a"),
-                                        ("n", "a")]),
-                         "a", "non-spiking output layer"),
-    "head after a spike add": (lambda: Graph({"input": P.Input((1, 6, 6)), "c": P.Conv2d(_W), "n": P.IF(10),
-                                              "c2": P.Conv2d(np.ones((2, 2, 1, 1))), "n2": P.IF(1), "a": P.Add(),
-                                              "f": P.Flatten(), "l": P.Linear(np.ones((3, 32)))},
-                                             [("input", "c"), ("c", "n"), ("n", "c2"), ("c2", "n2"), ("n2", "a"),
-                                              ("n", "a"), ("a", "f"), ("f", "l")]),
-                               "l", "non-spiking output layer"),
+    "readout of two layers": (lambda: _one(_DEEP + [("f", P.Flatten()), ("l", P.Linear(np.ones((3, 32)))),
+                                                  ("l2", P.Linear(np.ones((2, 3))))]), "l2",
+                              "a readout head of two weight layers ('l', 'l2')"),
     "float batchnorm": (lambda: _one([("c", P.Conv2d(_W)), ("bn", P.BatchNorm(np.zeros(2), np.ones(2) * 2,
                                                                               np.ones(2), np.zeros(2))),
                                       ("n", P.IF(10))]), "c", "convert first"),
 }
+
+
+_DEEP = [("c", P.Conv2d(_W)), ("n", P.IF(10)), ("c2", P.Conv2d(np.ones((2, 2, 1, 1)))), ("n2", P.IF(1))]
+HEADS = {
+    "linear head": lambda: _one(_DEEP + [("f", P.Flatten()), ("l", P.Linear(np.arange(-48, 48).reshape(3, 32)))]),
+    "linear readout": lambda: _one(_DEEP + [("f", P.Flatten()), ("l", P.Linear(np.ones((3, 32)))),
+                                            ("m", P.MeanOverTime())]),
+    "vote": lambda: _one(_DEEP + [("f", P.Flatten()), ("v", P.Vote(8))]),
+    "avg pool head": lambda: _one(_DEEP + [("a", P.AvgPool2d()), ("f", P.Flatten()), ("l", P.Linear(np.ones((3, 8))))]),
+    "spike add output": lambda: Graph({"input": P.Input((1, 6, 6)), "c": P.Conv2d(_W), "n": P.IF(10),
+                                       "c2": P.Conv2d(np.ones((2, 2, 1, 1))), "n2": P.IF(1), "a": P.Add()},
+                                      [("input", "c"), ("c", "n"), ("n", "c2"), ("c2", "n2"), ("n2", "a"), ("n", "a")]),
+    "head after a spike add": lambda: Graph({"input": P.Input((1, 6, 6)), "c": P.Conv2d(_W), "n": P.IF(10),
+                                             "c2": P.Conv2d(np.ones((2, 2, 1, 1))), "n2": P.IF(1), "a": P.Add(),
+                                             "f": P.Flatten(), "l": P.Linear(np.ones((3, 32)))},
+                                            [("input", "c"), ("c", "n"), ("n", "c2"), ("c2", "n2"), ("n2", "a"),
+                                             ("n", "a"), ("a", "f"), ("f", "l")]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HEADS))
+def test_readout_heads_are_computed_off_chip_from_paiboxs_own_spikes(case):
+    """A non-spiking head (Linear, vote, rate, an add of spikes, an average pool before a Linear) is accepted and its
+    value computed off-chip from PAIBox's spikes, equal to the reference's. Catches: a head refused or left out of the
+    run (no OutputRecord), and a head fed PAIBox's raw records (n2 lags one step: unaligned, its values differ)."""
+    g = HEADS[case]()
+    assert PAIBoxBackend().accepts(g) == []
+    x = pixel_inputs(3, T, (1, 6, 6))
+    run, ref = PAIBoxBackend().run(g, x), ReferenceBackend().run(g, x)
+    assert [o.name for o in run.outputs] == g.readouts == [o.name for o in ref.outputs] != []
+    assert any(rec.spikes[:, :-1].any() for rec in ref.layers[1:])
+    for a, b in zip(run.outputs, ref.outputs):
+        assert a.values.shape == b.values.shape and np.array_equal(a.values, b.values), a.name
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))

@@ -228,3 +228,47 @@ def test_what_one_graph_node_cannot_hold_is_refused(factory, message):
     a, _ = sew_float_graph()
     with pytest.raises(InputError, match=message):
         user_paibox.load(f"{FIXTURE}:{factory}", a)
+
+
+# ----------------------------------------------------------------------------------------------- a skip from the input
+EXAMPLE = Path(__file__).parent.parent / "examples" / "residual_paibox.py"
+
+
+@pytest.fixture(scope="module")
+def residual_a():
+    from snncheck.frontends.spikingjelly import import_module
+    from snncheck.frontends.models import build_module
+    return import_module(build_module(f"{EXAMPLE}:model"), (1, 8, 8), "residual")[0]
+
+
+def test_relays_are_looked_through_and_an_undelayed_input_skip_is_named_with_its_fix(residual_a):
+    """The example's skip from the InputProj reaches the merge sn2 (stage 3) through two relay BypassNeurons, which
+    match A's input term and are no layer of their own; wired straight from the InputProj it is named, with the
+    two relays it needs, in the `timing` fix of sn2 (and nowhere else). Catches: a relay taken for a pooling stage
+    (the skip then has no term of A to match), a correct skip flagged, the early count off by the relays."""
+    right = user_paibox.load(f"{EXAMPLE}:paibox_correct", residual_a)
+    assert [r["layer"] for r in right.matching if r["type"] == "BypassNeuron"] == [None, None]
+    assert not any(r.get("early_inputs") for r in right.matching)
+    assert user_paibox.user_nodes(right.matching)["timing"] == {}
+    wrong = user_paibox.load(f"{EXAMPLE}:paibox_undelayed", residual_a)
+    timing = user_paibox.user_nodes(wrong.matching)["timing"]
+    assert list(timing) == ["sn2"] and len(timing["sn2"]) == 1
+    assert timing["sn2"][0].startswith("skip (") and "2 step(s) early" in timing["sn2"][0] and \
+        "2 more relay neuron(s)" in timing["sn2"][0]
+    x = (np.random.default_rng(2).random((4, 6, 1, 8, 8)) < 0.3).astype(np.float64)
+    for user, exact in ((right, True), (wrong, False)):
+        raw = PAIBoxBackend(source=user).run(user.graph, x)
+        ref = ReferenceBackend().run(user.graph, x)
+        lag = raw.meta["expected_lag"]["sn2"]
+        same = np.array_equal(raw.layer("sn2").spikes[:, lag:lag + 6], ref.layer("sn2").spikes)
+        assert same is exact
+
+
+def test_timing_fixes_name_a_delay_off_the_recipe():
+    """A node with delay=2 makes every branch through it one step late: the timing fix of every layer from it on
+    names it. Catches: only tick_wait_start checked (a wrong delay left unnamed)."""
+    def row(name, layer, tws, delay=1):
+        return {"paibox": name, "layer": layer, "tick_wait_start": tws, "recipe_tick_wait_start": tws,
+                "delay": delay, "reset": "hard"}
+    timing = user_paibox.user_nodes([row("LIF_0", "a", 1, delay=2), row("LIF_1", "b", 2)])["timing"]
+    assert timing == {"a": ["LIF_0 delay=1 (has 2)"], "b": ["LIF_0 delay=1 (has 2)"]}

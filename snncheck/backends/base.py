@@ -231,13 +231,14 @@ def check_inputs(graph: Graph, inputs) -> np.ndarray:
 U = 2.0 ** -24       # float32 unit roundoff
 
 
-def rounding_bounds(graph: Graph, input_max: float) -> dict:
-    """Per neuron, a bound on the float32 error of one step's synaptic input X (0 for integer graphs).
+def rounding_bounds(graph: Graph, input_max: float, exact: Optional[bool] = None) -> dict:
+    """Per neuron, a bound on the float32 error of one step's synaptic input X (0 where the run is exact: by default
+    an integer graph; an integer-valued graph fed float inputs is not, `exact=False`).
 
     A dot product of n terms errs by at most n * u * sum|w_i x_i| (u = 2**-24); with inputs bounded by `x_max`
     (the input's maximum, 1 for spikes) that is n * u * (max_o sum_i |W_oi| * x_max + |b_o|), doubled for a
     BatchNorm folded on one side only. Terms of a merge add their bounds."""
-    if graph.is_integer:
+    if graph.is_integer if exact is None else exact:
         return {n: 0.0 for n in graph.neurons}
     out = {}
     for name in graph.neurons:

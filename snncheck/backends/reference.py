@@ -41,7 +41,7 @@ class ReferenceBackend(Backend):
         inputs = check_inputs(graph, inputs)
         graph = fold_batchnorm(graph)
         exact = is_exact(graph, inputs)
-        bounds = rounding_bounds(graph, float(np.abs(inputs).max()))
+        bounds = rounding_bounds(graph, float(np.abs(inputs).max()), exact)
         records = evaluate(graph, {graph.input: inputs}, exact=exact, record_v=record_v, keep=graph.readouts)
         layers = [LayerRecord(n, *records[n], threshold=float(graph.nodes[n].threshold), rounding_bound=bounds[n])
                   for n in graph.neurons]
@@ -197,7 +197,40 @@ def _max_pool(node: P.MaxPool2d, x, exact, work):
 @_frames
 def _avg_pool(node: P.AvgPool2d, x, exact, work):
     win = _windows(x.astype(np.float32), node.kernel, node.stride, node.padding)
-    return win.mean(axis=(-2, -1), dtype=np.float32)
+    total = win.sum(axis=(-2, -1), dtype=np.float32)
+    if node.count_include_pad or node.padding == (0, 0):
+        return total / np.float32(np.prod(node.kernel))
+    inside = _windows(np.ones((1, 1) + x.shape[2:], np.float32), node.kernel, node.stride, node.padding)
+    return total / inside.sum(axis=(-2, -1), dtype=np.float32)
+
+
+@OPS.register(P.AdaptiveAvgPool2d)
+@_frames
+def _adaptive_avg_pool(node: P.AdaptiveAvgPool2d, x, exact, work):
+    rows, cols = node.windows(x.shape[2], 0), node.windows(x.shape[3], 1)
+    total = np.einsum("ir,bcrq,jq->bcij", rows, x.astype(np.float32), cols, dtype=np.float32)
+    return total / np.outer(rows.sum(1), cols.sum(1)).astype(np.float32)
+
+
+@OPS.register(P.AdaptiveSumPool2d)
+@_frames
+def _adaptive_sum_pool(node: P.AdaptiveSumPool2d, x, exact, work):
+    rows, cols = node.windows(x.shape[2], 0).astype(work), node.windows(x.shape[3], 1).astype(work)
+    return np.einsum("ir,bcrq,jq->bcij", rows, _as(x, work), cols)
+
+
+@OPS.register(P.Vote)
+def _vote(node: P.Vote, ins, exact, work):
+    x = ins[0]
+    groups = x.shape[-1] // node.size
+    x = x[..., :groups * node.size].reshape(x.shape[:-1] + (groups, node.size))
+    return x.sum(axis=-1, dtype=np.float32) / np.float32(node.size)
+
+
+@OPS.register(P.SumPool2d)
+@_frames
+def _sum_pool(node: P.SumPool2d, x, exact, work):
+    return _windows(_as(x, work), node.kernel, node.stride, node.padding).sum(axis=(-2, -1), dtype=work)
 
 
 @OPS.register(P.MeanOverTime)

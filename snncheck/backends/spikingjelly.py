@@ -24,7 +24,7 @@ from spikingjelly.activation_based import functional, layer, neuron
 from ..errors import require
 from ..graph import Graph, fold_batchnorm
 from ..graph import primitives as P
-from .base import Backend, LayerRecord, Registry, RunResult, check_inputs, rounding_bounds
+from .base import Backend, LayerRecord, OutputRecord, Registry, RunResult, check_inputs, rounding_bounds
 
 CANNOT_BUILD = {"AdditiveLIF": "SpikingJelly has no neuron with an additive leak"}
 OPS = Registry("spikingjelly", lambda kind: CANNOT_BUILD.get(kind, f"SpikingJelly has no twin of {kind} here"))
@@ -83,17 +83,19 @@ class SpikingJellyBackend(Backend):
                 lambda: f"the module given for {graph.name!r} lacks neurons "
                         f"{[n for n in graph.neurons if n not in model.neurons]}")
         chunks = {name: [] for name in graph.neurons}
+        outs = []
         with torch.no_grad(), recording(model, graph.neurons) as seen, _storing_v(model, graph.neurons, record_v):
             for lo in range(0, inputs.shape[0], self.batch_size):
                 x = torch.from_numpy(np.ascontiguousarray(inputs[lo:lo + self.batch_size].swapaxes(0, 1),
                                                           dtype=np.float32))
                 model.reset()
-                model.forward_sequence(x)
+                outs.append(_readouts(graph, model.forward_sequence(x)))
                 for name in graph.neurons:
                     chunks[name].append(_record(model.neurons[name], seen[name], record_v))
         bounds = rounding_bounds(fold_batchnorm(graph), float(np.abs(inputs).max()))
         layers = [_layer(name, graph.nodes[name], chunks[name], bounds[name]) for name in graph.neurons]
-        return RunResult(self.name, label, layers, {"seconds": time.perf_counter() - start})
+        outputs = [OutputRecord(name, np.concatenate([o[name] for o in outs])) for name in outs[0]]
+        return RunResult(self.name, label, layers, {"seconds": time.perf_counter() - start}, outputs)
 
 
 _BUILT = weakref.WeakKeyDictionary()
@@ -119,6 +121,19 @@ def _storing_v(model: TorchModel, names: list, on: bool):
     finally:
         for node, value in zip(nodes, before):
             node.store_v_seq = value
+
+
+def _readouts(graph: Graph, out) -> dict:
+    """{readout: [N, T, ...] values} from what the forward returned: one tensor (the graph's output node, from the
+    import, else its only output) or a tuple in `graph.outputs` order; a mean over time gives [N, 1, ...]."""
+    outs = out if isinstance(out, (tuple, list)) else [out]
+    names = graph.outputs if len(outs) > 1 else [graph.meta.get("output") or graph.outputs[-1]]
+    found = {}
+    for name, value in zip(names, outs):
+        if name in graph.readouts and isinstance(value, torch.Tensor):
+            a = value.detach().cpu().numpy()
+            found[name] = a[:, None] if isinstance(graph.nodes[name], P.MeanOverTime) else a.swapaxes(0, 1).copy()
+    return found
 
 
 def _record(node, seen: dict, record_v: bool) -> tuple:
@@ -240,6 +255,19 @@ def _build_add(b, name, node, ins, in_shape):
     return out
 
 
+def _window_cells(node: P.AdaptiveSumPool2d, in_shape) -> int:
+    """The cells of each window of an adaptive sum pool, 0 when they differ (`snncheck.graph.pooling` makes none
+    such)."""
+    rows, cols = node.windows(in_shape[1], 0).sum(1), node.windows(in_shape[2], 1).sum(1)
+    return int(rows[0] * cols[0]) if len(set(rows)) == 1 and len(set(cols)) == 1 else 0
+
+
+def _pool_refusal(graph, name, node) -> Optional[str]:
+    if any(2 * p > k for p, k in zip(node.padding, node.kernel)):
+        return f"torch pads at most half the pooling window; padding {node.padding}, window {node.kernel}"
+    return None
+
+
 OPS.register(P.Input)(lambda b, name, node, ins, in_shape: b.graph.placeholder("input"))
 OPS.register(P.Conv2d)(_build_conv)
 OPS.register(P.Linear)(_build_linear)
@@ -249,8 +277,17 @@ OPS.register(P.Add)(_build_add)
 OPS.register(P.Scale)(lambda b, name, node, ins, in_shape: b.graph.call_function(operator.mul,
                                                                                   (ins[0], float(node.factor))))
 OPS.register(P.Flatten)(lambda b, name, node, ins, in_shape: b.graph.call_function(torch.flatten, (ins[0], 2)))
-OPS.register(P.MaxPool2d)(lambda b, name, node, ins, in_shape: b.module(
+OPS.register(P.MaxPool2d, check=_pool_refusal)(lambda b, name, node, ins, in_shape: b.module(
     name, layer.MaxPool2d(node.kernel, node.stride, node.padding), ins[0]))
-OPS.register(P.AvgPool2d)(lambda b, name, node, ins, in_shape: b.module(
-    name, layer.AvgPool2d(node.kernel, node.stride, node.padding), ins[0]))
+OPS.register(P.SumPool2d, check=_pool_refusal)(lambda b, name, node, ins, in_shape: b.module(
+    name, layer.AvgPool2d(node.kernel, node.stride, node.padding, divisor_override=1), ins[0]))
+OPS.register(P.AvgPool2d, check=_pool_refusal)(lambda b, name, node, ins, in_shape: b.module(
+    name, layer.AvgPool2d(node.kernel, node.stride, node.padding, count_include_pad=node.count_include_pad), ins[0]))
+OPS.register(P.AdaptiveAvgPool2d)(lambda b, name, node, ins, in_shape: b.module(
+    name, layer.AdaptiveAvgPool2d(tuple(node.size)), ins[0]))
+OPS.register(P.AdaptiveSumPool2d, check=lambda graph, name, node: None if _window_cells(
+    node, graph.shapes[graph.inputs_of(name)[0]]) else "its windows differ in size: no mean times one count sums them")(
+    lambda b, name, node, ins, in_shape: b.graph.call_function(operator.mul, (
+    b.module(name, layer.AdaptiveAvgPool2d(tuple(node.size)), ins[0]), float(_window_cells(node, in_shape)))))
+OPS.register(P.Vote)(lambda b, name, node, ins, in_shape: b.module(name, layer.VotingLayer(node.size), ins[0]))
 OPS.register(P.MeanOverTime)(lambda b, name, node, ins, in_shape: b.graph.call_method("mean", (ins[0], 0)))

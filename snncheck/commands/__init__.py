@@ -85,6 +85,18 @@ def input_shape(text: str) -> tuple:
     return shape
 
 
+def add_plugin_option(p) -> None:
+    """`--plugin FILE.py`, repeatable: a user's file registering their own neuron classes (docs/plugins.md)."""
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                   help="a Python file that registers your own neuron classes (snncheck.register_neuron); "
+                        "repeatable")
+
+
+def load_plugins(args) -> None:
+    from ..frontends import plugins
+    plugins.load(getattr(args, "plugin", None) or [])
+
+
 def backends_list(text: str) -> list:
     """Simulators by name: the built-in three, and those reached through NIR (sj_nir, snntorch)."""
     from ..backends import BACKENDS

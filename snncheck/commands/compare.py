@@ -2,7 +2,7 @@
 A backend that refuses the case's network is a usage error (exit 2) unless the case expects the refusal."""
 from __future__ import annotations
 
-from . import DEFAULT_CASE, backends_list, check_outputs, finish, input_flags, positive_int
+from . import DEFAULT_CASE, add_plugin_option, backends_list, check_outputs, finish, input_flags, positive_int
 
 
 def register(sub) -> None:
@@ -16,6 +16,7 @@ def register(sub) -> None:
     c.add_argument("--json", help="write the JSON report here")
     c.add_argument("--out", help="write the HTML report here")
     input_flags.register(c)
+    add_plugin_option(c)
     c.set_defaults(func=run)
 
 
@@ -30,7 +31,7 @@ def run(args) -> int:
     inputs = case.files()
     check_outputs(args, inputs, "json", "out")
     plan = cases.build_plan(case, samples=args.samples, timesteps=args.timesteps, runners=args.runners,
-                            timing=args.timing)
+                            timing=args.timing, plugins=tuple(args.plugin))
     bad = cases.unexpected_refusals(case, plan)
     if bad:
         raise InputError(f"{case.name}: {bad[0].refusals[0]}")

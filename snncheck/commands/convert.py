@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import require
-from . import check_outputs, existing_file, input_shape, positive_float, positive_int, spec_files, spec_text
+from . import (add_plugin_option, check_outputs, existing_file, input_shape, load_plugins, positive_float,
+               positive_int, spec_files, spec_text)
 
 DEFAULT_CALIBRATION = 256
 
@@ -29,6 +32,7 @@ def register(sub) -> None:
                    help="inputs for the data-aware rules, in A's range ([N, C, H, W] or [N, T, C, H, W]; "
                         f"default: the first {DEFAULT_CALIBRATION} digits of the train split, resized)")
     p.add_argument("--timesteps", type=positive_int, default=8, help="time steps for calibration frames (default 8)")
+    add_plugin_option(p)
     p.set_defaults(func=run)
 
 
@@ -42,6 +46,7 @@ def run(args) -> int:
     require(args.calibration is None or args.rule in convert.DATA_AWARE,
             lambda: f"--calibration is read by the data-aware rules ({', '.join(sorted(convert.DATA_AWARE))}), "
                     f"not by --rule {args.rule}")
+    load_plugins(args)
     model = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape)
     calibration = _calibration(args, model.graph.input_shape) if args.rule in convert.DATA_AWARE else None
     conv = convert.convert(model.graph, args.input_scale, args.rule, args.reset, calibration=calibration)
@@ -52,6 +57,10 @@ def run(args) -> int:
         print(f"  {st['synapse']:<14} -> {layer:<14} s_w {conv.weight_scales.get(st['synapse'], float('nan')):<10.5g} "
               f"threshold {conv.vthr[layer]:<10d} SQNR {st['sqnr_db']:5.1f} dB  "
               f"RMSE/step {st['rmse_over_step']:.2f}  clipped {st['clipped']}")
+    for head, k in conv.readout_scales.items():         # computed off-chip from the spikes, in k x A's units
+        w = conv.graph.nodes[head].weight
+        print(f"  {head:<14} -> readout        k {k:<10.5g} (off-chip; {int(np.count_nonzero(w))} of {w.size} "
+              "weights non-zero)")
     for d in rank(found):
         print(f"  [{d.severity}] {d.code} @ {d.layer}: {d.message}")
     return 1 if any(d.severity == "error" for d in found) else 0

@@ -1,6 +1,8 @@
 """`snncheck diff A B`: a float SpikingJelly checkpoint against its deployed integer version, or against a user's
-own PAIBox network (`--paibox FILE.py:FACTORY` in place of B). Prints the verdict and a per-layer table, writes
-the HTML report (and JSON with --json). Exit 0 consistent, 1 inconsistent, 2 bad input, 3 inconclusive."""
+own PAIBox network (`--paibox FILE.py:FACTORY` in place of B). Without B, against A's own conversion (rule max);
+where A has no integer form (LIF, ParametricLIF), A alone: SpikingJelly against the reference, with B left out and
+the reason said. Prints the verdict and a per-layer table, writes the HTML report (and JSON with --json).
+Exit 0 consistent, 1 inconsistent, 2 bad input, 3 inconclusive."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +11,8 @@ import numpy as np
 
 from ..errors import InputError, require
 from ..files import safe_name
-from . import (backends_list, check_outputs, existing_file, finish, input_flags, input_shape, positive_float,
-               positive_int, spec_files, spec_text)
+from . import (add_plugin_option, backends_list, check_outputs, existing_file, finish, input_flags, input_shape,
+               load_plugins, positive_float, positive_int, spec_files, spec_text)
 
 DEFAULT_SAMPLES = 32
 DEFAULT_TIMESTEPS = 8
@@ -21,7 +23,8 @@ def register(sub) -> None:
                        description=__doc__)
     p.add_argument("a", metavar="A", nargs="?", type=existing_file,
                    help="float SpikingJelly checkpoint (.pth state_dict), or a NIR graph (.nir)")
-    p.add_argument("b", metavar="B", nargs="?", type=existing_file, help="deployed integer checkpoint (.pth)")
+    p.add_argument("b", metavar="B", nargs="?", type=existing_file, help="deployed integer checkpoint (.pth); "
+                   "default: A converted (rule max), or A alone where it has no integer form")
     p.add_argument("--paibox", metavar="FILE.py:FACTORY", type=spec_text,
                    help="a user's own PAIBox network in place of B")
     p.add_argument("--model", metavar="SPEC", type=spec_text,
@@ -43,6 +46,7 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="FILE.json", help="also write the report as JSON")
     recorded_arguments(p)
     input_flags.register(p)
+    add_plugin_option(p)
     p.set_defaults(func=run)
 
 
@@ -70,12 +74,14 @@ def run(args) -> int:
 
 def run_inputs(args) -> list:
     """Every file the run reads: no output may be written over one of them."""
-    return [args.a, args.b, args.inputs, args.run_b, *spec_files(args.model, args.paibox)]
+    return [args.a, args.b, args.inputs, args.run_b, *getattr(args, "plugin", []),
+            *spec_files(args.model, args.paibox)]
 
 
 def plan_from_args(args):
     """The diff plan the arguments describe: A, B (or the user's PAIBox network), the inputs, a recorded run."""
     from .. import plan as plans
+    load_plugins(args)
     if args.run_b and args.b is None and args.paibox is None:
         return _recorded_plan(args)
     plan = _diff_plan(args)
@@ -135,12 +141,13 @@ def _diff_plan(args):
     from .. import checkpoint, plan as plans
     from ..inputs import deployed_scale, scale_note
     from ..plan import Role, Subject
-    require((args.b is None) != (args.paibox is None), "give either B (a deployed checkpoint) or --paibox "
-                                                       "FILE.py:FACTORY, not both and not neither")
+    require(args.b is None or args.paibox is None, "give either B (a deployed checkpoint) or --paibox "
+                                                   "FILE.py:FACTORY, not both")
     require(args.a is not None, "give A (a float checkpoint)")
-    model = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape,
-                                  shape_hint=_shape_hint(args.inputs))
+    model = _load_float(args)
     inputs = load_inputs(args, model.graph.input_shape)
+    if args.b is None and args.paibox is None:
+        return _against_conversion(args, model, inputs)
     if args.paibox:
         require(args.vthr is None and args.reset is None, "--vthr and --reset describe a deployed checkpoint; "
                                                          "a PAIBox network carries its own thresholds and reset")
@@ -156,36 +163,66 @@ def _diff_plan(args):
                       args.runners or plans.BACKENDS, title=f"{Path(args.a).stem}-vs-{b_name}", notes=notes)
 
 
+def _load_float(args):
+    """A, its wrong input shape named against the shape it takes (not an inner layer's message)."""
+    from .. import checkpoint
+    from ..frontends.spikingjelly import ShapeError
+    try:
+        return checkpoint.load_float(args.a, args.model, input_shape=args.input_shape,
+                                     shape_hint=_shape_hint(args.inputs))
+    except ShapeError as exc:
+        takes = ", ".join(map(str, exc.takes))
+        given = f"--input-shape {','.join(map(str, args.input_shape))}" if args.input_shape else \
+            f"inputs {args.inputs} have shape {_file_shape(args.inputs)}"
+        raise InputError(f"{given}; the model takes [N, {takes}] or [N, T, {takes}]") from None
+
+
+def _against_conversion(args, model, inputs):
+    """A against its conversion (rule max) made here; where A has no integer form, A alone in SpikingJelly and the
+    reference (float rounding), B left out with the conversion's reason."""
+    from .. import convert, plan as plans
+    from ..backends.base import Refusal
+    from ..plan import Role, RunSpec, Skipped, Subject
+    a = Subject(Role.FLOAT, model.graph, module=model.model)
+    scale, notes = _conversion_scale(args, inputs)
+    try:
+        conv = convert.convert(model.graph, scale, reset=args.reset)
+    except InputError as exc:
+        float_only = plans.check(model.graph, inputs, [b for b in (args.runners or plans.BACKENDS) if b != "paibox"],
+                                 module=model.model, title=f"{Path(args.a).stem}-float")
+        why = Refusal("convert", None, f"A has no deployed integer twin: {exc}")
+        return float_only.replace(skipped=float_only.skipped + (Skipped(RunSpec("paibox", Role.DEPLOYED), (why,)),))
+    require(args.vthr is None, "--vthr describes a deployed checkpoint B; give B")
+    b = Subject(Role.DEPLOYED, conv.graph, input_scale=conv.input_scale)
+    return plans.diff(a, b, inputs, args.runners or plans.BACKENDS, title=f"{Path(args.a).stem}-vs-converted",
+                      notes=notes)
+
+
+def _conversion_scale(args, inputs) -> tuple:
+    """(input scale, report notes) of A's conversion: --input-scale; else 1 for spikes and counts (already the
+    chip's units), 255 for analog inputs (0-1 images fed as 0-255 pixels)."""
+    from ..graph import is_integer_valued
+    from ..inputs import unscaled
+    if args.input_scale is not None:
+        return float(args.input_scale), {}
+    if unscaled(inputs) or is_integer_valued(inputs.chunk(0, 64)):
+        return 1.0, {}
+    return 255.0, {"inferred": ["input_scale=255 (analog inputs converted as 0-255 pixels; --input-scale to change)"]}
+
+
 def _user_paibox(args, model, inputs):
     """(B's subject, report notes, B's name) for a user's own PAIBox network."""
     from ..frontends import paibox as user_paibox
     from ..inputs import unscaled
     from ..plan import Role, Subject
     user = user_paibox.load(args.paibox, model.graph)
-    notes = {"paibox_matching": user.matching, "user_nodes": user_nodes(user.matching)}
+    notes = {"paibox_matching": user.matching, "user_nodes": user_paibox.user_nodes(user.matching)}
     scale = 1.0 if unscaled(inputs) else args.input_scale
     if scale is None:
         scale, reason = user_paibox.infer_input_scale(user, model.graph, inputs.chunk(0, 64))
         notes["inferred"] = [f"input_scale={scale:g} ({reason})"]
     return Subject(Role.DEPLOYED, user.graph, input_scale=float(scale), source=user), notes, \
         args.paibox.rpartition(":")[2]
-
-
-def user_nodes(matching: list) -> dict:
-    """{diagnosis code: {layer: the user's nodes to name in its fix}}: timing fixes name every node up to the layer
-    whose tick_wait_start differs from the recipe; reset and scale fixes name the layer's own node."""
-    timing, own, upto = {}, {}, []
-    for row in matching:
-        if row["tick_wait_start"] != row["recipe_tick_wait_start"]:
-            upto.append(f"{row['paibox']} tick_wait_start={row['recipe_tick_wait_start']} "
-                        f"(has {row['tick_wait_start']})")
-        if row.get("layer"):
-            if upto:
-                timing[row["layer"]] = list(upto)
-            own[row["layer"]] = row["paibox"]
-    reset = {layer: own[layer] for layer in own
-             if next(r for r in matching if r.get("layer") == layer).get("reset") == "soft"}
-    return {"timing": timing, "reset_mode": reset, "bias_scale": own, "vthr_scale": own}
 
 
 def parse_vthr(text):
@@ -234,8 +271,12 @@ def default_inputs(input_shape, n: int, t: int):
 
 def _shape_hint(path):
     """The per-sample input shape of an inputs file ([N, *shape] or [N, T, *shape]), read from its header."""
-    if not path or str(path).endswith(".npz"):       # an events file does not say its sensor's size
+    if not path or str(path).endswith(".npz"):      # an events file: its frames take the model's shape
         return None
+    shape = _file_shape(path)
+    return tuple(shape[2:]) if len(shape) in (3, 5) else tuple(shape[1:])
+
+
+def _file_shape(path) -> tuple:
     from .. import data
-    arr = data.open_array(path)
-    return tuple(arr.shape[2:]) if arr.ndim in (3, 5) else tuple(arr.shape[1:])
+    return tuple(data.open_array(path).shape)

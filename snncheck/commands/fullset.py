@@ -5,7 +5,7 @@ evenly, many samples per simulation (`--paibox-batch`). Chunks run here, in work
 samples each run saw (JSON: extras.coverage). Exit 0 consistent, 1 inconsistent, 2 bad input."""
 from __future__ import annotations
 
-from . import DEFAULT_CASE, backends_list, check_outputs, finish, positive_int
+from . import DEFAULT_CASE, add_plugin_option, backends_list, check_outputs, finish, positive_int
 
 
 def register(sub) -> None:
@@ -27,6 +27,7 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", help="write the JSON report here")
     p.add_argument("--out", help="write the HTML report here")
+    add_plugin_option(p)
     p.set_defaults(func=run)
 
 
@@ -37,8 +38,8 @@ def run(args) -> int:
     from .. import case as cases, parallel, pipeline
     overrides = dict(samples=args.samples or WHOLE_SET, timesteps=args.timesteps, runners=args.runners,
                      timing=args.timing, split=args.split, chunk=args.chunk, paibox_batch=args.paibox_batch,
-                     paibox_samples=args.paibox)
-    inputs = cases.Case.load(args.case).files()
+                     paibox_samples=args.paibox, plugins=tuple(args.plugin) or None)
+    inputs = cases.Case.load(args.case).files() + list(args.plugin)
     check_outputs(args, inputs, "json", "out")
     loader = cases.plan_loader(args.case, **{k: v for k, v in overrides.items() if v is not None})
     kind = "dask" if args.scheduler else args.executor

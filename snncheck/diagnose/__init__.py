@@ -29,6 +29,8 @@ CODES = {
     "transposed_weights": "a layer's weight matrix is transposed",
     "float_rounding": "float32 runs differ only at spikes within rounding of the threshold",
     "weight_scale": "a layer's weights are scaled differently from its bias and threshold (e.g. exported before normalisation)",
+    "readout_lost": "a readout computed off-chip (a Linear head) is all zeros in B where A's is not",
+    "readout_mismatch": "two runs agree on every spike but compute a readout (a vote, a Linear head) differently",
     "channel_weights": "some output channels' weights differ from the layer's (negated, or another scale)",
     "kernel_orientation": "a convolution's kernels are rotated or transposed (convolution vs cross-correlation)",
     "weight_grid": "a layer's weights sit on a grid coarser than one integer step (multiples of 2^k)",

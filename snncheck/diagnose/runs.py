@@ -51,7 +51,8 @@ def merge_timing(edge_lags: dict, label: str) -> list:
             f"{label}: the inputs of merge {merge} do not arrive together: {words}",
             evidence={"run": label, "inputs": inputs},
             fix=("delay the early input by as many steps as it is early (a skip from InputProj is not buffered: "
-                 "route it through relay stages or give the deep path's stages smaller waits)"
+                 "route it through that many relay neurons, pb.BypassNeuron with tick_wait_start 1, 2, ..., delay 1 "
+                 "and one-to-one weight 1)"
                  if any(e["offset"] < 0 for e in off) else RECIPE)))
     return out
 

@@ -5,8 +5,11 @@ input along the synapses and matched to A's neurons in order, by size; what does
 bypass neurons) stays in the PAIBox run but has no counterpart. B's graph is A's graph (BatchNorm folded)
 carrying the user's weights, biases (leaks), thresholds and reset modes, so that the reference runs exactly what
 the user built. A matched neuron fed by several synapses (a residual merge) is matched term by term to A's terms
-(`Graph.terms`), by where each synapse comes from. The user's timing is kept as written: it is what the harness
-checks, not something it fixes.
+(`Graph.terms`), by where each synapse comes from; a relay (a BypassNeuron fed by one one-to-one synapse of
+weight 1, what holds a skip from the InputProj back) is looked through. The user's timing is kept as written: it
+is what the harness checks, not something it fixes; a synapse that brings the input to a merge before its other
+inputs (the InputProj is not buffered) is named in the matching rows (`early_inputs`) so the `timing` fix can say
+which of the user's synapses to delay and how.
 """
 from __future__ import annotations
 
@@ -60,6 +63,7 @@ def load(spec: str, float_graph: Graph) -> UserNetwork:
             lambda: f"{spec}: the InputProj takes {tuple(inp.shape_out)}, A takes {folded.input_shape}")
     matched, matching = _match(folded, order, spec)
     graph = _deployed_graph(folded, matched, net, spec)
+    _note_early_inputs(net, matched, matching)
     return UserNetwork(net, inp, matched, [n for n, _ in order], graph, matching, spec, float_graph)
 
 
@@ -223,14 +227,98 @@ def _term_key(folded: Graph, source: str):
 
 
 def _origin(pb_node, names: dict, into: dict):
-    """What a user's synapse reads, in A's terms: INPUT, A's neuron, or ("after", that) for a pooling stage."""
+    """What a user's synapse reads, in A's terms: INPUT, A's neuron, or ("after", that) for a pooling stage (a relay
+    is looked through)."""
     import paibox as pb
     if isinstance(pb_node, pb.InputProj):
         return INPUT
     if id(pb_node) in names:
         return names[id(pb_node)]
+    if _is_relay(pb_node, into):
+        return _origin(into[id(pb_node)][0].source, names, into)
     upstream = _sources(pb_node) or [s.source for s in into.get(id(pb_node), [])]
     return ("after", _origin(upstream[0], names, into)) if upstream else None
+
+
+def _is_relay(node, into: dict) -> bool:
+    """A BypassNeuron fed by one one-to-one synapse of weight 1: it passes spikes on one step later."""
+    syns = into.get(id(node), [])
+    if type(node).__name__ != "BypassNeuron" or len(syns) != 1:
+        return False
+    conn = np.asarray(syns[0].connectivity, dtype=np.int64)
+    return conn.ndim == 2 and conn.shape[0] == conn.shape[1] and np.array_equal(conn, np.eye(len(conn), dtype=np.int64))
+
+
+def _input_lag(node, into: dict) -> Optional[int]:
+    """Steps by which the InputProj's output (0) or a relay chain's from it lags the input frames; None for other
+    nodes."""
+    import paibox as pb
+    if isinstance(node, pb.InputProj):
+        return 0
+    if not _is_relay(node, into):
+        return None
+    src = into[id(node)][0].source
+    up = _input_lag(src, into)
+    return None if up is None else up + _edge_delay(src, node)
+
+
+def _edge_delay(src, dst) -> int:
+    """e: `dst` at step t integrates what `src` sent at step t - e (0 from the InputProj, which is not buffered)."""
+    import paibox as pb
+    if isinstance(src, pb.InputProj):
+        return 0
+    return int(dst.tick_wait_start) - int(src.tick_wait_start) + int(src.delay_relative) - 1
+
+
+def _note_early_inputs(net, matched: dict, matching: list) -> None:
+    """Adds `early_inputs` to the row of each matched merge that a synapse from the input (or a relay chain from it)
+    reaches before the merge's own pipeline stage does: what the user must delay, and how."""
+    from paibox.base import SynSys
+    into: dict = {}
+    for syn in net.components.subset(SynSys).values():
+        into.setdefault(id(syn.target), []).append(syn)
+    for row in matching:
+        node = matched.get(row["layer"]) if row["layer"] else None
+        if node is None or len(into.get(id(node), [])) < 2:
+            continue
+        notes = []
+        for syn in into[id(node)]:
+            lag = _input_lag(syn.source, into)
+            early = None if lag is None else int(node.tick_wait_start) - 1 - lag - _edge_delay(syn.source, node)
+            if early and early > 0:
+                notes.append(f"{_called(net, syn)} ({_called(net, syn.source)} -> {_called(net, node)}) brings the "
+                             f"input {early} step(s) "
+                             f"early: the InputProj is not buffered; route it through {early} more relay "
+                             f"neuron(s) (pb.BypassNeuron, one-to-one weight 1, delay 1, each tick_wait_start one "
+                             "more than the one before it)")
+        if notes:
+            row["early_inputs"] = notes
+
+
+def _called(net, node) -> str:
+    """How the user calls a node: its attribute name in the network, with PAIBox's name."""
+    attr = next((k for k, v in vars(net).items() if v is node), None)
+    return f"{attr} ({node.name})" if attr else node.name
+
+
+def user_nodes(matching: list) -> dict:
+    """{diagnosis code: {layer: the user's nodes to name in its fix}}: timing fixes name every node up to the layer
+    whose tick_wait_start or delay differs from the recipe (a branch through it arrives at another step), and the
+    synapses that bring the input to a merge early; reset and scale fixes name the layer's own node."""
+    timing, own, upto = {}, {}, []
+    for row in matching:
+        if row["tick_wait_start"] != row["recipe_tick_wait_start"]:
+            upto.append(f"{row['paibox']} tick_wait_start={row['recipe_tick_wait_start']} "
+                        f"(has {row['tick_wait_start']})")
+        if row["delay"] != 1:
+            upto.append(f"{row['paibox']} delay=1 (has {row['delay']})")
+        if row.get("layer"):
+            if upto or row.get("early_inputs"):
+                timing[row["layer"]] = list(upto) + row.get("early_inputs", [])
+            own[row["layer"]] = row["paibox"]
+    reset = {layer: own[layer] for layer in own
+             if next(r for r in matching if r.get("layer") == layer).get("reset") == "soft"}
+    return {"timing": timing, "reset_mode": reset, "bias_scale": own, "vthr_scale": own}
 
 
 def _describe(terms: list) -> str:

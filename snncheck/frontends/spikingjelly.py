@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import operator
+import os
 from typing import Callable, Optional
 
 import numpy as np
@@ -40,19 +41,36 @@ PROBE_SAMPLES, PROBE_STEPS = 2, 4
 
 # ----------------------------------------------------------------------------------------------- module registry
 MODULES: dict = {}     # module class (exact) -> fn(path, module) -> [(suffix, primitive)]
+SHAPED: set = set()    # converters that also take the per-sample input shape: fn(path, module, in_shape)
 
 
-def register_module(cls: type, fn: Callable) -> None:
+def register_module(cls: type, fn: Callable, shaped: bool = False) -> None:
     """Teaches the importer a module class (matched exactly, never its subclasses, which may compute something
     else). `fn(path, module)` returns the module's primitives in the order they apply, as [(suffix, primitive)]:
-    suffix "" names the node `path`, "x" names it `path.x`; or it raises InputError saying why it cannot."""
+    suffix "" names the node `path`, "x" names it `path.x`; or it raises InputError saying why it cannot. With
+    `shaped`, it is called `fn(path, module, in_shape)` with the module's per-sample input shape."""
     MODULES[cls] = fn
+    if shaped:
+        SHAPED.add(fn)
 
 
-def _converts(*classes):
+BY_SOURCE: dict = {}   # (defining file, qualified name) -> fn, for classes registered by a user's plugin
+
+
+def source_key(cls: type) -> Optional[tuple]:
+    """Where a class is defined: a user's file imported twice (as a plugin and as a model file) defines two class
+    objects that are the same class."""
+    import inspect
+    try:
+        return os.path.abspath(inspect.getfile(cls)), cls.__qualname__
+    except (TypeError, OSError):
+        return None
+
+
+def _converts(*classes, shaped: bool = False):
     def deco(fn):
         for cls in classes:
-            register_module(cls, fn)
+            register_module(cls, fn, shaped)
         return fn
     return deco
 
@@ -62,12 +80,20 @@ def _refuse(path: str, m, reason: str):
 
 
 def _converter(path: str, m) -> Callable:
-    fn = MODULES.get(type(m))
+    fn = MODULES.get(type(m)) or (BY_SOURCE.get(source_key(type(m))) if BY_SOURCE else None)
     if fn is None:
         _refuse(path, m, "not a supported layer (Conv2d, Linear, BatchNorm1d/2d, Flatten, MaxPool2d, AvgPool2d, "
-                         "Dropout, Identity, IFNode, LIFNode, ParametricLIFNode, HalfThresholdIFNode, "
-                         "SeqToANNContainer; others can be taught with register_module)")
+                         "AdaptiveAvgPool2d, VotingLayer, Dropout, Identity, IFNode, LIFNode, ParametricLIFNode, "
+                         "HalfThresholdIFNode, SeqToANNContainer; others can be taught with register_module, "
+                         "neurons with snncheck.register_neuron)")
     return fn
+
+
+def _convert(path: str, m, in_shape: Callable) -> list:
+    """The module's [(suffix, primitive)]; `in_shape()` gives its per-sample input shape, asked only by the
+    converters that need it."""
+    fn = _converter(path, m)
+    return fn(path, m, tuple(in_shape())) if fn in SHAPED else fn(path, m)
 
 
 def _np(t) -> Optional[np.ndarray]:
@@ -117,9 +143,34 @@ def _max_pool(path, m):
 
 @_converts(nn.AvgPool2d, layer.AvgPool2d)
 def _avg_pool(path, m):
-    if m.ceil_mode or m.divisor_override is not None or (_pair(m.padding) != (0, 0) and not m.count_include_pad):
-        _refuse(path, m, "ceil_mode, divisor_override and padding left out of the count are not supported")
-    return [("", P.AvgPool2d(_pair(m.kernel_size), _pair(m.stride or m.kernel_size), _pair(m.padding)))]
+    if m.ceil_mode or m.divisor_override is not None:
+        _refuse(path, m, "ceil_mode and divisor_override are not supported")
+    return [("", P.AvgPool2d(_pair(m.kernel_size), _pair(m.stride or m.kernel_size), _pair(m.padding),
+                             count_include_pad=bool(m.count_include_pad)))]
+
+
+@_converts(nn.AdaptiveAvgPool2d, layer.AdaptiveAvgPool2d, shaped=True)
+def _adaptive_avg_pool(path, m, in_shape):
+    """An AvgPool2d with kernel = stride = input // output where the input size is a multiple of the output's
+    (torch's windows are then that pool's); else the general AdaptiveAvgPool2d, whose windows vary."""
+    _, h, w = _rank_of(path, m, in_shape, 3)
+    size = m.output_size if isinstance(m.output_size, (tuple, list)) else (m.output_size, m.output_size)
+    oh, ow = (h if size[0] is None else int(size[0])), (w if size[1] is None else int(size[1]))
+    if h % oh or w % ow:
+        return [("", P.AdaptiveAvgPool2d((oh, ow)))]
+    k = (h // oh, w // ow)
+    return [("", P.AvgPool2d(k, k))]
+
+
+@_converts(layer.VotingLayer)
+def _voting(path, m):
+    return [("", P.Vote(int(m.voting_size)))]
+
+
+def _rank_of(path, m, in_shape, rank: int) -> tuple:
+    if len(in_shape) != rank:
+        _refuse(path, m, f"expects a {rank}-d input per sample, gets {list(in_shape)}")
+    return tuple(in_shape)
 
 
 @_converts(nn.Dropout, nn.Dropout2d, layer.Dropout, layer.Dropout2d, nn.Identity)
@@ -152,21 +203,35 @@ def _plif_node(path, m):
     return [("", P.ParametricLIF(**_neuron_fields(path, m), w=float(m.w.item()), decay_input=bool(m.decay_input)))]
 
 
-@_converts(layer.SeqToANNContainer)
-def _seq_to_ann(path, m):
-    out = []
+@_converts(layer.SeqToANNContainer, shaped=True)
+def _seq_to_ann(path, m, in_shape):
+    out, shape = [], in_shape
     for key, child in m.named_children():
-        for suffix, prim in _converter(f"{path}.{key}", child)(f"{path}.{key}", child):
+        for suffix, prim in _convert(f"{path}.{key}", child, lambda: shape):
             if prim.stateful:
                 _refuse(path, m, f"its child {key!r} is a neuron, which would see T*N samples as one step")
             out.append((f"{key}.{suffix}" if suffix else key, prim))
+            try:
+                shape = prim.out_shape(shape)
+            except InputError as exc:
+                _refuse(path, m, f"its child {key!r}: {exc}")
     return out
 
 
 # ----------------------------------------------------------------------------------------------- import
 class _Tracer(fx.Tracer):
+    failed_in = None           # (path, class name) of the innermost module whose forward failed to trace
+
+    def call_module(self, m, forward, args, kwargs):
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_in is None:
+                self.failed_in = (self.path_of_module(m), type(m).__name__)
+            raise
+
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return (type(m) in MODULES or isinstance(m, base.MemoryModule)
+        return (type(m) in MODULES or (bool(BY_SOURCE) and source_key(type(m)) in BY_SOURCE) or isinstance(m, base.MemoryModule)
                 or type(m).__module__.startswith("spikingjelly.activation_based.layer")
                 or super().is_leaf_module(m, qualname))
 
@@ -174,17 +239,24 @@ class _Tracer(fx.Tracer):
 def import_module(module: nn.Module, input_shape, name: str = "network",
                   self_check: bool = True) -> tuple:
     """(Graph, TorchModel) of a SpikingJelly/torch module, BatchNorm kept (fold it later). The module is put in
-    eval mode, and in multi-step mode unless its forward makes its own time dimension."""
+    eval mode and in multi-step mode (a forward that repeats its input over T itself feeds its layers [T, N, ...]
+    too), before it is traced: SpikingVGG's forward flattens by its pool's step mode."""
     input_shape = tuple(int(d) for d in input_shape)
     module.eval()
+    functional.set_step_mode(module, "m")     # before tracing: a forward may branch on its layers' step mode
     traced = _trace(module, name)
     encoder, timesteps = _encoder(traced.graph, len(input_shape))
-    if timesteps is None:
-        functional.set_step_mode(module, "m")
-    reading = _Reading(traced, encoder, input_shape, name)
-    graph = Graph(reading.nodes, reading.edges, name=name,
-                  meta={"source": "torch.fx", "module": type(module).__name__, "output": reading.output,
-                        "timesteps": timesteps})
+    try:
+        reading = _Reading(traced, encoder, input_shape, name)
+        graph = Graph(reading.nodes, reading.edges, name=name,
+                      meta={"source": "torch.fx", "module": type(module).__name__, "output": reading.output,
+                            "timesteps": timesteps})
+    except InputError as exc:
+        takes = shape_taken(traced, encoder, input_shape)
+        if takes is None or takes == input_shape:
+            raise
+        raise ShapeError(f"{name} takes [N, {_dims(takes)}] or [N, T, {_dims(takes)}], not [N, {_dims(input_shape)}] "
+                         f"({exc})", takes) from None
     require(graph.neurons, lambda: f"model {name!r} has no spiking neuron layer")
     model = TorchModel(module, _neuron_modules(module, graph), timesteps,
                        None if timesteps is None else _without_encoder(module, traced.graph, encoder))
@@ -194,11 +266,46 @@ def import_module(module: nn.Module, input_shape, name: str = "network",
     return graph, model
 
 
+class ShapeError(InputError):
+    """The model does not take inputs of the shape given; `takes` is a per-sample shape it does take."""
+
+    def __init__(self, message: str, takes: tuple):
+        super().__init__(message)
+        self.takes = takes
+
+
+def shape_taken(traced: fx.GraphModule, encoder: list, like: tuple, largest: int = 256) -> Optional[tuple]:
+    """A per-sample input shape the traced model takes: (C, s, s) with C its first Conv2d's input channels (else
+    `like`'s) and the first size s (`like`'s first, then 1 .. largest) whose reading has consistent shapes; None
+    when none fits or the input is not an image."""
+    if len(like) != 3:
+        return None
+    convs = (traced.get_submodule(n.target) for n in traced.graph.nodes if n.op == "call_module")
+    c = next((m.in_channels for m in convs if isinstance(m, nn.Conv2d)), like[0])
+    for s in dict.fromkeys([like[1]] + list(range(1, largest + 1))):
+        try:
+            reading = _Reading(traced, encoder, (c, s, s), "probe")
+            Graph(reading.nodes, reading.edges)
+            return (c, s, s)
+        except InputError:
+            continue
+    return None
+
+
+def _dims(shape) -> str:
+    return ", ".join(map(str, shape))
+
+
 def _trace(module: nn.Module, name: str) -> fx.GraphModule:
+    tracer = _Tracer()
     try:
-        return fx.GraphModule(module, _Tracer().trace(module))
+        return fx.GraphModule(module, tracer.trace(module))
     except Exception as exc:    # the user's forward raised while traced: data-dependent control flow, mostly
-        raise InputError(f"cannot trace the forward of {name} ({type(module).__name__}): "
+        where = ""
+        if tracer.failed_in:
+            where = (f" in module {tracer.failed_in[0]!r} ({tracer.failed_in[1]}; a neuron class of your own is "
+                     "taught with snncheck.register_neuron in a plugin, --plugin FILE.py)")
+        raise InputError(f"cannot trace the forward of {name} ({type(module).__name__}){where}: "
                          f"{type(exc).__name__}: {_first_line(exc)}") from None
 
 
@@ -274,7 +381,7 @@ class _Reading:
                 lambda: f"{self.name}: module {path!r} is called with {len(node.args) + len(node.kwargs)} "
                         "arguments; one tensor is supported")
         prev = self._tensor(node, node.args[0])
-        for suffix, prim in _converter(path, m)(path, m):
+        for suffix, prim in _convert(path, m, lambda: Graph(self.nodes, self.edges, name=self.name).shapes[prev]):
             name = f"{path}.{suffix}" if suffix else path
             require(name not in self.nodes, lambda: f"{self.name}: module {name!r} runs more than once in its "
                                                     "forward (or clashes with another node's name)")
@@ -454,7 +561,7 @@ def _self_check(graph: Graph, model: TorchModel, name: str):
     keep = {folded.inputs_of(n)[0] for n in folded.neurons} | {output}
     ref = evaluate(folded, {folded.input: x}, exact=False, record_v=True,
                    keep=[n for n in keep if not P.is_neuron(folded.nodes[n])])      # a neuron's entry is its record
-    bounds = rounding_bounds(folded, float(x.max()))
+    bounds = rounding_bounds(folded, float(x.max()), exact=False)      # the probe is float
     where, flipped = _first_difference(folded, seen, ref, bounds)
     if where is None and not flipped:
         where = _output_difference(folded, output, out, _value(folded, ref, output))

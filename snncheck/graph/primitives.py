@@ -149,8 +149,59 @@ class MaxPool2d(_Pool):
 
 @dataclass(frozen=True, eq=False)
 class AvgPool2d(_Pool):
-    """y[c, i, j] = 1/(kH*kW) * sum_{u,v < k} x[c, s*i + u, s*j + v]: linear, and on spikes it emits fractions."""
+    """torch's AvgPool2d (floor mode), zero padding:
+
+        y[c, i, j] = 1/n[i, j] * sum_{u,v < k} x_pad[c, s*i + u, s*j + v]
+        n[i, j] = kH*kW                                       if count_include_pad (torch's default)
+                = the window's cells inside the unpadded input  otherwise
+
+    Linear, and on spikes it emits fractions. An AdaptiveAvgPool2d whose input size is a multiple of its output
+    size is this pool with kernel = stride = input // output."""
     fractional = True
+    count_include_pad: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class SumPool2d(_Pool):
+    """y[c, i, j] = sum_{u,v < k} x_pad[c, s*i + u, s*j + v] (zero padding): an average pooling deployed on integers,
+    its 1/(kH*kW) folded into the synapse next to it (`snncheck.graph.pooling`). Linear; integers stay integers."""
+
+
+@dataclass(frozen=True, eq=False)
+class AdaptiveAvgPool2d(Primitive):
+    """torch's AdaptiveAvgPool2d to a fixed `size` (OH, OW), per channel, windows of varying size:
+
+        y[c, i, j] = mean_{r in R_i, q in Q_j} x[c, r, q]
+        R_i = [floor(i*H/OH), ceil((i+1)*H/OH)),   Q_j likewise over W and OW
+
+    Imported only where no AvgPool2d computes it (an input size that is not a multiple of the output's, e.g. a
+    1x1 map spread to 7x7 by SpikingVGG's head on 32x32 inputs). Linear; on spikes it emits fractions unless every
+    window holds one cell."""
+    size: tuple = (1, 1)
+    fractional = True
+
+    def out_shape(self, in_shape):
+        c, _, _ = _rank(self, in_shape, 3)
+        return (c,) + tuple(int(s) for s in self.size)
+
+    def windows(self, in_size: int, axis: int) -> np.ndarray:
+        """[out, in] 0/1 matrix: which input rows (axis 0) or columns (axis 1) each output averages."""
+        out = int(self.size[axis])
+        i = np.arange(out)
+        lo, hi = (i * in_size) // out, -((-(i + 1) * in_size) // out)
+        r = np.arange(in_size)
+        return ((r[None, :] >= lo[:, None]) & (r[None, :] < hi[:, None])).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class AdaptiveSumPool2d(Primitive):
+    """y[c, i, j] = sum_{r in R_i, q in Q_j} x[c, r, q], the windows of AdaptiveAvgPool2d: an adaptive average pool
+    whose windows all hold n cells, deployed on integers with its 1/n folded into the synapse next to it
+    (`snncheck.graph.pooling`). Linear; integers stay integers."""
+    size: tuple = (1, 1)
+
+    out_shape = AdaptiveAvgPool2d.out_shape
+    windows = AdaptiveAvgPool2d.windows
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,6 +228,24 @@ class BatchNorm(Primitive):
 class MeanOverTime(Primitive):
     """A readout computed off-chip: y = 1/T * sum_t x[t], one value per sample for the whole run (a firing rate
     when x are spikes). What a model returns when its forward ends in `.mean(0)`."""
+
+
+@dataclass(frozen=True, eq=False)
+class Vote(Primitive):
+    """SpikingJelly's VotingLayer, a readout computed off-chip: the mean over consecutive groups of `size` along the
+    features (torch's avg_pool1d with kernel = stride = size; trailing features that fill no group are dropped):
+
+        y[i] = 1/size * sum_{j < size} x[size*i + j],   i < F // size
+
+    One class per group of `size` output neurons; on spikes it emits fractions."""
+    size: int = 10
+    fractional = True
+
+    def out_shape(self, in_shape):
+        f = _rank(self, in_shape, 1)[0]
+        require(self.size >= 1 and f >= self.size,
+                lambda: f"votes over groups of {self.size}, input has {f} features")
+        return (f // self.size,)
 
 
 # ----------------------------------------------------------------------------------------------- neurons
@@ -302,8 +371,9 @@ class AdditiveLIF(Neuron):
 
 NEURONS = (IF, LIF, ParametricLIF, AdditiveLIF)
 SYNAPSES = (Conv2d, Linear)
-LINEAR_OPS = (Conv2d, Linear, Scale, Add, Flatten, AvgPool2d, BatchNorm)   # y is linear (affine) in x
-READOUTS = (MeanOverTime,)
+LINEAR_OPS = (Conv2d, Linear, Scale, Add, Flatten, AvgPool2d, AdaptiveAvgPool2d, SumPool2d, AdaptiveSumPool2d,
+              BatchNorm)   # y is linear (affine) in x
+READOUTS = (MeanOverTime, Vote)
 
 
 def is_neuron(node) -> bool:

@@ -54,6 +54,16 @@ class Report:
         """{layer: lag verdict} of the first pipelined run (the per-layer lag columns show this one)."""
         return next(iter(self.lags.values()), {})
 
+    @property
+    def readouts(self) -> list:
+        """Names of the readouts some pair compared, in order."""
+        return list(dict.fromkeys(oc.name for p in self.pairs for oc in p.outputs))
+
+    def readouts_dict(self) -> list:
+        """One entry per readout: per pair (keyed like layers) its comparison as numbers."""
+        return [{"name": r, **{p.key: p.output(r).to_dict() for p in self.pairs if p.output(r)}}
+                for r in self.readouts]
+
     def to_dict(self) -> dict:
         lags = self.pipelined_lags
         layers = []
@@ -74,7 +84,8 @@ class Report:
         return {
             "schema_version": SCHEMA_VERSION, "title": self.title, "verdict": self.verdict,
             "first_divergence": self.first_divergence, "diagnoses": [d.to_dict() for d in rank(self.diagnoses)],
-            "layers": layers, "pairs": {p.key: p.to_dict() for p in self.pairs}, "lags": lags,
+            "layers": layers, "readouts": self.readouts_dict(), "pairs": {p.key: p.to_dict() for p in self.pairs},
+            "lags": lags,
             "lags_by_run": self.lags, "merge_inputs": self.edge_lags, "runs": self.runs, "inputs": self.inputs,
             "networks": self.networks, "weights": self.weights, "extras": self.extras,
         }

@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from . import figures, sections
 from .templating import environment
+from .text import readout_cell
 
 
 def render(report) -> str:
@@ -100,7 +101,18 @@ def _layer_table(report) -> dict:
         w = _weights(report, name)
         cells += [_num(w.get("scale")), _num(w.get("sqnr_db"), ".1f"), _num(w.get("rmse_over_step"), ".3f")]
         rows.append(cells)
+    rows += [_readout_row(report, name, len(head)) for name in report.readouts]
     return {"head": head, "rows": rows}
+
+
+def _readout_row(report, name: str, width: int) -> list:
+    """A readout computed off-chip, compared as numbers in A's units (B's divided by its scale)."""
+    cells = [Markup('<b>{}</b><div class="muted">readout</div>').format(name), "-"]
+    for p in report.pairs:
+        oc = p.output(name)
+        bad = oc is not None and not oc.exact and _same_network(p)
+        cells.append(Markup('<span class="{}">{}</span>').format("bad" if bad else "", readout_cell(oc)))
+    return cells + ["-"] * (width - len(cells))
 
 
 def _isolated_cell(iso: dict) -> Markup:

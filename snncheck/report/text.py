@@ -23,6 +23,8 @@ def render(report) -> str:
                 cell += f" dV<={lc.v_max_abs_diff:.3g}"
             cells.append(cell)
         rows.append(cells)
+    rows += [[f"{name} (readout)", "-"] + [readout_cell(p.output(name)) for p in report.pairs]
+             for name in report.readouts]
     lines += _table(head, rows)
     for p in report.pairs:
         fd = p.first_divergence
@@ -41,3 +43,11 @@ def _table(head, rows) -> list:
     widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return [fmt.format(*head), fmt.format(*["-" * w for w in widths])] + [fmt.format(*r) for r in rows]
+
+
+def readout_cell(oc) -> str:
+    """A readout compared as numbers: largest difference (A's units), values beyond tolerance, class agreement."""
+    if oc is None:
+        return "-"
+    return (f"max|d|={oc.max_abs_diff:.3g} {oc.differing}/{oc.total} beyond {oc.tolerance:.2g}, "
+            f"class {oc.class_agreement:.0%}")

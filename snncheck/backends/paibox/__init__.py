@@ -20,7 +20,8 @@ import numpy as np
 from ... import parallel
 from ...errors import InputError, require
 from ...graph import Graph, fold_batchnorm
-from ..base import Backend, LayerRecord, Refusal, RunResult, check_inputs
+from ...graph import primitives as P
+from ..base import Backend, LayerRecord, OutputRecord, Refusal, RunResult, check_inputs
 from . import fastpath, layouts, limits, lower
 from .build import TIMINGS, GraphSource, UserSource
 from .simulate import simulate, simulate_spread
@@ -64,6 +65,10 @@ class PAIBoxBackend(Backend):
         require(reason is None, lambda: f"PAIBox input: {reason}")
         inputs = inputs.astype(np.uint8)
         graph = fold_batchnorm(graph)
+        delay = lower.input_delay(graph) if self.source is None else 0
+        require(not delay or inputs.max(initial=0) <= 1,
+                lambda: f"PAIBox input: a skip from the input is held back {delay} step(s) by relay neurons, which "
+                        f"carry spikes (0/1) only; these inputs reach {int(inputs.max())}")
         refused = self.accepts(graph)
         require(not refused, lambda: "; ".join(map(str, refused)))
         expected = lower.expected_lags(graph)
@@ -84,9 +89,10 @@ class PAIBoxBackend(Backend):
                 ex.close()
         layers = [LayerRecord(name, *records[name], threshold=float(graph.nodes[name].threshold))
                   for name in graph.neurons]
+        outputs = readouts(graph, records, expected, inputs)
         meta.update({"expected_lag": expected, "steps": int(layers[0].steps),
                      "seconds": time.perf_counter() - start})
-        return RunResult(self.name, label, layers, meta)
+        return RunResult(self.name, label, layers, meta, outputs)
 
     def _source(self, graph: Graph, expected: dict, frames: int, samples: int) -> tuple:
         """(source, meta) for a run of `frames` steps with at most `samples` samples per simulation."""
@@ -101,3 +107,42 @@ class PAIBoxBackend(Backend):
         steps = frames + lower.pipeline_length(graph) - 1
         layout, how = layouts.choose(graph, self.batch, samples, steps)
         return GraphSource(graph, self.timing, layout), dict(timing=self.timing, **how)
+
+
+def readouts(graph: Graph, records: dict, expected: dict, inputs: np.ndarray) -> list:
+    """[OutputRecord] of the graph's readouts (a Linear head, a vote, a rate), computed off-chip as the chip's host
+    would: by the reference, from PAIBox's own spikes, each spiking layer's record taken at its expected lag, so
+    the values are in the reference's steps (T of them, or one per run)."""
+    if not graph.readouts:
+        return []
+    from ..reference import evaluate, is_exact
+    off, t = lower.offchip(graph), inputs.shape[1]
+    # the input and every spiking layer: whatever lies between them and a readout (SEW's spike ADD) is recomputed
+    feeds = {graph.input: inputs, **{n: _window(records[n][0], expected[n], t) for n in graph.neurons}}
+    values = evaluate(graph, feeds, exact=is_exact(graph, inputs), record_v=False, targets=[], keep=graph.readouts)
+    out = []
+    for n in graph.readouts:
+        v = np.asarray(values[n])
+        if v.shape[1] == 1 and t > 1 and not _per_run(graph, n, off):   # a constant feed is computed once
+            v = np.broadcast_to(v, (v.shape[0], t) + v.shape[2:]).copy()
+        out.append(OutputRecord(n, v))
+    return out
+
+
+def _window(spikes: np.ndarray, lag: int, t: int) -> np.ndarray:
+    out = np.zeros((spikes.shape[0], t) + spikes.shape[2:], spikes.dtype)
+    part = spikes[:, lag:lag + t]
+    out[:, :part.shape[1]] = part
+    return out
+
+
+def _per_run(graph: Graph, name: str, off: set) -> bool:
+    """A readout with one value per run (a MeanOverTime on its way from the spikes)."""
+    stack, seen = [name], set()
+    while stack:
+        n = stack.pop()
+        if isinstance(graph.nodes[n], P.MeanOverTime):
+            return True
+        seen.add(n)
+        stack += [p for p in graph.inputs_of(n) if p in off and p not in seen]
+    return False

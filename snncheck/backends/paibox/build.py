@@ -56,7 +56,7 @@ class GraphSource:
         for stage in stages:
             tick = {"tick_wait_start": stage.depth if self.timing == "pipeline" else 1, "delay": 1}
             if stage.pool:
-                node = pb.BypassNeuron(layout.shape(stage.name), **tick)
+                node = pb.BypassNeuron(stage.shape or layout.shape(stage.name), **tick)
             else:
                 node = make_neuron(pb, graph.nodes[stage.name], layout.shape(stage.name),
                                    *layout.drive(stage.name), tick)

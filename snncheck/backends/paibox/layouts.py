@@ -71,7 +71,7 @@ class OneSample:
         return lower.drive(self.graph, neuron)
 
     def synapse(self, pb, src, dst, link: lower.Link):
-        node = self.graph.nodes[link.node] if link.node else None
+        node = link.op or (self.graph.nodes[link.node] if link.node else None)
         if link.kind == "conv":
             return pb.Conv2d(src, dst, np.asarray(node.weight).astype(np.int8), stride=tuple(node.stride),
                              padding=tuple(node.padding), groups=int(node.groups))
@@ -142,7 +142,7 @@ class Stacked(OneSample):
             (link,) = stage.links
             src = plan[link.source]["rows"]
             x_max = limits.INPUT[1] if link.source == self.graph.input else 1
-            node = self.graph.nodes[link.node] if link.node else None
+            node = link.op or (self.graph.nodes[link.node] if link.node else None)
             if link.kind == "conv":
                 out = _conv_rows(link.node, src, node.weight.shape[2:], node.stride, node.padding,
                                  node.weight.shape[0], self.batch)
@@ -192,7 +192,7 @@ class Stacked(OneSample):
         if link.kind != "full":
             return super().synapse(pb, src, dst, link)
         rows = self.plan[link.source]["rows"]
-        weight = np.asarray(self.graph.nodes[link.node].weight)
+        weight = np.asarray(link.op.weight)
         kernel = weight.reshape((weight.shape[0],) + rows.shape).astype(np.int8)
         return pb.Conv2d(src, dst, kernel, stride=(rows.period, 1), padding=0)
 

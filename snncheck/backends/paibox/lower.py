@@ -20,7 +20,10 @@ the spike would then subtract threshold + 1.
 Timing (the recipe of PAIBox's own examples): every stage gets tick_wait_start = its depth and delay = 1. A
 branch from stage a into stage b then integrates a's output of step t - (depth_b - depth_a): skips between stages
 line up by themselves, whatever their depths. The InputProj is not buffered (its edges have no delay), so a skip
-from the input into a stage deeper than 1 would arrive early: refused here until a delay chain is built.
+from the input into a stage at depth d would arrive d - 1 steps early: it is held back by a delay chain of d - 1
+relay stages (`pb.BypassNeuron`s at depths 1..d-1, one-to-one weight 1, named `<input>.delay<k>`, shared by every
+such skip), which pass spikes on unchanged. A relay carries one bit: a multi-valued input (0-255 pixels) has no
+such chain and is refused (the graph's input scale says so; `run` checks the inputs themselves).
 """
 from __future__ import annotations
 
@@ -30,35 +33,35 @@ from typing import Optional
 
 import numpy as np
 
+from ...errors import InputError
 from ...graph import Graph
 from ...graph import primitives as P
-from ..base import Registry
-from . import limits
+from ...graph.pooling import SUM_POOLS, why_not_sum
+from ..base import Refusal, Registry
+from . import compose, limits
 
 NOT_DEPLOYED = {
-    "LIF": "PAIBox has no multiplicative leak; only IF and additive-leak LIF deploy",
-    "ParametricLIF": "PAIBox has no multiplicative leak; only IF and additive-leak LIF deploy",
-    "AvgPool2d": "average pooling is not deployed on PAIBox yet (a later issue composes it into the next synapse); "
-                 "PAIBox's SpikingAvgPool2d is a majority vote, not an average",
     "BatchNorm": "BatchNorm must be folded into the Conv2d/Linear before it and converted to integers first",
 }
 NON_SPIKING = (P.Add, P.Scale) + P.SYNAPSES       # what makes a value that is not spikes
-NON_SPIKING_OUTPUT = ("a non-spiking output layer: PAIBox computes spikes only; a later issue compares it as a "
-                      "readout")
+NON_SPIKING_OUTPUT = ("a non-spiking value that is an output and also feeds a spiking layer: PAIBox computes "
+                      "spikes only on the chip, and a readout is computed off-chip from spikes")
 
 OPS = Registry("paibox", lambda kind: NOT_DEPLOYED.get(kind, f"PAIBox has no counterpart of {kind}"))
 
 
 # ----------------------------------------------------------------------------------------------- what gets built
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Link:
     """One PAIBox synapse into a stage, from `source` (a stage, or the graph's input):
-    "conv" (pb.Conv2d of the graph's Conv2d `node`), "full" (pb.FullConn of the graph's Linear `node`),
-    "identity" (one-to-one pb.FullConn of weight `factor`) or "pool" (depthwise ones kernel of MaxPool2d `node`)."""
+    "conv" (pb.Conv2d of `op`, a Conv2d), "full" (pb.FullConn of `op`, a Linear), "identity" (one-to-one
+    pb.FullConn of weight `factor`) or "pool" (depthwise ones kernel of MaxPool2d `node`). `op` is the term's
+    path composed into one synapse (`compose`: sum pools folded in); `node` names the graph's synapse it carries."""
     source: str
     kind: str
     node: Optional[str] = None
     factor: int = 1
+    op: Optional[P.Primitive] = None
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,27 @@ class Stage:
     depth: int
     links: tuple
     pool: bool = False
+    shape: Optional[tuple] = None      # a relay's (not a graph node)
 
 
 def stages(graph: Graph) -> list:
-    """The stages of an accepted graph (see `refusals`), in topological order."""
+    """The stages of an accepted graph (see `refusals`), in topological order: the input's relays first."""
     depth = depths(graph)
-    return [OPS.lookup(graph.nodes[n])(graph, n, graph.nodes[n], depth[n]) for n in graph.order if n in depth]
+    relays = [Stage(relay(graph, k), k, (Link(relay(graph, k - 1), "identity"),), pool=True, shape=graph.input_shape)
+              for k in range(1, input_delay(graph) + 1)]
+    return relays + [OPS.lookup(graph.nodes[n])(graph, n, graph.nodes[n], depth[n])
+                     for n in graph.order if n in depth]
+
+
+def relay(graph: Graph, k: int) -> str:
+    """The k-th relay stage of the input's delay chain (the input itself for k = 0)."""
+    return graph.input if k == 0 else f"{graph.input}.delay{k}"
+
+
+def input_delay(graph: Graph) -> int:
+    """How many relay stages the deepest skip from the input needs (0: none reaches past stage 1)."""
+    depth = depths(graph)
+    return max((depth[n] - 1 for n in graph.neurons for t in graph.terms(n) if t.source == graph.input), default=0)
 
 
 def is_stage(node) -> bool:
@@ -113,16 +131,31 @@ def drive(graph: Graph, name: str) -> tuple:
     neuron's shape (the biases of every Conv2d/Linear in its terms, each once, plus an array leak) or None, and
     `leak` a scalar int."""
     shape = graph.shapes[name]
-    bias = None
-    for syn in dict.fromkeys(s for t in graph.terms(name) for s in t.synapses(graph)):
-        b = graph.nodes[syn].bias
-        if b is not None:
-            bias = (0 if bias is None else bias) + per_neuron(b, shape)
+    bias, seen = None, set()
+    for term in graph.terms(name):
+        for syn in term.synapses(graph):
+            b = graph.nodes[syn].bias
+            if b is not None and syn not in seen:
+                seen.add(syn)
+                bias = (0 if bias is None else bias) + bias_at(graph, term, syn, shape)
     leak = getattr(graph.nodes[name], "leak", 0)
     if np.ndim(leak) > 0:
         bias = (0 if bias is None else bias) + per_neuron(leak, shape)
         leak = 0
     return bias, int(leak)
+
+
+def bias_at(graph: Graph, term, syn: str, shape) -> np.ndarray:
+    """Synapse `syn`'s bias as the neuron receives it: through the sum pools after it on the term's path, a border
+    neuron of a padded pool sums fewer copies."""
+    pools = [n for n in term.path[term.path.index(syn) + 1:] if isinstance(graph.nodes[n], SUM_POOLS)]
+    if not pools:
+        return per_neuron(graph.nodes[syn].bias, shape)
+    from ..reference import OPS as REFERENCE
+    x = per_neuron(graph.nodes[syn].bias, graph.shapes[syn])[None, None]
+    for n in pools:
+        x = REFERENCE.lookup(graph.nodes[n])(graph.nodes[n], [x], True, np.int64)
+    return x[0, 0].reshape(shape)
 
 
 def per_neuron(value, shape) -> np.ndarray:
@@ -143,16 +176,17 @@ def pool_kernel(channels: int, node: P.MaxPool2d) -> dict:
 def _neuron_stage(graph: Graph, name: str, node, depth: int) -> Stage:
     links = []
     for term in graph.terms(name):
-        syn = term.synapses(graph)
-        if syn:
-            kind = "conv" if isinstance(graph.nodes[syn[0]], P.Conv2d) else "full"
-            links.append(Link(term.source, kind, syn[0]))
+        op = compose.path_synapse(graph, graph.shapes[term.source], term.path)
+        source = relay(graph, depth - 1) if term.source == graph.input else term.source
+        if op is not None:
+            carrier = (term.synapses(graph) or [n for n in term.path if isinstance(graph.nodes[n], SUM_POOLS)])[0]
+            links.append(Link(source, "conv" if isinstance(op, P.Conv2d) else "full", carrier, op=op))
         else:
             factor = 1
             for n in term.path:
                 if isinstance(graph.nodes[n], P.Scale):
                     factor *= int(graph.nodes[n].factor)
-            links.append(Link(term.source, "identity", factor=factor))
+            links.append(Link(source, "identity", factor=factor))
     return Stage(name, depth, tuple(links))
 
 
@@ -180,13 +214,53 @@ def _check_neuron(graph: Graph, name: str, node: P.Neuron) -> Optional[str]:
             return reason
     depth = depths(graph)[name]
     for term in graph.terms(name):
-        if term.source == graph.input and depth > 1:
-            return (f"a skip from the input reaches it at pipeline stage {depth}: InputProj is not buffered: this "
-                    f"skip would arrive {depth - 1} steps early; it needs a delay chain")
+        if term.source == graph.input and depth > 1 and graph.input_scale != 1:
+            return (f"a skip from the input reaches it at pipeline stage {depth}: InputProj is not buffered, so it "
+                    f"must be held back {depth - 1} step(s) by a delay chain of relay neurons, which carry spikes "
+                    f"(0/1) only; this input is scaled by {graph.input_scale:g} (multi-valued): feed spikes, or "
+                    "start the skip from a spiking layer")
+    reason = _check_composed(graph, name)
+    if reason:
+        return reason
     biases = [graph.nodes[s].bias for t in graph.terms(name) for s in t.synapses(graph)]
     if all(b is None or P.is_integer_valued(b) for b in biases):     # else refused at the synapse itself
         bias, leak = drive(graph, name)
         return limits.problem("bias + leak", leak if bias is None else bias + leak, limits.VALUE)
+    return None
+
+
+def _check_composed(graph: Graph, name: str) -> Optional[str]:
+    """Each term of neuron `name` through a sum pool must compose into one synapse whose weights fit int8."""
+    for term in graph.terms(name):
+        pools = [n for n in term.path if isinstance(graph.nodes[n], SUM_POOLS)]
+        if not pools:
+            continue
+        try:
+            op = compose.path_synapse(graph, graph.shapes[term.source], term.path)
+        except InputError as exc:
+            return str(exc)
+        reason = limits.problem(f"the weights of {'/'.join(term.path)} composed into one synapse", op.weight,
+                                limits.WEIGHT)
+        if reason:
+            return reason + " (overlapping pooling windows add weights up)"
+    return None
+
+
+def _check_avg_pool(graph: Graph, name: str, node) -> Optional[str]:
+    return why_not_sum(graph, name) or (
+        "average pooling emits fractions; PAIBox runs it as a sum pool composed into the next synapse, its 1/n "
+        "folded into that layer's scale: convert the network first (snncheck convert); "
+        "PAIBox's own SpikingAvgPool2d is a majority vote, not an average")
+
+
+def neuron_problem(graph: Graph, name: str, node) -> Optional[str]:
+    """Why a neuron type has no PAIBox twin, saying what would have to change (None: IF and AdditiveLIF deploy)."""
+    if isinstance(node, (P.LIF, P.ParametricLIF)):
+        decay = f"1/tau = 1/{node.tau:g}" if isinstance(node, P.LIF) else f"sigmoid(w) = {float(node.decay):.4g}"
+        return (f"{node.kind} has a multiplicative leak (v moves toward v_reset by {decay} of the way each step, "
+                f"decay_input={node.decay_input}): PAIBox's leak adds a constant (pb.LIF leak_v), so no PAIBox "
+                "neuron computes it exactly, for any tau. To deploy, train with IFNode (no leak) or an additive "
+                "leak (snncheck's AdditiveLIF: v += leak every step)")
     return None
 
 
@@ -268,10 +342,43 @@ OPS.allow(P.Conv2d, P.Linear, check=_check_synapse)            # lowered as the 
 OPS.allow(P.Scale, check=_check_scale)
 OPS.allow(P.Flatten, check=_check_flatten)
 OPS.allow(P.Add, check=_check_output)
-OPS.allow(P.MeanOverTime, check=_check_readout)                # a readout is computed off-chip: not built
+OPS.allow(P.MeanOverTime, P.Vote, check=_check_readout)        # a readout is computed off-chip: not built
+OPS.allow(*SUM_POOLS)                                           # composed into the synapse next to it
+OPS.allow(P.AvgPool2d, P.AdaptiveAvgPool2d, check=_check_avg_pool)   # refused, saying why (graph/pooling.py)
+OPS.allow(P.LIF, P.ParametricLIF, check=neuron_problem)         # refused, saying what would have to change
 OPS.allow(P.Input)
 
 
+def offchip(graph: Graph) -> set:
+    """The nodes computed off-chip from the spikes: those from which no neuron can be reached (a readout head, a
+    vote, a rate, and what leads to them after the last spiking layers)."""
+    feeds = set()
+    for n in reversed(graph.order):
+        if P.is_neuron(graph.nodes[n]) or any(c in feeds for c in graph.consumers(n)):
+            feeds.add(n)
+    return {n for n in graph.order if n not in feeds and not isinstance(graph.nodes[n], P.Input)}
+
+
+def readout_problem(graph: Graph, name: str) -> Optional[str]:
+    """Why an off-chip node cannot be a deployed readout (shared by the PAIBox backend and `snncheck convert`): a
+    readout is at most one Conv2d/Linear over the spikes, computed off-chip."""
+    off = offchip(graph)
+    node = graph.nodes[name]
+    if name not in off or not isinstance(node, P.SYNAPSES + (P.Scale,)):
+        return None
+    before = [n for t in graph.terms(name) for n in t.path if isinstance(graph.nodes[n], P.SYNAPSES + (P.Scale,))]
+    if before:
+        return (f"a readout head of two weight layers ({before[0]!r}, {name!r}) with no spiking layer between: a "
+                "deployed readout is one Conv2d/Linear over the last spiking layer's spikes, computed off-chip; end "
+                f"the model with a spiking layer after {before[0]!r}")
+    return None
+
+
 def refusals(graph: Graph) -> list:
-    """[Refusal] for a graph whose BatchNorms are folded."""
-    return OPS.refusals(graph)
+    """[Refusal] for a graph whose BatchNorms are folded. Off-chip nodes are computed by the reference from PAIBox's
+    spikes: refused only by `readout_problem`."""
+    off = offchip(graph)
+    out = [r for r in OPS.refusals(graph) if r.node not in off]
+    out += [Refusal(OPS.backend, n, reason) for n in graph.order if n in off
+            for reason in [readout_problem(graph, n)] if reason]
+    return out
