@@ -209,7 +209,7 @@ PROBES = [
     ("no-command", lambda w: []),
     ("unknown-command", lambda w: ["explode"]),
     ("unknown-flag", lambda w: diff(w, "--frobnicate")),
-    ("diff-no-b", lambda w: ["diff", A(w)]),
+    ("diff-no-a", lambda w: ["diff", "--samples", "2"]),
     ("diff-b-and-paibox", lambda w: diff(w, "--paibox", "model.py:tiny")),
     # ---------------------------------------------------------------- diff: values
     ("diff-samples-0", lambda w: diff(w, "--samples", "0")),
