@@ -103,7 +103,7 @@ def test_bad_flags_exit_2_with_one_line(deployed, capsys, argv, message):
 
 
 def test_both_b_and_paibox_exits_2(capsys):
-    assert main(["diff", str(zoo.DIGITS_CHECKPOINT), "b.pth", "--paibox", "net.py:build"]) == 2
+    assert main(["diff", str(zoo.DIGITS_CHECKPOINT), str(zoo.DIGITS_DEPLOYED), "--paibox", "net.py:build"]) == 2
     assert "either B" in capsys.readouterr().err
 
 
