@@ -86,7 +86,7 @@ def dvs_gesture_net(channels: int = 8, head: bool = True, v_threshold: float = 1
     return net.eval()
 
 
-def dvs_gesture_net_no_head(channels: int = 8, v_threshold: float = 0.2):
-    """DVSGestureNet without its VotingLayer head, for `--model cases/models.py:dvs_gesture_net_no_head`; the
-    threshold 0.2 keeps every layer firing (5-30%) with torch's default initialisation on the case's events."""
-    return dvs_gesture_net(channels, head=False, v_threshold=v_threshold)
+def dvs_gesture_net_low_threshold(channels: int = 8, v_threshold: float = 0.2):
+    """DVSGestureNet as shipped (VotingLayer head included), for `--model cases/models.py:dvs_gesture_net_low_threshold`;
+    the threshold 0.2 keeps every layer firing (5-30%) with torch's default initialisation on the case's events."""
+    return dvs_gesture_net(channels, v_threshold=v_threshold)

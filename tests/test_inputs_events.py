@@ -115,21 +115,21 @@ def test_bad_events_files_are_one_line_errors(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("split_by", ["number", "time"])
 def test_dvs_gesture_net_through_convert_and_diff_is_consistent_and_paibox_bit_exact(tmp_path, split_by):
-    """SpikingJelly's DVSGestureNet (IF neurons, without its VotingLayer head) on the events file of the case:
+    """SpikingJelly's DVSGestureNet as shipped (IF neurons, VotingLayer head) on the events file of the case:
     `snncheck convert` then `snncheck diff --inputs events.npz --frames 8`: consistent, PAIBox bit-exact with the
     reference on every layer, and the report says how the events were integrated."""
     import json
     from pathlib import Path
     from snncheck.cli import main
     root = Path(__file__).resolve().parents[1]
-    model = f"{root}/cases/models.py:dvs_gesture_net_no_head"
+    model = f"{root}/cases/models.py:dvs_gesture_net_low_threshold"
     sys.path.insert(0, str(root / "cases"))
     try:
-        from models import dvs_gesture_net_no_head
+        from models import dvs_gesture_net_low_threshold
     finally:
         sys.path.remove(str(root / "cases"))
     torch.manual_seed(16)
-    torch.save(dvs_gesture_net_no_head().state_dict(), tmp_path / "a.pth")
+    torch.save(dvs_gesture_net_low_threshold().state_dict(), tmp_path / "a.pth")
     common = ["--model", model, "--input-shape", "2,128,128"]
     assert main(["convert", str(tmp_path / "a.pth"), *common, "--out", str(tmp_path / "b.pth")]) == 0
     assert main(["diff", str(tmp_path / "a.pth"), str(tmp_path / "b.pth"), *common, "--inputs",
@@ -139,3 +139,5 @@ def test_dvs_gesture_net_through_convert_and_diff_is_consistent_and_paibox_bit_e
     assert report["verdict"] == "consistent" and report["pairs"]["paibox:b~reference:b"]["exact"]
     assert report["inputs"]["encoding"] == "events" and f"split by {split_by}" in report["inputs"]["framing"]
     assert min(layer["paibox:b~reference:b"]["firing_rate_b"] for layer in report["layers"]) > 0.01
+    vote = report["readouts"][-1]["paibox:b~reference:b"]          # the VotingLayer head, computed off-chip
+    assert vote["total"] > 0 and vote["differing"] == 0 and vote["max_abs_diff"] == 0
