@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, field_validator
 
 from . import data, plan as plans
 from .errors import InputError, require
@@ -45,7 +46,8 @@ from .plan import Inputs, Role, Subject
 
 # ----------------------------------------------------------------------------------------------- schema
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors, and values are not coerced ("4" is not a number, 2.5 not a count)."""
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ModelSpec(_Strict):
@@ -53,13 +55,13 @@ class ModelSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     weights: str = "trained"
     calibrate: Optional[float] = Field(None, gt=0, lt=1)
-    input_shape: Optional[list[int]] = None
+    input_shape: Optional[list[PositiveInt]] = Field(None, min_length=1)
     layers: Optional[list[dict[str, Any]]] = None
 
 
 class ConversionSpec(_Strict):
     rule: str = "max"
-    input_scale: float = Field(1.0, gt=0, allow_inf_nan=False)
+    input_scale: float = Field(1.0, gt=0, le=2 ** 31, allow_inf_nan=False)
     reset: Optional[Literal["hard", "soft"]] = None
     mutation: Optional[dict[str, Any]] = None
 
@@ -70,7 +72,7 @@ class InputsSpec(_Strict):
     timesteps: int = Field(8, ge=1, le=100_000)
     seed: int = 0
     split: Literal["train", "test", "all"] = "test"
-    rate: float = Field(0.2, ge=0, le=1)
+    rate: float = Field(0.2, ge=0, le=1, allow_inf_nan=False)
     events: int = Field(400, ge=0)
     values: Optional[list] = None
     encoding: Literal["direct", "poisson", "latency"] = "direct"
@@ -105,21 +107,21 @@ Verdict = Literal["consistent", "inconsistent", "inconclusive"]
 
 class Ann2SnnSpec(_Strict):
     """An ANN (model.name, weights = its checkpoint) against its SNNs (snncheck ann2snn) instead of a conversion."""
-    timesteps: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
+    timesteps: list[PositiveInt] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
     variants: list[Literal["half", "zero", "signed"]] = Field(default_factory=lambda: ["half", "zero"])
     snn: Optional[str] = None
-    table_steps: Optional[int] = None
+    table_steps: Optional[PositiveInt] = None
 
 
 class ExpectSpec(_Strict):
     verdict: Optional[Union[Verdict, list[Verdict]]] = None     # a list: any of these
     exact: list[str] = Field(default_factory=list)
-    max_unexplained: dict[str, int] = Field(default_factory=dict)
+    max_unexplained: dict[str, NonNegativeInt] = Field(default_factory=dict)
     lags: Optional[Literal["expected"]] = None
     diagnoses: list[DiagnosisWant] = Field(default_factory=list)
     top_diagnosis: Optional[DiagnosisWant] = None
     unsupported: Union[list[str], dict[str, str]] = Field(default_factory=dict)
-    min_accuracy: dict[str, float] = Field(default_factory=dict)     # "variant:T" -> least accuracy (ann2snn)
+    min_accuracy: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)     # "variant:T" -> least accuracy (ann2snn)
 
     @field_validator("exact")
     @classmethod
@@ -136,7 +138,7 @@ class PAIBoxSpec(_Strict):
 
 
 class CaseSpec(_Strict):
-    name: Optional[str] = None
+    name: Optional[str] = Field(None, min_length=1, max_length=200)
     description: Optional[str] = None
     plugins: list[str] = Field(default_factory=list)
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -146,6 +148,15 @@ class CaseSpec(_Strict):
     inputs: InputsSpec = Field(default_factory=InputsSpec)
     run: RunOptions = Field(default_factory=RunOptions)
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
+
+
+def json_schema() -> dict:
+    """The JSON schema of a case file, generated from CaseSpec: docs/case.schema.json is this, written out by
+    `python -m snncheck.case --schema` (editors validate TOML against it, e.g. with taplo or Even Better TOML)."""
+    schema = CaseSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "snncheck case file"
+    return schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,12 +185,72 @@ class Case:
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
-            raise InputError(f"{where}: {field}: {err['msg']}") from None
-        return cls(spec.name or (path.stem if path else "case"), path, spec)
+            got = f" (got {err['input']!r:.80})" if err["type"] != "missing" else ""
+            raise InputError(f"{where}: {field}: {err['msg']}{got}") from None
+        case = cls(spec.name or (path.stem if path else "case"), path, spec)
+        if spec.model.layers is None:
+            case.model_spec()            # what a case may run is checked when it is read, before anything runs
+        if spec.ann2snn is not None:
+            case.checked_spec(spec.ann2snn.snn, "ann2snn.snn")
+        for plugin in spec.plugins:      # plugin files are code too: inside the project, like model files
+            require(plugin.endswith(".py"), lambda: f"{case.where}: plugins: {plugin!r} is not a .py file")
+            case.checked_spec(f"{plugin}:plugin", "plugins")
+        return case
 
     def resolve(self, p: str) -> Path:
         q = Path(p)
         return q if q.is_absolute() or self.path is None else self.path.parent / q
+
+    def model_spec(self) -> str:
+        """The model as a spec to build (see `checked_spec`)."""
+        return self.checked_spec(self.spec.model.name, "model.name")
+
+    def checked_spec(self, name: Optional[str], field: str) -> Optional[str]:
+        """A spec a case may name: a built-in model (a zoo name, or a factory of a module shipped with snncheck),
+        or `FILE.py:FACTORY` resolved against the case's folder and inside its project. Never any other
+        `module:attr`: that could call anything importable (`os:system`) with the case's options."""
+        from .frontends.models import BUILTIN_MODULES
+        target, sep, attr = (name or "").rpartition(":")
+        if not sep or target in BUILTIN_MODULES:
+            return name
+        require(target.endswith(".py") and attr.isidentifier(), lambda: (
+            f"{self.where}: {field} {name!r}: a case names a built-in model or FILE.py:FACTORY (a file inside "
+            "its project), not module:attr"))
+        path = Path(os.path.realpath(self.resolve(target)))
+        root = project_root(self.path)
+        require(root is None or path.is_relative_to(root), lambda: (
+            f"{self.where}: {field} {name!r} is outside the project ({root}); a case may only run model files "
+            "inside it"))
+        return f"{path}:{attr}"
+
+    @property
+    def where(self) -> str:
+        return str(self.path or f"case {self.name}")
+
+    def files(self) -> list:
+        """Every file the case reads (itself, its model file, weights, inputs file): outputs never go over them."""
+        model, out = self.spec.model, [self.path]
+        for spec in (model.name if model.layers is None else None, self.spec.ann2snn and self.spec.ann2snn.snn):
+            if spec and spec.rpartition(":")[0].endswith(".py"):
+                out.append(self.resolve(spec.rpartition(":")[0]))
+        if model.weights not in ("trained",) and not model.weights.startswith("seed:"):
+            out.append(self.resolve(model.weights))
+        out += [self.resolve(p) for p in self.spec.plugins]
+        if self.spec.inputs.source.startswith("file:"):
+            out.append(self.resolve(self.spec.inputs.source[5:]))
+        return [p for p in out if p is not None]
+
+
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git", "pytest.ini", "tox.ini")
+
+
+def project_root(case_path: Optional[Path]) -> Optional[Path]:
+    """The project a case file belongs to: its nearest folder holding a project marker (pyproject.toml, .git...),
+    else the case's own folder; None for a case that is not a file (the fuzzer's inline networks)."""
+    if case_path is None:
+        return None
+    folder = Path(os.path.realpath(case_path)).parent
+    return next((d for d in (folder, *folder.parents) if any((d / m).exists() for m in PROJECT_MARKERS)), folder)
 
 
 # ----------------------------------------------------------------------------------------------- the plan
@@ -243,10 +314,8 @@ def _ann2snn_plan(case: Case, samples: Optional[int], runners: Optional[list], *
     from .ann2snn import build
     spec, a2s = case.spec, case.spec.ann2snn
     require(spec.inputs.source == "digits", lambda: f"case {case.name}: an ann2snn case runs on the digits")
-    local = lambda name: name if name is None or not name.rpartition(":")[0].endswith(".py") else \
-        f"{case.resolve(name.rpartition(':')[0])}:{name.rpartition(':')[2]}"             # noqa: E731
-    ann, user = build.load_models(local(spec.model.name), case.resolve(spec.model.weights), local(a2s.snn),
-                                  max(a2s.timesteps))
+    ann, user = build.load_models(case.model_spec(), case.resolve(spec.model.weights),
+                                  case.checked_spec(a2s.snn, "ann2snn.snn"), max(a2s.timesteps))
     x, y = data.digits(spec.inputs.split)
     n = samples or spec.inputs.samples
     return build.build_plan(ann, x[:n], y[:n], a2s.timesteps, tuple(a2s.variants), user,
@@ -285,11 +354,8 @@ def build_float(case: Case):
     from .checkpoint import load_into, load_state_dict
     from .frontends import models
     from .frontends.spikingjelly import import_module
-    name = model.name
-    target, sep, attr = name.rpartition(":")
-    if sep and target.endswith(".py"):
-        name = f"{case.resolve(target)}:{attr}"      # a model file is found relative to the case file
-    factory = models.resolve_factory(name)
+    name = case.model_spec()
+    factory = models.resolve_factory(name, modules=False)
     if model.weights.startswith("seed:"):
         torch.manual_seed(_seed(model.weights, case.name))
     module = models.call_factory(factory, name, **model.options)
@@ -378,7 +444,10 @@ def _source_inputs(case: Case, input_shape, samples, timesteps, split) -> Inputs
         framing = events.Framing.from_options(spec.frames, spec.split_by, spec.frame_ms)
         return load(case.resolve(source[5:]), shape, t, framing, n)
     if source == "inline":
-        arr = np.asarray(spec.values or [], dtype=np.float32)
+        try:
+            arr = np.asarray(spec.values or [], dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"case {case.name}: inputs.values: numbers in nested lists expected ({exc})") from None
         require(arr.ndim == len(shape) + 2 and arr.shape[2:] == shape,
                 lambda: f"case {case.name}: inline inputs have shape {arr.shape}, expected [N, T, {list(shape)}]")
         return Inputs.sequences(arr, source="inline")
@@ -482,9 +551,12 @@ def graph_from_spec(model: ModelSpec, name: str = "network") -> Graph:
 
 
 def _field_value(key: str, value):
-    if key in _ARRAYS and isinstance(value, list):
+    if key in _ARRAYS and value is not None:
         arr = np.asarray(value)
-        return arr.astype(np.int64 if is_integer_valued(arr) else np.float32)
+        if arr.dtype.kind not in "biuf" or isinstance(value, bool):
+            raise ValueError(f"{key} must be a number or nested lists of numbers, got {value!r:.60}")
+        if isinstance(value, list):
+            return arr.astype(np.int64 if is_integer_valued(arr) else np.float32)
     return tuple(value) if isinstance(value, list) else value
 
 
@@ -552,3 +624,11 @@ def _toml_value(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    if sys.argv[1:] != ["--schema"]:
+        sys.exit("usage: python -m snncheck.case --schema")
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))

@@ -14,15 +14,17 @@ in integer dtypes or as integer-valued floats.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError,
+                      model_validator)
 
 from .backends.paibox.limits import THRESHOLD_MAX
 from .convert import fit_scale, prepare, primary, shortcut_scale, weighted_terms
 from .errors import InputError, require
+from .files import write_together
 from .graph import Graph
 from .graph import primitives as P
 
@@ -31,6 +33,61 @@ RESETS = (None, "hard", "soft")
 
 __all__ = ["DEPLOY_KEY", "Deployed", "FloatModel", "atomic_torch_save", "fit_scale", "infer_model", "load_deployed",
            "load_float", "load_into", "load_state_dict", "save_deployed"]
+
+
+# ------------------------------------------------------------------------------------------------- metadata
+def _whole(v):
+    """An integer stored as an int or an integer-valued float, within int32 (thresholds, resets, leaks)."""
+    if isinstance(v, float) and not (np.isfinite(v) and v == round(v)):
+        raise ValueError(f"expected an integer, got {v!r}")
+    if abs(v) > 2 ** 31 - 1:
+        raise ValueError(f"{v!r} is outside the 32-bit integer range")
+    return int(v)
+
+
+Whole = Annotated[Union[StrictInt, StrictFloat], AfterValidator(_whole)]
+Reset = Literal["hard", "soft"]
+PerNeuron = Union[Whole, list[Whole], dict[str, Whole]]
+
+
+class DeployMeta(BaseModel):
+    """The deployed checkpoint's `snncheck` entry (docs/checkpoint.md): each value for every spiking layer at once,
+    a list in spiking-layer order, or {layer name: value}. Unknown keys are errors; nothing is coerced."""
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    vthr: Optional[PerNeuron] = None
+    input_scale: Optional[float] = Field(None, gt=0, le=2 ** 31, allow_inf_nan=False)
+    reset: Optional[Union[Reset, list[Reset], dict[str, Reset]]] = None
+    rule: Optional[str] = None
+    v_reset: Optional[PerNeuron] = None
+    v_init: Optional[PerNeuron] = None
+    leak: Optional[Union[Whole, list[Union[Whole, list[Whole]]], dict[str, Union[Whole, list[Whole]]]]] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, raw):
+        """Tensors and NumPy values (allowed by weights_only loading) as plain numbers and lists."""
+        return _plain_values(raw)
+
+    @classmethod
+    def read(cls, raw, path) -> dict:
+        require(isinstance(raw, dict), lambda: f"{path}: '{DEPLOY_KEY}' entry must be a dict, "
+                                               f"found {type(raw).__name__}")
+        try:
+            return cls.model_validate(raw).model_dump(exclude_none=True)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise InputError(f"{path}: {DEPLOY_KEY}.{field}: {err['msg']} (got {err['input']!r:.80})") from None
+
+
+def _plain_values(v):
+    if isinstance(v, dict):
+        return {k: _plain_values(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain_values(x) for x in v]
+    if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):
+        return _plain_values(v.tolist())
+    return v
 
 
 # ------------------------------------------------------------------------------------------------- raw files
@@ -60,15 +117,27 @@ def load_state_dict(path) -> dict:
     for name, value in obj.items():
         if name == DEPLOY_KEY or not isinstance(value, torch.Tensor):
             continue   # optimizer steps, epochs, ...: not parameters
-        arr = value.detach().cpu().numpy()
+        arr = _array(path, name, value)
         require(arr.dtype.kind != "f" or bool(np.all(np.isfinite(arr))),
                 lambda: f"{path}: {name!r} contains NaN or inf")
-        out[name] = arr
+        out[str(name)] = arr
     require(out, lambda: f"{path}: no tensors found")
     if meta is not None:
-        require(isinstance(meta, dict), lambda: f"{path}: '{DEPLOY_KEY}' entry must be a dict")
-        out[DEPLOY_KEY] = meta
+        out[DEPLOY_KEY] = DeployMeta.read(meta, path)
     return out
+
+
+def _array(path, name, t) -> np.ndarray:
+    """A dense real tensor as a NumPy array (bfloat16, which NumPy lacks, as float32: exact); sparse, quantized
+    and complex tensors are refused, naming the tensor."""
+    import torch
+    require(t.layout == torch.strided and not t.is_quantized, lambda: (
+        f"{path}: {name!r} is a {'quantized' if t.is_quantized else str(t.layout).replace('torch.', '')} tensor; "
+        "dense tensors are expected"))
+    require(not t.is_complex(), lambda: f"{path}: {name!r} is complex ({t.dtype}); real tensors are expected")
+    if t.dtype == torch.bfloat16:
+        t = t.float()
+    return t.detach().cpu().numpy()
 
 
 def infer_model(state: dict) -> str:
@@ -83,12 +152,11 @@ def infer_model(state: dict) -> str:
                      f"or a built-in name ({', '.join(models.ZOO)})")
 
 
-def atomic_torch_save(obj, path) -> None:
+def atomic_torch_save(obj, path, inputs=()) -> None:
+    """torch.save through `snncheck.files.write_together`: never over an input, a device or a directory, and no
+    temporary file left on failure."""
     import torch
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    write_together({path: lambda f: torch.save(obj, f)}, inputs)
 
 
 def _looks_float(state: dict, want: set) -> bool:
@@ -117,9 +185,10 @@ class FloatModel:
     spec: str
 
 
-def load_float(path, spec: Optional[str] = None, input_shape=None) -> FloatModel:
+def load_float(path, spec: Optional[str] = None, input_shape=None, shape_hint=None) -> FloatModel:
     """The float model A: the checkpoint loaded into the module that `spec` builds (inferred from the parameter
-    names when not given), imported as a graph."""
+    names when not given), imported as a graph. Its input shape: `input_shape`, else what the model says, else
+    `shape_hint` (the inputs file's): inputs never reshape a model that says its shape."""
     state = load_state_dict(path)
     require(DEPLOY_KEY not in state,
             lambda: f"{path}: this is a deployed (integer) checkpoint; A must be the float one")
@@ -128,7 +197,7 @@ def load_float(path, spec: Optional[str] = None, input_shape=None) -> FloatModel
     spec = spec or infer_model(state)
     module = models.build_module(spec)
     load_into(module, state, path)
-    shape = input_shape or getattr(module, "input_shape", None) or models.INPUT_SHAPES.get(spec)
+    shape = input_shape or getattr(module, "input_shape", None) or models.INPUT_SHAPES.get(spec) or shape_hint
     require(shape is not None, lambda: f"input shape of {spec!r} unknown: give --input-shape C,H,W (or --inputs "
                                        "FILE.npy, or set module.input_shape)")
     graph, model = import_module(module.eval(), tuple(shape), Path(str(path)).stem)
@@ -151,7 +220,7 @@ def load_into(module, state: dict, path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- deployed
-def save_deployed(conversion, path) -> None:
+def save_deployed(conversion, path, inputs=()) -> None:
     """Writes the deployed checkpoint of a `convert.Conversion`: integer tensors under the float model's names and
     the `snncheck` entry (see the module docstring)."""
     import torch
@@ -176,7 +245,7 @@ def save_deployed(conversion, path) -> None:
              "readout_scale": dict(getattr(conversion, "readout_scales", {}))}
     meta.update({k: v for k, v in extra.items() if v})
     out[DEPLOY_KEY] = meta
-    atomic_torch_save(out, path)
+    atomic_torch_save(out, path, inputs)
 
 
 def _plain(value):
@@ -338,8 +407,8 @@ def _thresholds(vthr, names: list, path) -> Optional[dict]:
         except (TypeError, ValueError):
             raise InputError(f"vthr for {name!r} is not a number: {v!r}") from None
         require(bool(np.isfinite(f)) and f == round(f), lambda: f"vthr for {name!r} must be an integer, got {v!r}")
-        require(0 <= f <= THRESHOLD_MAX, lambda: f"vthr for {name!r} is {int(f)}, outside PAIBox's range "
-                                                 f"0..{THRESHOLD_MAX}")
+        require(1 <= f <= THRESHOLD_MAX, lambda: f"vthr for {name!r} is {int(f)}, outside PAIBox's range "
+                                                 f"1..{THRESHOLD_MAX}")
         out[name] = int(f)
     return out
 

@@ -7,6 +7,7 @@ stderr, no traceback), 3 inconclusive (report written: what was compared cannot 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -21,10 +22,10 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
-            parser.print_help()
-            return 2
+            raise InputError(f"give a command ({', '.join(COMMANDS)}); snncheck --help says more")
         _quiet_libraries()
-        return int(args.func(args) or 0)
+        with _memory_budget(args.memory_budget):
+            return int(args.func(args) or 0)
     except InputError as exc:
         print(f"snncheck: error: {exc}", file=sys.stderr)
         return 2
@@ -43,10 +44,28 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="snncheck", description="Cross-simulator consistency checks for spiking networks "
                                 "(SpikingJelly, PAIBox, NumPy reference).")
+    p.add_argument("--memory-budget", metavar="SIZE", help="refuse runs estimated to need more memory than this "
+                   "(e.g. 512M, 16G; default: $SNNCHECK_MEMORY_BUDGET, else 8G)")
     sub = p.add_subparsers(dest="command")
     for name in COMMANDS:
         importlib.import_module(f"snncheck.commands.{name}").register(sub)
     return p
+
+
+@contextlib.contextmanager
+def _memory_budget(size):
+    """--memory-budget for this call only (snncheck.memory reads it from the environment, in workers too)."""
+    from . import memory
+    old = os.environ.get(memory.ENV)
+    if size is not None:
+        os.environ[memory.ENV] = str(memory.parse_size(size))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(memory.ENV, None)
+        else:
+            os.environ[memory.ENV] = old
 
 
 def _quiet_libraries() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import memory
 from .errors import InputError, require
 
 
@@ -37,6 +38,7 @@ def resize(frames: np.ndarray, shape) -> np.ndarray:
 
 
 def random_spikes(n: int, timesteps: int, shape, rate: float = 0.2, seed: int = 0) -> np.ndarray:
+    memory.require_fits(n * timesteps * int(np.prod(shape)) * 8, f"{n} samples x {timesteps} steps of random spikes")
     rng = np.random.default_rng(seed)
     return (rng.random((n, timesteps) + tuple(shape)) < rate).astype(np.float32)
 
@@ -45,6 +47,7 @@ def events(n: int, timesteps: int, size: int = 16, events_per_sample: int = 400,
     """Synthetic event-camera input: a bright bar moving across the sensor emits ON (channel 0) events at its
     leading edge and OFF (channel 1) events at its trailing edge, plus noise; events are integrated into T frames
     as counts (0, 1, 2, ...). Deterministic for a seed."""
+    memory.require_fits(n * timesteps * 2 * size * size * 4, f"{n} samples x {timesteps} steps of events")
     rng = np.random.default_rng(seed)
     out = np.zeros((n, timesteps, 2, size, size), dtype=np.float32)
     for i in range(n):
@@ -60,19 +63,29 @@ def events(n: int, timesteps: int, size: int = 16, events_per_sample: int = 400,
     return out
 
 
+def open_array(path) -> np.ndarray:
+    """A user's .npy, memory-mapped, numeric: never unpickled, never a FIFO (np.load would block for ever)."""
+    import os
+    require(not os.path.exists(path) or os.path.isfile(path), lambda: f"inputs {path}: not a regular file")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"inputs file not found: {path}") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"cannot read inputs {path}: {exc} (a .npy array is expected)") from None
+    require(isinstance(arr, np.ndarray), lambda: f"inputs {path}: a .npy array is expected, not a .npz archive")
+    require(arr.dtype.kind in "biuf", lambda: f"inputs {path}: numeric array expected, got dtype {arr.dtype}")
+    return arr
+
+
 def load_inputs(path, input_shape, timesteps: int):
     """A user's .npy as `snncheck.plan.Inputs`: [N, C, H, W] frames (repeated every step) or [N, T, C, H, W]
     sequences. The file is memory-mapped: only the samples a run reads are loaded, and frames are repeated over
     time one chunk at a time."""
     from .plan import Inputs
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"inputs file not found: {path}") from None
-    except (ValueError, OSError) as exc:
-        raise InputError(f"cannot read inputs {path}: {exc} (a .npy array is expected)") from None
-    require(isinstance(arr, np.ndarray), lambda: f"inputs {path}: a .npy array is expected")
-    require(arr.dtype.kind in "biuf", lambda: f"inputs {path}: numeric array expected, got dtype {arr.dtype}")
+    arr = open_array(path)
+    require(arr.ndim >= 2 and arr.shape[0] > 0 and arr.size > 0,
+            lambda: f"inputs {path}: no samples (shape {arr.shape})")
     shape = tuple(input_shape)
     name = str(getattr(path, "name", path)).rsplit("/", 1)[-1]
     if arr.ndim == len(shape) + 1 and arr.shape[1:] == shape:

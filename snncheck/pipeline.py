@@ -17,7 +17,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from . import parallel
+from . import memory, parallel
 from .align import align
 from .backends import make
 from .backends.base import RunResult
@@ -64,6 +64,7 @@ def execute(plan: Union[Plan, Callable[[], Plan]], executor=None, progress: bool
     """Runs a plan (or a loader of one) and returns its report."""
     from tqdm import tqdm
     loaded = plan() if callable(plan) else plan
+    memory.check(loaded)
     spans = parallel.chunks(len(loaded.inputs), loaded.chunk or len(loaded.inputs))
     context = conversion_context(loaded)
     ex = executor or parallel.LocalExecutor()

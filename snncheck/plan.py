@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import memory
 from .errors import require
 from .graph import Graph, is_integer_valued
 
@@ -114,6 +115,10 @@ class Inputs:
     def chunk(self, lo: int = 0, hi: Optional[int] = None) -> np.ndarray:
         """Samples [lo, hi) as [n, T, *shape] float arrays."""
         part = self.data[lo:hi]
+        steps = self.timesteps if self.direct else 1
+        memory.require_fits(part.size * steps * 4, f"{part.shape[0]} input samples x {self.timesteps} steps")
+        require(part.dtype.kind not in "fc" or bool(np.isfinite(part).all()),
+                lambda: f"inputs ({self.info.get('source', 'given')}) contain NaN or inf")
         if self.direct:
             part = np.broadcast_to(part[:, None], (part.shape[0], self.timesteps) + part.shape[1:])
         return np.ascontiguousarray(part, dtype=np.float32 if part.dtype.kind != "f" else part.dtype)

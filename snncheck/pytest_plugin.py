@@ -36,7 +36,7 @@ class CaseFile(pytest.File):
         try:
             case = cases.Case.load(self.path)
         except InputError as exc:
-            raise self.CollectError(f"{self.path}: {exc}") from None
+            raise self.CollectError(str(exc)) from None       # the message names the file already
         item = CaseItem.from_parent(self, name=case.name, case=case)
         run = case.spec.run
         for mark in run.marks:
@@ -67,15 +67,9 @@ class CaseItem(pytest.Item):
     def _write_reports(self, report) -> None:
         from .report import io
         html_dir, json_dir = self.config.getoption("--case-html"), self.config.getoption("--case-json")
-        if json_dir:
-            io.write_json(report, Path(json_dir) / f"{self.case.name}.json")
-        if html_dir:
-            try:
-                from .report import html
-            except ImportError:
-                self.warn(pytest.PytestWarning("--case-html: snncheck.report.html is not available"))
-                return
-            io.atomic_write_text(Path(html_dir) / f"{self.case.name}.html", html.render(report))
+        stem = io.safe_name(self.case.name)        # a case name is not a path: '../x' stays in the folder
+        io.write_outputs(report, json_dir and Path(json_dir) / f"{stem}.json",
+                         html_dir and Path(html_dir) / f"{stem}.html", quiet=True, inputs=self.case.files())
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, CaseFailed):

@@ -11,10 +11,10 @@ ROOT = Path(snncheck.__file__).parent
 
 # a lower layer never imports a higher one (graph < backends < plan/align/compare < diagnose < pipeline < ...)
 LAYERS = [
-    {"errors"},
+    {"errors", "files"},
     {"graph"},
     {"backends", "parallel", "records"},
-    {"align", "compare", "data", "checkpoint", "convert", "frontends", "plan", "inputs"},
+    {"align", "compare", "data", "checkpoint", "convert", "frontends", "memory", "plan", "inputs"},
     {"diagnose", "mutations", "ann2snn"},
     {"report"},
     {"pipeline"},

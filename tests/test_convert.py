@@ -250,9 +250,9 @@ def test_cli_diff_bad_b_exits_2_with_one_line(digits, tmp_path, capsys, edit, wo
 
 
 @pytest.mark.parametrize("args,words", [(["--input-scale", "1e8"], "beyond PAIBox"),
-                                        (["--input-scale", "0"], "input scale must be positive"),
+                                        (["--input-scale", "0"], "expected a positive number"),
                                         (["--rule", "floor"], "unknown conversion rule"),
-                                        (["--reset", "medium"], "reset must be"),
+                                        (["--reset", "medium"], "invalid choice"),
                                         (["--model", "alexnet_small"], "do not match")])
 def test_cli_convert_bad_input_exits_2_with_one_line(tmp_path, capsys, args, words):
     from snncheck.cli import main

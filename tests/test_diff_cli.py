@@ -103,7 +103,7 @@ def test_bad_flags_exit_2_with_one_line(deployed, capsys, argv, message):
 
 
 def test_both_b_and_paibox_exits_2(capsys):
-    assert main(["diff", str(zoo.DIGITS_CHECKPOINT), "b.pth", "--paibox", "net.py:build"]) == 2
+    assert main(["diff", str(zoo.DIGITS_CHECKPOINT), str(zoo.DIGITS_DEPLOYED), "--paibox", "net.py:build"]) == 2
     assert "either B" in capsys.readouterr().err
 
 
@@ -166,7 +166,7 @@ def test_layer_name_with_script_tag_appears_as_text(tmp_path, capsys):
 
 def test_interrupted_run_leaves_no_half_written_report(tmp_path, deployed, monkeypatch, capsys):
     """Ctrl-C while the report is being written: the old report stays whole and no temporary file is left."""
-    from snncheck.report import io as report_io
+    from snncheck import files as report_io
     root, _ = deployed
     target = tmp_path / "r.html"
     target.write_text("previous report")

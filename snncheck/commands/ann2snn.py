@@ -5,7 +5,7 @@ and SpikingJelly like any other network. With no argument: the embedded digits Q
 compared with SpikingJelly's IFNode."""
 from __future__ import annotations
 
-from . import backends_list, finish, positive_int
+from . import backends_list, check_outputs, existing_file, finish, positive_int, spec_files, spec_text
 
 DEFAULT_MODEL = "snncheck.ann2snn.model:qcfs_vgg_digits"
 DEFAULT_SNN = "snncheck.ann2snn.model:own_if_snn"
@@ -25,9 +25,9 @@ def steps_list(text: str) -> list:
 def register(sub) -> None:
     p = sub.add_parser("ann2snn", help="an ANN (QCFS) against its SNN: per-layer conversion errors, accuracy vs T",
                        description=__doc__)
-    p.add_argument("ann", nargs="?", help="the ANN's checkpoint (.pth); default: the embedded digits QCFS network")
-    p.add_argument("--model", help=f"FILE.py:FACTORY or module:FACTORY building the ANN (default {DEFAULT_MODEL})")
-    p.add_argument("--snn", help="FILE.py:FACTORY: FACTORY(T=steps) builds your own SNN of the ANN (same state_dict, "
+    p.add_argument("ann", nargs="?", type=existing_file, help="the ANN's checkpoint (.pth); default: the embedded digits QCFS network")
+    p.add_argument("--model", type=spec_text, help=f"FILE.py:FACTORY or module:FACTORY building the ANN (default {DEFAULT_MODEL})")
+    p.add_argument("--snn", type=spec_text, help="FILE.py:FACTORY: FACTORY(T=steps) builds your own SNN of the ANN (same state_dict, "
                                  "inputs [T*N, ...] time-major); compared with SpikingJelly's IFNode. Default with "
                                  "the embedded network: its own IF class")
     p.add_argument("--timesteps", type=steps_list, default=[1, 2, 4, 8, 16, 32, 64],
@@ -36,8 +36,8 @@ def register(sub) -> None:
     p.add_argument("--v-init", choices=("half", "zero"), default="half",
                    help="initial membrane of the SNN run in the simulators: theta/2 (default) or 0")
     p.add_argument("--signed", action="store_true", help="add signed IF neurons (negative spikes) to the sweep")
-    p.add_argument("--inputs", help=".npy frames [N, C, H, W] (default: the digits test split)")
-    p.add_argument("--labels", help=".npy labels [N] for --inputs")
+    p.add_argument("--inputs", type=existing_file, help=".npy frames [N, C, H, W] (default: the digits test split)")
+    p.add_argument("--labels", type=existing_file, help=".npy labels [N] for --inputs")
     p.add_argument("--samples", type=positive_int, help="use the first N inputs")
     p.add_argument("--runners", type=backends_list, default=["reference", "spikingjelly"],
                    help="simulators the SNN runs in (default reference,spikingjelly)")
@@ -52,6 +52,8 @@ def run(args) -> int:
     from ..ann2snn import build
     from ..report.sections import ann2snn as section
     start = time.perf_counter()
+    inputs = [args.ann, args.inputs, args.labels, *spec_files(args.model, args.snn)]
+    check_outputs(args, inputs, "json", "out")
     ann, user = _models(args)
     frames, labels, source = _inputs(args)
     plan = build.build_plan(ann, frames, labels, args.timesteps, ("half", "zero") + (("signed",) if args.signed
@@ -61,7 +63,7 @@ def run(args) -> int:
     report = pipeline.execute(plan)
     print(section.text(report.extras["ann2snn"]))
     print(f"ann2snn in {time.perf_counter() - start:.1f} s")
-    return finish(report, args.json, args.out)
+    return finish(report, args.json, args.out, inputs)
 
 
 def _models(args) -> tuple:

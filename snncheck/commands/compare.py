@@ -2,7 +2,7 @@
 A backend that refuses the case's network is a usage error (exit 2) unless the case expects the refusal."""
 from __future__ import annotations
 
-from . import DEFAULT_CASE, add_plugin_option, backends_list, finish, input_flags, positive_int
+from . import DEFAULT_CASE, add_plugin_option, backends_list, check_outputs, finish, input_flags, positive_int
 
 
 def register(sub) -> None:
@@ -28,9 +28,11 @@ def run(args) -> int:
         raw = case.spec.model_dump()
         raw["inputs"].update(input_flags.overrides(args))
         case = cases.Case.from_dict(raw, case.path)
+    inputs = case.files()
+    check_outputs(args, inputs, "json", "out")
     plan = cases.build_plan(case, samples=args.samples, timesteps=args.timesteps, runners=args.runners,
                             timing=args.timing, plugins=tuple(args.plugin))
     bad = cases.unexpected_refusals(case, plan)
     if bad:
         raise InputError(f"{case.name}: {bad[0].refusals[0]}")
-    return finish(pipeline.execute(plan), args.json, args.out)
+    return finish(pipeline.execute(plan), args.json, args.out, inputs)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import require
-from . import add_plugin_option, input_shape, load_plugins, positive_int
+from . import (add_plugin_option, check_outputs, existing_file, input_shape, load_plugins, positive_float,
+               positive_int, spec_files, spec_text)
 
 DEFAULT_CALIBRATION = 256
 
@@ -17,17 +18,17 @@ def register(sub) -> None:
     from ..convert import RULES
     p = sub.add_parser("convert", help="convert a float checkpoint to a deployed int8 checkpoint for PAIBox",
                        description=__doc__)
-    p.add_argument("a", metavar="A", help="float SpikingJelly checkpoint (.pth state_dict)")
-    p.add_argument("--model", metavar="SPEC", help="FILE.py:FACTORY, module:FACTORY or a built-in model name "
+    p.add_argument("a", metavar="A", type=existing_file, help="float SpikingJelly checkpoint (.pth state_dict)")
+    p.add_argument("--model", metavar="SPEC", type=spec_text, help="FILE.py:FACTORY, module:FACTORY or a built-in model name "
                                                    "(default: inferred from the checkpoint)")
     p.add_argument("--out", metavar="B", required=True, help="where to write the deployed checkpoint (.pth)")
     p.add_argument("--input-shape", type=input_shape, metavar="C,H,W",
                    help="the model's per-sample input shape, where the model does not say it")
     p.add_argument("--rule", default="max", help=f"weight scale rule: {', '.join(RULES)} (default max)")
-    p.add_argument("--input-scale", type=float, default=1.0,
+    p.add_argument("--input-scale", type=positive_float, default=1.0,
                    help="what the input is multiplied by on the chip (255 for 0-1 images fed as 0-255 pixels)")
-    p.add_argument("--reset", help="hard or soft: B's reset mode (default: A's)")
-    p.add_argument("--calibration", metavar="FILE.npy",
+    p.add_argument("--reset", choices=("hard", "soft"), help="hard or soft: B's reset mode (default: A's)")
+    p.add_argument("--calibration", metavar="FILE.npy", type=existing_file,
                    help="inputs for the data-aware rules, in A's range ([N, C, H, W] or [N, T, C, H, W]; "
                         f"default: the first {DEFAULT_CALIBRATION} digits of the train split, resized)")
     p.add_argument("--timesteps", type=positive_int, default=8, help="time steps for calibration frames (default 8)")
@@ -40,6 +41,8 @@ def run(args) -> int:
     from ..diagnose import rank, static
     out = Path(args.out)
     require(out.parent.is_dir(), lambda: f"--out {out}: directory {out.parent} does not exist")
+    inputs = [args.a, args.calibration, *spec_files(args.model)]
+    check_outputs(args, inputs, "out")
     require(args.calibration is None or args.rule in convert.DATA_AWARE,
             lambda: f"--calibration is read by the data-aware rules ({', '.join(sorted(convert.DATA_AWARE))}), "
                     f"not by --rule {args.rule}")
@@ -47,7 +50,7 @@ def run(args) -> int:
     model = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape)
     calibration = _calibration(args, model.graph.input_shape) if args.rule in convert.DATA_AWARE else None
     conv = convert.convert(model.graph, args.input_scale, args.rule, args.reset, calibration=calibration)
-    checkpoint.save_deployed(conv, out)
+    checkpoint.save_deployed(conv, out, inputs)
     stats, found = static.analyse(model.graph, conv.graph, conv.input_scale)
     print(f"{out}: rule {conv.rule}, input scale {conv.input_scale:g}, reset {conv.reset}")
     for layer, st in stats.items():

@@ -8,9 +8,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..errors import require
 from . import positive_int
 
 INPUT_SCALE = 255
+STEMS = ("demo_correct", "demo_seed_bug")
 EXPECTED_CODES = ("bias_scale", "input_scale")   # the seed bug, named from the bias' or the input's side
 
 
@@ -29,6 +31,11 @@ def run(args) -> int:
     from ..plan import Role, Subject
     from ..report.io import write_outputs
     from .diff import default_inputs
+    from ..files import check_targets
+    out = Path(args.out_dir)
+    require(str(args.out_dir).strip() and (not out.exists() or out.is_dir()),
+            lambda: f"--out-dir {args.out_dir!r}: not a directory")
+    check_targets([out / f"{stem}.{ext}" for stem in STEMS for ext in ("json", "html")])
     start = time.perf_counter()
     model = checkpoint.load_float(DIGITS_CHECKPOINT, "digits_csnn")
     inputs = default_inputs(model.graph.input_shape, args.samples, args.timesteps)
@@ -38,12 +45,10 @@ def run(args) -> int:
     print(f"snncheck demo: the digits CSNN (float, SpikingJelly) against its int8 conversions for PAIBox, "
           f"{len(inputs)} digits x {inputs.timesteps} steps, input 0-255")
     ok = True
-    for stem, graph, label in (("demo_correct", conv.graph, "correct conversion"),
-                               ("demo_seed_bug", seed_bug, "seed-bug conversion")):
+    for stem, graph, label in zip(STEMS, (conv.graph, seed_bug), ("correct conversion", "seed-bug conversion")):
         plan = plans.diff(Subject(Role.FLOAT, model.graph, module=model.model),
                           Subject(Role.DEPLOYED, graph, input_scale=conv.input_scale), inputs, title=stem)
         report = pipeline.execute(plan)
-        out = Path(args.out_dir)
         write_outputs(report, out / f"{stem}.json", out / f"{stem}.html", quiet=True)
         good = _as_expected(report, stem == "demo_correct", first)
         ok &= good

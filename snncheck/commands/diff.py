@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, require
-from . import add_plugin_option, backends_list, finish, input_flags, input_shape, load_plugins, positive_int
+from ..files import safe_name
+from . import (add_plugin_option, backends_list, check_outputs, existing_file, finish, input_flags, input_shape,
+               load_plugins, positive_float, positive_int, spec_files, spec_text)
 
 DEFAULT_SAMPLES = 32
 DEFAULT_TIMESTEPS = 8
@@ -19,19 +21,22 @@ DEFAULT_TIMESTEPS = 8
 def register(sub) -> None:
     p = sub.add_parser("diff", help="compare a float checkpoint with its deployed integer version, layer by layer",
                        description=__doc__)
-    p.add_argument("a", metavar="A", nargs="?", help="float SpikingJelly checkpoint (.pth state_dict), or a NIR "
-                                                     "graph (.nir)")
-    p.add_argument("b", metavar="B", nargs="?", help="deployed integer checkpoint (.pth); default: A converted "
-                                                    "(rule max), or A alone where it has no integer form")
-    p.add_argument("--paibox", metavar="FILE.py:FACTORY", help="a user's own PAIBox network in place of B")
-    p.add_argument("--model", metavar="SPEC", help="FILE.py:FACTORY, module:FACTORY or a built-in model name")
+    p.add_argument("a", metavar="A", nargs="?", type=existing_file,
+                   help="float SpikingJelly checkpoint (.pth state_dict), or a NIR graph (.nir)")
+    p.add_argument("b", metavar="B", nargs="?", type=existing_file, help="deployed integer checkpoint (.pth); "
+                   "default: A converted (rule max), or A alone where it has no integer form")
+    p.add_argument("--paibox", metavar="FILE.py:FACTORY", type=spec_text,
+                   help="a user's own PAIBox network in place of B")
+    p.add_argument("--model", metavar="SPEC", type=spec_text,
+                   help="FILE.py:FACTORY, module:FACTORY or a built-in model name")
     p.add_argument("--input-shape", type=input_shape, metavar="C,H,W",
                    help="the model's per-sample input shape, where neither the model nor --inputs says it")
     p.add_argument("--vthr", help="B's thresholds: comma-separated ints in spiking-layer order, or name=value pairs")
-    p.add_argument("--input-scale", type=float, help="what B's input is multiplied by (255 for 0-255 pixels)")
+    p.add_argument("--input-scale", type=positive_float, help="what B's input is multiplied by (255 for 0-255 pixels)")
     p.add_argument("--reset", choices=("hard", "soft"), help="B's reset mode")
-    p.add_argument("--inputs", metavar="FILE.npy", help="[N, C, H, W] frames or [N, T, C, H, W] sequences, in A's "
-                                                        "range; or an events file FILE.npz (t, x, y, p)")
+    p.add_argument("--inputs", metavar="FILE.npy", type=existing_file,
+                   help="[N, C, H, W] frames or [N, T, C, H, W] sequences, in A's range; or an events file "
+                        "FILE.npz (t, x, y, p)")
     p.add_argument("--samples", type=positive_int, help=f"number of samples (default {DEFAULT_SAMPLES})")
     p.add_argument("--timesteps", type=positive_int, help=f"time steps (default {DEFAULT_TIMESTEPS}; ignored for "
                                                           "sequences)")
@@ -47,7 +52,7 @@ def register(sub) -> None:
 
 def recorded_arguments(p) -> None:
     """Flags of a recorded run in place of a simulated one (docs/records.md)."""
-    p.add_argument("--run-b", metavar="FILE", help="a recorded run (NIR data .h5, or .npz) of B, or of A when no B "
+    p.add_argument("--run-b", metavar="FILE", type=existing_file, help="a recorded run (NIR data .h5, or .npz) of B, or of A when no B "
                                                    "is given, compared like a simulated one")
     p.add_argument("--layout", choices=("sample", "time", "merged"),
                    help="how the recorded arrays are laid out: [N,T,...], [T,N,...] or [T*N,...] (MergeTemporalDim)")
@@ -56,13 +61,21 @@ def recorded_arguments(p) -> None:
     p.add_argument("--pipelined", action="store_true", help="the recorded run is a pipeline's raw output (stage k "
                                                             "answers k-1 steps late, T+L-1 steps): realigned, lags "
                                                             "detected")
-    p.add_argument("--nir-dt", type=float, default=None, help="time step for a NIR graph's r and tau (default 1e-4)")
+    p.add_argument("--nir-dt", type=positive_float, default=None, help="time step for a NIR graph's r and tau (default 1e-4)")
 
 
 def run(args) -> int:
     from .. import pipeline
+    inputs = run_inputs(args)
+    check_outputs(args, inputs, "json", "out")
     plan = plan_from_args(args)
-    return finish(pipeline.execute(plan), args.json, args.out or f"reports/{safe_name(plan.title)}.html")
+    return finish(pipeline.execute(plan), args.json, args.out or f"reports/{safe_name(plan.title)}.html", inputs)
+
+
+def run_inputs(args) -> list:
+    """Every file the run reads: no output may be written over one of them."""
+    return [args.a, args.b, args.inputs, args.run_b, *getattr(args, "plugin", []),
+            *spec_files(args.model, args.paibox)]
 
 
 def plan_from_args(args):
@@ -93,7 +106,8 @@ def _model_a(args):
     if source is not None:
         return checkpoint.FloatModel(nir_files.load(source, args.nir_dt or nir_files.DT), None, str(source))
     require(args.a is not None, "give A (a float checkpoint) or --model graph.nir")
-    return checkpoint.load_float(args.a, args.model, input_shape=args.input_shape or _shape_hint(args.inputs))
+    return checkpoint.load_float(args.a, args.model, input_shape=args.input_shape,
+                                 shape_hint=_shape_hint(args.inputs))
 
 
 def _layout(args) -> dict:
@@ -154,7 +168,8 @@ def _load_float(args):
     from .. import checkpoint
     from ..frontends.spikingjelly import ShapeError
     try:
-        return checkpoint.load_float(args.a, args.model, input_shape=args.input_shape or _shape_hint(args.inputs))
+        return checkpoint.load_float(args.a, args.model, input_shape=args.input_shape,
+                                     shape_hint=_shape_hint(args.inputs))
     except ShapeError as exc:
         takes = ", ".join(map(str, exc.takes))
         given = f"--input-shape {','.join(map(str, args.input_shape))}" if args.input_shape else \
@@ -263,12 +278,5 @@ def _shape_hint(path):
 
 
 def _file_shape(path) -> tuple:
-    try:
-        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read inputs {path}: {exc}") from None
-
-
-def safe_name(name: str) -> str:
-    """A file name from a report title: letters, digits, '-', '_' and '.' only."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120] or "report"
+    from .. import data
+    return tuple(data.open_array(path).shape)

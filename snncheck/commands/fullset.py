@@ -5,7 +5,7 @@ evenly, many samples per simulation (`--paibox-batch`). Chunks run here, in work
 samples each run saw (JSON: extras.coverage). Exit 0 consistent, 1 inconsistent, 2 bad input."""
 from __future__ import annotations
 
-from . import DEFAULT_CASE, add_plugin_option, backends_list, finish, positive_int
+from . import DEFAULT_CASE, add_plugin_option, backends_list, check_outputs, finish, positive_int
 
 
 def register(sub) -> None:
@@ -39,11 +39,13 @@ def run(args) -> int:
     overrides = dict(samples=args.samples or WHOLE_SET, timesteps=args.timesteps, runners=args.runners,
                      timing=args.timing, split=args.split, chunk=args.chunk, paibox_batch=args.paibox_batch,
                      paibox_samples=args.paibox, plugins=tuple(args.plugin) or None)
+    inputs = cases.Case.load(args.case).files() + list(args.plugin)
+    check_outputs(args, inputs, "json", "out")
     loader = cases.plan_loader(args.case, **{k: v for k, v in overrides.items() if v is not None})
     kind = "dask" if args.scheduler else args.executor
     with parallel.executor(kind, args.workers, args.scheduler) as ex:
         report = pipeline.execute(loader, ex if kind != "local" else None, progress=not args.no_progress)
-    code = finish(report, args.json, args.out)
+    code = finish(report, args.json, args.out, inputs)
     print(coverage_line(report.extras["coverage"]))
     return code
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, require
-from . import positive_int
+from . import positive_float, positive_int
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 PROPERTIES = ("integer", "conversion")
@@ -30,7 +30,7 @@ PROPERTIES = ("integer", "conversion")
 def register(sub) -> None:
     p = sub.add_parser("fuzz", help="search random networks for disagreements; write each as a case file",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=5.0, help="how long to search (default 5)")
+    p.add_argument("--minutes", type=positive_float, default=5.0, help="how long to search (default 5)")
     p.add_argument("--out", default=str(CHECKOUT / "cases" / "found"), help="where found cases go")
     p.add_argument("--properties", default=",".join(PROPERTIES), help=f"comma-separated subset of {PROPERTIES}")
     p.add_argument("--seed", type=int, default=None, help="seed of the first round (default: random)")
@@ -39,7 +39,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    require(args.minutes > 0, "--minutes must be positive")
+    out = Path(args.out)
+    require(not out.exists() or out.is_dir(), lambda: f"--out {out}: not a directory")
     props = [p.strip() for p in args.properties.split(",") if p.strip()]
     unknown = sorted(set(props) - set(PROPERTIES))
     require(props and not unknown, f"unknown properties {unknown}; known: {', '.join(PROPERTIES)}")

@@ -7,17 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, require
-from . import positive_int
+from ..errors import require
+from ..files import path_writer, write_together
+from . import check_outputs, existing_file, positive_int, spec_files, spec_text
 
 
 def register(sub) -> None:
     p = sub.add_parser("record", help="record a torch module's neuron outputs through hooks into a NIR data file",
                        description=__doc__)
-    p.add_argument("checkpoint", metavar="A.pth", nargs="?", help="weights to load into the module (optional)")
-    p.add_argument("--model", metavar="SPEC", required=True, help="FILE.py:FACTORY, module:FACTORY or a built-in "
+    p.add_argument("checkpoint", metavar="A.pth", nargs="?", type=existing_file, help="weights to load into the module (optional)")
+    p.add_argument("--model", metavar="SPEC", type=spec_text, required=True, help="FILE.py:FACTORY, module:FACTORY or a built-in "
                                                                   "name; FACTORY() returns the torch module")
-    p.add_argument("--inputs", metavar="X.npy", required=True,
+    p.add_argument("--inputs", metavar="X.npy", type=existing_file, required=True,
                    help="[N, T, ...] sequences, or [N, ...] frames repeated over --timesteps steps")
     p.add_argument("--timesteps", type=positive_int, help="repeat [N, ...] frames over this many steps")
     p.add_argument("--out", metavar="RUN.h5", required=True, help="the NIR data file to write")
@@ -36,23 +37,26 @@ def run(args) -> int:
     require(out.parent.is_dir(), lambda: f"--out {out}: directory {out.parent} does not exist")
     require(out.suffix.lower() in records.NIR_SUFFIXES, lambda: f"--out {out}: a NIR data file is written: give "
                                                                 f"it one of {', '.join(records.NIR_SUFFIXES)}")
+    inputs = [args.checkpoint, args.inputs, *spec_files(args.model)]
+    check_outputs(args, inputs, "out")
     module = models.build_module(args.model)
     if args.checkpoint:
         checkpoint.load_into(module, checkpoint.load_state_dict(args.checkpoint), args.checkpoint)
     x = _inputs(args.inputs, args.timesteps)
     classes = [c.strip() for c in args.neuron_class.split(",")] if args.neuron_class else None
     run_ = hooks.record(module.eval(), x, classes, args.step_mode, label=f"recorded:{Path(args.model).stem}")
-    records.save(run_, out, inputs=x, source=f"snncheck record --model {args.model}")
+    write_together({out: path_writer(lambda tmp: records.save(run_, tmp, inputs=x,
+                                                               source=f"snncheck record --model {args.model}"))},
+                   inputs)
     names = ", ".join(f"{r.name} ({run_.meta['classes'][r.name]})" for r in run_.layers)
     print(f"recorded {len(run_.layers)} layer(s) x {x.shape[0]} samples x {x.shape[1]} steps: {names} -> {out}")
     return 0
 
 
 def _inputs(path, timesteps) -> np.ndarray:
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read inputs {path}: {exc}") from None
+    from .. import data, memory
+    x = data.open_array(path)
+    memory.require_fits(x.size * (timesteps or 1) * 8, f"{len(x)} input samples x {timesteps or 1} steps")
     require(x.dtype.kind in "biuf" and x.ndim >= 2, lambda: f"inputs {path}: a numeric [N, T, ...] or [N, ...] "
                                                             f"array is expected, got {x.dtype} {x.shape}")
     return np.repeat(x[:, None], timesteps, axis=1) if timesteps else x

@@ -91,7 +91,8 @@ def _plausible_scales(a: Graph, n: str, terms: list, fitted, from_threshold: flo
     B's threshold implies, and the full int8 range; the yardstick is the best of them."""
     main = primary(a, terms)
     found = [fitted * main.amplitude if fitted else None, from_threshold, layer_scale(a, n, terms)]
-    return list(dict.fromkeys(float(k) for k in found if k and np.isfinite(k) and k > 0))
+    theta = abs(float(a.nodes[n].threshold))     # a scale whose threshold overflows int32 deploys nothing
+    return list(dict.fromkeys(float(k) for k in found if k and np.isfinite(k) and 0 < k and theta * k < 2 ** 31))
 
 
 def _slope(rec, spikes_b: np.ndarray, h_b):

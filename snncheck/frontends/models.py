@@ -25,16 +25,20 @@ from typing import Callable, Optional
 from ..errors import InputError, require
 
 MODELS_DIR = Path(str(resources.files("snncheck") / "models"))
+BUILTIN_MODULES = ("snncheck.ann2snn.model",)   # modules of model factories that ship with snncheck (built-ins)
 DIGITS_CHECKPOINT = MODELS_DIR / "digits_csnn.pth"
 DIGITS_DEPLOYED = MODELS_DIR / "digits_csnn_int8.pth"
 
 
 # ----------------------------------------------------------------------------------------------- specs
-def resolve_factory(spec: str) -> Callable:
-    """`path/to/file.py:FACTORY`, `package.module:FACTORY` or a built-in name -> the callable it names."""
+def resolve_factory(spec: str, modules: bool = True) -> Callable:
+    """`path/to/file.py:FACTORY`, `package.module:FACTORY` or a built-in name -> the callable it names.
+    `modules=False` (case files) refuses `module:attr`, which could name anything importable (`os:system`)."""
     if ":" not in spec:
         return get(spec)
     target, _, attr = spec.rpartition(":")
+    require(modules or target.endswith(".py") or target in BUILTIN_MODULES,
+            lambda: f"{spec}: only a built-in model or FILE.py:FACTORY may be named here, not module:attr")
     module = _import_file(target) if target.endswith(".py") else _import_module(target)
     fn = getattr(module, attr, None)
     require(callable(fn), lambda: f"{spec}: no callable named {attr!r} in {target}")

@@ -23,6 +23,9 @@ def fold_batchnorm(graph: Graph) -> Graph:
         syn = nodes[syn_name]
         require(isinstance(syn, P.SYNAPSES) and graph.consumers(syn_name) == [bn_name],
                 lambda: f"BatchNorm {bn_name!r} does not follow a Conv2d/Linear of its own, so it cannot be folded")
+        require(bool(np.all(np.asarray(bn.var, np.float64) + bn.eps > 0)),
+                lambda: f"BatchNorm {bn_name!r}: running variance {float(np.min(bn.var)):.4g} is negative; a "
+                        "trained BatchNorm's variance is never below zero")
         k = bn.gamma.astype(np.float64) / np.sqrt(bn.var.astype(np.float64) + bn.eps)
         bias = syn.bias if syn.bias is not None else np.zeros(syn.weight.shape[0])
         w = syn.weight.astype(np.float64) * k.reshape((-1,) + (1,) * (syn.weight.ndim - 1))

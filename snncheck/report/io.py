@@ -1,33 +1,14 @@
-"""Writing report files atomically: a run that is interrupted or fails leaves no half-written file."""
+"""Report files: JSON and HTML, written together and never over an input of the run (`snncheck.files`)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
+from ..files import atomic_write_text, safe_name, text_writer, write_together
 
-def atomic_write_text(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp creates 0600; a report is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+__all__ = ["atomic_write_text", "report_json", "safe_name", "to_json", "write_json", "write_outputs"]
 
 
 def to_json(obj) -> str:
@@ -46,8 +27,12 @@ def _default(o):
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
-def write_json(report, path) -> None:
-    atomic_write_text(path, to_json(_finite(report.to_dict())))
+def write_json(report, path, inputs: Iterable = ()) -> None:
+    atomic_write_text(path, report_json(report), inputs)
+
+
+def report_json(report) -> str:
+    return to_json(_finite(report.to_dict()))
 
 
 def _finite(obj):
@@ -61,17 +46,16 @@ def _finite(obj):
     return obj
 
 
-def write_outputs(report, json_path=None, html_path=None, quiet: bool = False) -> None:
-    """Renders first, then writes each file atomically: an interrupted run leaves no half-written report."""
-    page = None
+def write_outputs(report, json_path=None, html_path=None, quiet: bool = False, inputs: Iterable = ()) -> None:
+    """Renders first, then writes both files together (see write_together): never over an input of the run."""
+    files = []
+    if json_path:
+        files.append((json_path, text_writer(report_json(report))))
     if html_path:
         from . import html
-        page = html.render(report)
-    if json_path:
-        write_json(report, json_path)
-        if not quiet:
-            print(f"JSON report: {json_path}")
-    if html_path:
-        atomic_write_text(html_path, page)
-        if not quiet:
-            print(f"HTML report: {html_path}")
+        files.append((html_path, text_writer(html.render(report))))
+    write_together(files, inputs)
+    if not quiet:
+        for label, path in (("JSON", json_path), ("HTML", html_path)):
+            if path:
+                print(f"{label} report: {path}")
