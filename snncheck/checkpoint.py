@@ -61,6 +61,8 @@ class DeployMeta(BaseModel):
     v_reset: Optional[PerNeuron] = None
     v_init: Optional[PerNeuron] = None
     leak: Optional[Union[Whole, list[Union[Whole, list[Whole]]], dict[str, Union[Whole, list[Whole]]]]] = None
+    # {readout head: k}, an integer head computed off-chip gives k times A's value (written by convert)
+    readout_scale: Optional[dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]]] = None
 
     @model_validator(mode="before")
     @classmethod
