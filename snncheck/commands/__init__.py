@@ -74,6 +74,17 @@ def check_outputs(args, inputs, *flags) -> None:
     check_targets([getattr(args, f, None) for f in flags], inputs)
 
 
+def output_file(args, inputs, suffixes: tuple = ()) -> Path:
+    """`--out` checked before anything runs: its folder exists, its suffix is one of `suffixes` (when given), and it
+    overwrites no input of the run nor anything but a regular file (`check_outputs`)."""
+    out = Path(args.out)
+    require(out.parent.is_dir(), lambda: f"--out {out}: directory {out.parent} does not exist")
+    require(not suffixes or out.suffix.lower() in suffixes,
+            lambda: f"--out {out}: give it one of the suffixes {', '.join(suffixes)}")
+    check_outputs(args, inputs, "out")
+    return out
+
+
 def input_shape(text: str) -> tuple:
     """'1,28,28' -> (1, 28, 28): the per-sample input shape, for models that do not say it."""
     try:

@@ -3,12 +3,11 @@ of docs/checkpoint.md (BatchNorm folded, int8 weights, bias and threshold scaled
 of B against A. Exit 0 written and clean, 1 written but the self-check found an error, 2 bad input."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import require
-from . import (add_plugin_option, check_outputs, existing_file, input_shape, load_plugins, positive_float,
+from . import (add_plugin_option, existing_file, input_shape, load_plugins, output_file, positive_float,
                positive_int, spec_files, spec_text)
 
 DEFAULT_CALIBRATION = 256
@@ -39,10 +38,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from .. import checkpoint, convert
     from ..diagnose import rank, static
-    out = Path(args.out)
-    require(out.parent.is_dir(), lambda: f"--out {out}: directory {out.parent} does not exist")
     inputs = [args.a, args.calibration, *spec_files(args.model)]
-    check_outputs(args, inputs, "out")
+    out = output_file(args, inputs)
     require(args.calibration is None or args.rule in convert.DATA_AWARE,
             lambda: f"--calibration is read by the data-aware rules ({', '.join(sorted(convert.DATA_AWARE))}), "
                     f"not by --rule {args.rule}")

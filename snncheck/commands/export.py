@@ -3,11 +3,8 @@ graph, or with B the deployed integer one, BatchNorm folded. What NIR cannot say
 max pooling) is refused naming the node (exit 2); neurons that fire on `>=` are written with NIR's `>` and listed."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..errors import require
 from ..files import path_writer, write_together
-from . import check_outputs, existing_file, input_shape, positive_float, spec_files, spec_text
+from . import existing_file, input_shape, output_file, positive_float, spec_files, spec_text
 
 
 def register(sub) -> None:
@@ -24,10 +21,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from .. import checkpoint
     from ..graph import nir
-    out = Path(args.out)
-    require(out.parent.is_dir(), lambda: f"--out {out}: directory {out.parent} does not exist")
     inputs = [args.a, args.b, *spec_files(args.model)]
-    check_outputs(args, inputs, "out")
+    out = output_file(args, inputs)
     graph = checkpoint.load_float(args.a, args.model, input_shape=args.input_shape).graph
     if args.b:
         graph = checkpoint.load_deployed(args.b, graph).graph

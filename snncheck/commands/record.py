@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import require
 from ..files import path_writer, write_together
-from . import check_outputs, existing_file, positive_int, spec_files, spec_text
+from . import existing_file, output_file, positive_int, spec_files, spec_text
 
 
 def register(sub) -> None:
@@ -33,12 +33,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from .. import checkpoint, records
     from ..frontends import hooks, models
-    out = Path(args.out)
-    require(out.parent.is_dir(), lambda: f"--out {out}: directory {out.parent} does not exist")
-    require(out.suffix.lower() in records.NIR_SUFFIXES, lambda: f"--out {out}: a NIR data file is written: give "
-                                                                f"it one of {', '.join(records.NIR_SUFFIXES)}")
     inputs = [args.checkpoint, args.inputs, *spec_files(args.model)]
-    check_outputs(args, inputs, "out")
+    out = output_file(args, inputs, records.NIR_SUFFIXES)
     module = models.build_module(args.model)
     if args.checkpoint:
         checkpoint.load_into(module, checkpoint.load_state_dict(args.checkpoint), args.checkpoint)
