@@ -30,7 +30,7 @@ from test_bad_inputs import CASE, pristine, snapshot  # noqa: F401 (pristine: th
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.int32, torch.int64,
           torch.uint8, torch.bool, torch.complex64]
-META_KEYS = ["vthr", "input_scale", "reset", "rule", "v_reset", "leak", "v_init"]
+META_KEYS = ["vthr", "input_scale", "reset", "rule", "v_reset", "leak", "v_init", "readout_scale"]
 FILLS = [math.nan, math.inf, -math.inf, 2.0 ** 40, -3.5, 0.0, 0.5, 1e-30]
 
 
