@@ -265,7 +265,8 @@ def _first_step_per_sample(differ: np.ndarray) -> np.ndarray:
 def _classify(flat: np.ndarray, ra: LayerRecord, rb: LayerRecord, upstream_first, ids) -> tuple:
     """(explained, unexplained, propagated, the first flips listed)."""
     n, t, k = flat.shape
-    seen_before = np.cumsum(flat, axis=1) - flat > 0      # a neuron's own earlier flip propagates
+    seen_before = np.zeros_like(flat)                     # a neuron's own earlier flip propagates
+    np.logical_or.accumulate(flat[:, :-1], axis=1, out=seen_before[:, 1:])
     primary = flat & ~seen_before
     if upstream_first is not None:
         primary &= np.arange(t)[None, :, None] < upstream_first[:, None, None]
