@@ -271,7 +271,8 @@ def default_inputs(input_shape, n: int, t: int):
 
 def _shape_hint(path):
     """The per-sample input shape of an inputs file ([N, *shape] or [N, T, *shape]), read from its header."""
-    if not path or str(path).endswith(".npz"):      # an events file: its frames take the model's shape
+    from ..inputs import is_events
+    if not path or is_events(path):                # an events file: its frames take the model's shape
         return None
     shape = _file_shape(path)
     return tuple(shape[2:]) if len(shape) in (3, 5) else tuple(shape[1:])

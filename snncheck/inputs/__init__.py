@@ -51,11 +51,16 @@ def from_events(path, input_shape, framing: events.Framing, samples: Optional[in
     return Inputs.sequences(x, **info)
 
 
+def is_events(path) -> bool:
+    """An events file (`t, x, y, p` arrays in a `.npz`, docs/inputs.md) rather than a `.npy` of frames."""
+    return str(path).endswith(".npz")
+
+
 def load(path, input_shape, timesteps: int, framing: Optional[events.Framing] = None,
          samples: Optional[int] = None) -> Inputs:
     """An inputs file: an events `.npz` (integrated by `framing`) or a `.npy` of frames or sequences."""
     from .. import data
-    if str(path).endswith(".npz"):
+    if is_events(path):
         require(framing is not None, lambda: f"{path} is an events file: say how to integrate it "
                                              "(--frames N [--split-by number|time] or --frame-ms D)")
         return from_events(path, input_shape, framing, samples)
