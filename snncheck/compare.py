@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 from .backends.base import LayerRecord, OutputRecord, RunResult
+from .kernels import membrane_diff, seen_before, spike_counts
 
 MAX_FLIPS_LISTED = 20
 FLOAT_READOUT_TOLERANCE = 1e-4   # relative: float32 sums of a readout (a 4096-input head) in two orders (as the import)
@@ -208,7 +209,7 @@ def compare(a: RunResult, b: RunResult, expect: str = "exact", ids=None,
         scale = None if v_scales is None else v_scales.get(ra.name)
         lc, differ = _compare_layer(i, ra, rb, upstream_first, ids, scale, v_scales is not None)
         layers.append(lc)
-        upstream_first = _first_step_per_sample(differ)
+        upstream_first = _first_step_per_sample(differ, *ra.spikes.shape[:2])
     names_b = {o.name for o in b.outputs}
     outputs = tuple(compare_output(o, b.output(o.name), (out_scales or {}).get(o.name, 1.0), expect == "exact")
                     for o in a.outputs if o.name in names_b)
@@ -223,26 +224,22 @@ def classes(run: RunResult) -> np.ndarray:
 
 
 def _compare_layer(index: int, ra: LayerRecord, rb: LayerRecord, upstream_first, ids, scale, scaled: bool):
-    differ = ra.spikes != rb.spikes
+    differ = np.not_equal(ra.spikes, rb.spikes)
     n, t = differ.shape[:2]
     flat = differ.reshape(n, t, -1)
-    counts = [np.count_nonzero(r.spikes.reshape(n * t, -1), axis=0).astype(np.int64).reshape(ra.shape)
-              for r in (ra, rb)]
+    mismatches = int(np.count_nonzero(flat))
     v_max = v_mis = None
     if ra.v is not None and rb.v is not None and (not scaled or scale):
-        if not scaled and ra.v.dtype.kind == rb.v.dtype.kind == "i":      # integers: exact without floats
-            dv = np.abs(np.subtract(ra.v, rb.v, dtype=np.int64))
-        else:
-            vb = rb.v.astype(np.float64) / scale if scaled else rb.v.astype(np.float64)
-            dv = np.abs(ra.v.astype(np.float64) - vb)
-        v_max, v_mis = float(dv.max()), None if scaled else int((dv > 0).sum())
+        v_max, v_mis = membrane_diff(ra.v, rb.v, scale if scaled else None)
+        v_mis = None if scaled else v_mis
     explained = unexplained = propagated = 0
     flips = ()
-    if flat.any():
-        explained, unexplained, propagated, flips = _classify(flat, ra, rb, upstream_first, ids)
-    return LayerComparison(ra.name, index, ra.shape, int(flat.sum()), int(flat.size), _first(flat, ra.shape, ids),
-                           counts[0], counts[1], n * t, v_max, v_mis, explained, unexplained, propagated,
-                           flips), differ
+    if mismatches:
+        explained, unexplained, propagated, flips = _classify(flat, mismatches, ra, rb, upstream_first, ids)
+    return LayerComparison(ra.name, index, ra.shape, mismatches, int(flat.size),
+                           _first(flat, ra.shape, ids) if mismatches else None, spike_counts(ra.spikes),
+                           spike_counts(rb.spikes), n * t, v_max, v_mis, explained, unexplained, propagated,
+                           flips), (flat if mismatches else None)
 
 
 def _first(flat: np.ndarray, shape, ids) -> Optional[dict]:
@@ -255,23 +252,22 @@ def _first(flat: np.ndarray, shape, ids) -> Optional[dict]:
     return {"t": t, "sample": int(ids[sample]), "neuron": [int(c) for c in np.unravel_index(idx, shape)], "index": idx}
 
 
-def _first_step_per_sample(differ: np.ndarray) -> np.ndarray:
-    """For each sample, the first step at which any neuron differs (T if none)."""
-    n, t = differ.shape[:2]
-    any_t = differ.reshape(n, t, -1).any(axis=2)
+def _first_step_per_sample(flat: Optional[np.ndarray], n: int, t: int) -> np.ndarray:
+    """For each sample, the first step at which any neuron differs (T if none; `flat` None: nothing differs)."""
+    if flat is None:
+        return np.full(n, t)
+    any_t = flat.any(axis=2)
     return np.where(any_t.any(axis=1), any_t.argmax(axis=1), t)
 
 
-def _classify(flat: np.ndarray, ra: LayerRecord, rb: LayerRecord, upstream_first, ids) -> tuple:
+def _classify(flat: np.ndarray, mismatches: int, ra: LayerRecord, rb: LayerRecord, upstream_first, ids) -> tuple:
     """(explained, unexplained, propagated, the first flips listed)."""
     n, t, k = flat.shape
-    seen_before = np.zeros_like(flat)                     # a neuron's own earlier flip propagates
-    np.logical_or.accumulate(flat[:, :-1], axis=1, out=seen_before[:, 1:])
-    primary = flat & ~seen_before
+    primary = flat & ~seen_before(flat)                   # a neuron's own earlier flip propagates
     if upstream_first is not None:
-        primary &= np.arange(t)[None, :, None] < upstream_first[:, None, None]
-    propagated = int(flat.sum() - primary.sum())
+        primary[np.arange(t)[None, :] >= upstream_first[:, None]] = False
     where = np.argwhere(primary)
+    propagated = mismatches - len(where)
     if not len(where):
         return 0, 0, propagated, ()
     margin = _margin(ra, rb, where)
