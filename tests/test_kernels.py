@@ -69,6 +69,8 @@ def test_membrane_diff_is_the_plain_difference_unscaled(kind):
     rng = np.random.default_rng(1)
     a, b = _membranes(rng, kind)
     assert kernels.membrane_diff(a, b) == _plain_diff(a, b)
+    b.flat[7] = a.flat[7] + 9                  # one largest difference, which a shortcut must not miss
+    assert kernels.membrane_diff(a, b) == _plain_diff(a, b)
     assert kernels.membrane_diff(a, a.copy()) == (0.0, 0)
     assert kernels.membrane_diff(a[:, 1:], b[:, :-1]) == _plain_diff(a[:, 1:], b[:, :-1])
 
