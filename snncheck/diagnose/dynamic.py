@@ -22,6 +22,7 @@ from ..convert import layer_scale, prepare, primary, requantize, weighted_terms
 from ..errors import InputError
 from ..graph import Graph
 from ..graph import primitives as P
+from ..kernels import seen_before
 from . import Diagnosis
 
 EXCESS_FACTOR = 3.0        # isolated mismatches this many times the requantized layer's ...
@@ -99,9 +100,7 @@ def _slope(rec, spikes_b: np.ndarray, h_b):
     """Least-squares slope of B's charged potential against A's, over each neuron's steps up to its first flip."""
     if rec.h is None or h_b is None:
         return None
-    differ = spikes_b != rec.spikes
-    flipped_before = np.zeros_like(differ)
-    np.logical_or.accumulate(differ[:, :-1], axis=1, out=flipped_before[:, 1:])
+    flipped_before = seen_before(np.not_equal(spikes_b, rec.spikes))
     a, b = rec.h.astype(np.float64), h_b.astype(np.float64)
     den = float(np.sum(a * a, where=~flipped_before))
     return float(np.sum(a * b, where=~flipped_before) / den) if den > 0 else None
