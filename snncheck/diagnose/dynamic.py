@@ -110,25 +110,42 @@ def _slope(rec, spikes_b: np.ndarray, h_b):
 def reset_signature(rec, min_spikes: int = 20):
     """"hard" if (almost) every post-spike potential is one value (v_reset), "soft" if they spread (H - theta),
     None with too few spikes or no recorded potential; and the share at the most common value."""
-    if rec.v is None:
-        return None, None
-    post = rec.v[rec.spikes]
-    if post.size < min_spikes:
+    post = _post_spike(rec, min_spikes)
+    if post is None:
         return None, None
     _, counts = np.unique(post, return_counts=True)
     share = float(counts.max() / post.size)
     return ("hard" if share >= HARD_SIGNATURE else "soft"), share
 
 
+def reset_mode(rec, min_spikes: int = 20):
+    """reset_signature's mode without sorting: a value held by HARD_SIGNATURE (> 1/2) of the post-spike potentials
+    is their median, so the share at the median decides (it is the largest share whenever it passes)."""
+    post = _post_spike(rec, min_spikes)
+    if post is None:
+        return None
+    median = np.partition(post, post.size // 2)[post.size // 2]
+    share = float(np.count_nonzero(post == median) / post.size)
+    return "hard" if share >= HARD_SIGNATURE else "soft"
+
+
+def _post_spike(rec, min_spikes: int):
+    if rec.v is None:
+        return None
+    post = rec.v[rec.spikes]
+    return post if post.size >= min_spikes else None
+
+
 def _reset_diagnoses(a_run, b_runs: list) -> list:
     out = []
     for rec in a_run.layers:
-        mode_a, share_a = reset_signature(rec)
+        mode_a = reset_mode(rec)
         for run in b_runs:
             if rec.name not in run.names:
                 continue
-            mode_b, share_b = reset_signature(run.layer(rec.name))
+            mode_b = reset_mode(run.layer(rec.name))
             if mode_a and mode_b and mode_a != mode_b:
+                (_, share_a), (_, share_b) = reset_signature(rec), reset_signature(run.layer(rec.name))
                 out.append(Diagnosis(
                     "reset_mode", rec.name, "error",
                     f"{rec.name} resets {mode_a} in {a_run.label} but {mode_b} in {run.label}: after a spike "
