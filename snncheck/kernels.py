@@ -26,6 +26,14 @@ def spike_counts(spikes: np.ndarray) -> np.ndarray:
     return out.reshape(shape)
 
 
+def rate(spikes: np.ndarray) -> float:
+    """`float(spikes.mean())`: for bool spikes their count over their size (the same float: a float64 sum of 0/1
+    is exact, and both divisions round the same quotient once)."""
+    if spikes.dtype != np.bool_ or not spikes.size:
+        return float(spikes.mean())
+    return np.count_nonzero(spikes) / spikes.size
+
+
 def seen_before(flat: np.ndarray) -> np.ndarray:
     """For [N, T, K] bool: whether each (sample, neuron) was True at an earlier step, i.e. `out[:, 0] = False`,
     `out[:, 1:] = np.logical_or.accumulate(flat[:, :-1], axis=1)`; one OR per step (accumulating along the middle

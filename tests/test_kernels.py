@@ -123,3 +123,13 @@ def test_membrane_diff_float32_overflow_is_the_plain_one():
     a = np.full((2, 2, 3), 3e38, np.float32)
     b = np.full((2, 2, 3), -2 ** 31 + 1, np.int64)
     assert kernels.membrane_diff(a, b, 1e-30) == _plain_diff(a, b, 1e-30)
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1000, 12544 * 8 + 5])
+def test_rate_is_the_mean(size):
+    """Catches a rate over the wrong count (a count_nonzero of the wrong array, a size off by one): the float
+    must be spikes.mean()'s to the last bit."""
+    rng = np.random.default_rng(size)
+    spikes = rng.random(size) < 0.37
+    assert kernels.rate(spikes) == float(spikes.mean())
+    assert kernels.rate(spikes.astype(np.float32)) == float(spikes.astype(np.float32).mean())

@@ -22,7 +22,7 @@ from ..convert import layer_scale, prepare, primary, requantize, weighted_terms
 from ..errors import InputError
 from ..graph import Graph
 from ..graph import primitives as P
-from ..kernels import seen_before
+from ..kernels import rate, seen_before
 from . import Diagnosis
 
 EXCESS_FACTOR = 3.0        # isolated mismatches this many times the requantized layer's ...
@@ -61,13 +61,13 @@ def isolated(float_graph: Graph, int_graph: Graph, a_run, inputs: np.ndarray, in
             continue
         theta_ratio = float(b.nodes[n].threshold) / float(a.nodes[n].threshold)
         total = int(rec.spikes.size)
-        own = int(np.sum(spikes != rec.spikes))
+        own = int(np.count_nonzero(np.not_equal(spikes, rec.spikes)))
         yard = None
         # the yardstick is the best requantization; stop as soon as one explains B's own mismatches
         for k in _plausible_scales(a, n, terms, scales.get(n), theta_ratio):
             trial = a.replace(requantize(a, n, terms, k))
             mine = evaluate(trial, feeds, exact=exact_a, record_v=False, targets=[n])[n][0]
-            count = int(np.sum(mine != rec.spikes))
+            count = int(np.count_nonzero(np.not_equal(mine, rec.spikes)))
             yard = count if yard is None else min(yard, count)
             if not _beyond(own, yard, total):
                 break
@@ -75,8 +75,8 @@ def isolated(float_graph: Graph, int_graph: Graph, a_run, inputs: np.ndarray, in
         slope = _slope(rec, spikes, h)
         out[n] = {
             "total": total, "mismatches": own, "rate": own / total, "requantized_mismatches": yard,
-            "requantized_rate": yard / total, "firing_rate_a": float(rec.spikes.mean()),
-            "firing_rate_b": float(spikes.mean()), "membrane_slope": slope, "threshold_ratio": theta_ratio,
+            "requantized_rate": yard / total, "firing_rate_a": rate(rec.spikes),
+            "firing_rate_b": rate(spikes), "membrane_slope": slope, "threshold_ratio": theta_ratio,
             "slope_over_threshold_ratio": None if slope is None else slope / theta_ratio,
             "beyond_quantization": _beyond(own, yard, total),
         }
@@ -102,8 +102,11 @@ def _slope(rec, spikes_b: np.ndarray, h_b):
         return None
     flipped_before = seen_before(np.not_equal(spikes_b, rec.spikes))
     a, b = rec.h.astype(np.float64), h_b.astype(np.float64)
-    den = float(np.sum(a * a, where=~flipped_before))
-    return float(np.sum(a * b, where=~flipped_before) / den) if den > 0 else None
+    keep = ~flipped_before
+    b *= a                                # the same products as a * b and a * a, without two more float64 arrays
+    a *= a
+    den = float(np.sum(a, where=keep))
+    return float(np.sum(b, where=keep) / den) if den > 0 else None
 
 
 # ------------------------------------------------------------------------------------------- signatures
@@ -164,7 +167,7 @@ def _silence(a_run, b_run, iso: dict) -> list:
     for rec in a_run.layers:
         if rec.name not in b_run.names:
             continue
-        rate_a, rate_b = float(rec.spikes.mean()), float(b_run.layer(rec.name).spikes.mean())
+        rate_a, rate_b = rate(rec.spikes), rate(b_run.layer(rec.name).spikes)
         silent = rate_a >= SILENT_RATE and rate_b < 0.05 * rate_a
         saturated = rate_b >= SATURATED and rate_a <= 0.5 * rate_b
         if not (silent or saturated):
