@@ -285,7 +285,7 @@ def _dynamic(plan: Plan, total: Chunk, context: dict) -> tuple:
     a, b = plan.subject(Role.FLOAT), plan.subject(Role.DEPLOYED)
     scales = {name: st["scale"] for name, st in context["stats"].items()}
     extras, found = dynamic.analyse(a.graph, b.graph, total.evidence[a_spec.label], b_runs, total.inputs,
-                                    b.input_scale, scales, context["static"])
+                                    b.input_scale, scales, context["static"], b.inputs(total.inputs))
     extras["membrane_units"] = {"A~B pairs": "A's units: v_B / k, k = input scale x fitted weight scale",
                                 "k": context["v_scales"]}
     return extras, found

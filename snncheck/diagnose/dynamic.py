@@ -35,15 +35,17 @@ HARD_SIGNATURE = 0.99      # share of post-spike potentials equal to v_reset tha
 
 # ------------------------------------------------------------------------------------------- isolated mode
 def isolated(float_graph: Graph, int_graph: Graph, a_run, inputs: np.ndarray, input_scale: float,
-             scales: dict) -> dict:
+             scales: dict, b_ref=None, b_inputs=None) -> dict:
     """Per spiking layer: B's layer fed A's own spikes at its term sources (the deployed input for the input),
     against A's spikes; beside it, as yardstick, the same layer of A requantized correctly at a scale B may have
     meant (`scales`: {neuron: B's fitted weight scale of its main synapse}), and the membrane slope of B against A
-    up to each neuron's first own flip."""
+    up to each neuron's first own flip. `b_ref`, `b_inputs`: B's reference run on the same samples and the inputs
+    it received; a layer whose feeds are exactly what that run had there is that run's layer (`_replayed`)."""
     a, b = prepare(float_graph), prepare(int_graph)
     deployed = np.rint(np.asarray(inputs, np.float64) * input_scale)
     exact_b = b.is_integer and not b.fractional
     exact_a = not a.fractional
+    replayed = _replayed(b, exact_b, b_ref, b_inputs)
     out = {}
     for n in a.neurons:
         if n not in b.nodes or not P.is_neuron(b.nodes[n]) or n not in a_run.names:
@@ -56,7 +58,7 @@ def isolated(float_graph: Graph, int_graph: Graph, a_run, inputs: np.ndarray, in
         feeds.update({t.source: a_run.layer(t.source).spikes for t in terms if t.source != a.input})
         rec = a_run.layer(n)
         try:
-            spikes, _, h = evaluate(b, feeds, exact=exact_b, targets=[n])[n]
+            spikes, h = replayed(n, feeds) or evaluate(b, feeds, exact=exact_b, targets=[n])[n][::2]
         except InputError:       # B reaches this layer from elsewhere than A: no isolated run
             continue
         theta_ratio = float(b.nodes[n].threshold) / float(a.nodes[n].threshold)
@@ -81,6 +83,41 @@ def isolated(float_graph: Graph, int_graph: Graph, a_run, inputs: np.ndarray, in
             "beyond_quantization": _beyond(own, yard, total),
         }
     return out
+
+
+def _replayed(b: Graph, exact: bool, b_ref, b_inputs):
+    """(neuron, feeds) -> (spikes, h) of B's exact reference run where evaluating the neuron from these feeds is
+    what that run did: B exact in both, and every node between the feeds and the neuron stateless, fed exactly
+    the values the run had (its input, its spikes); else None (evaluate it). Exact integer arithmetic gives one
+    result whatever the order of operations, so the isolated layer is the run's own."""
+    if b_ref is None or b_inputs is None or not exact or b_ref.backend != "reference" or \
+            not b_ref.meta.get("exact"):
+        return lambda n, feeds: None
+
+    def had(node: str, value) -> bool:
+        if node == b.input:
+            return value.shape == b_inputs.shape and np.array_equal(value, b_inputs)
+        return node in b_ref.names and np.array_equal(value, b_ref.layer(node).spikes)
+
+    def replay(n: str, feeds: dict):
+        if n not in b_ref.names:
+            return None
+        stack, seen = list(b.inputs_of(n)), set()
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if node in feeds:
+                if not had(node, feeds[node]):
+                    return None
+            elif P.is_neuron(b.nodes[node]) or isinstance(b.nodes[node], P.Input):
+                return None        # computed, not fed: evaluate says what happens
+            else:
+                stack.extend(b.inputs_of(node))
+        rec = b_ref.layer(n)
+        return rec.spikes, rec.h
+    return replay
 
 
 def _beyond(own: int, yard: int, total: int) -> bool:
@@ -196,10 +233,11 @@ def _no_output(a_run, b_run) -> str:
 
 # ------------------------------------------------------------------------------------------- all together
 def analyse(float_graph: Graph, int_graph: Graph, a_run, b_runs: dict, inputs: np.ndarray, input_scale: float,
-            weight_scales: dict, static: list) -> tuple:
+            weight_scales: dict, static: list, b_inputs=None) -> tuple:
     """(extras, diagnoses) from the runs of A (`a_run`) and B (`b_runs`: {label: RunResult}, its reference run
     among them), on A's `inputs` [N, T, ...] (the samples of the runs); `weight_scales`: {neuron: B's fitted
-    weight scale}; `static`: the static diagnoses.
+    weight scale}; `static`: the static diagnoses; `b_inputs`: what B's runs received (its reference run then
+    stands in for the isolated layers whose feeds it had).
 
     The diagnoses returned are the static ones, those that a dynamic finding supports replaced by a new Diagnosis
     carrying it as evidence (`combine`), followed by the dynamic findings that no static error explains."""
@@ -207,7 +245,7 @@ def analyse(float_graph: Graph, int_graph: Graph, a_run, b_runs: dict, inputs: n
     b_ref = next((r for r in b_list if r.backend == "reference"), b_list[0] if b_list else None)
     if a_run is None or b_ref is None:
         return {}, list(static)
-    iso = isolated(float_graph, int_graph, a_run, inputs, input_scale, weight_scales)
+    iso = isolated(float_graph, int_graph, a_run, inputs, input_scale, weight_scales, b_ref, b_inputs)
     found = _reset_diagnoses(a_run, b_list)
     for name, st in iso.items():
         if not st["beyond_quantization"]:
