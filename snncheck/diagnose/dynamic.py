@@ -159,14 +159,20 @@ def reset_signature(rec, min_spikes: int = 20):
 
 
 def reset_mode(rec, min_spikes: int = 20):
-    """reset_signature's mode without sorting: a value held by HARD_SIGNATURE (> 1/2) of the post-spike potentials
-    is their median, so the share at the median decides (it is the largest share whenever it passes)."""
-    post = _post_spike(rec, min_spikes)
-    if post is None:
+    """reset_signature's mode without gathering and sorting the post-spike potentials: the share of the value after
+    the first spike decides when it is above HARD_SIGNATURE (hard) or above 1 - HARD_SIGNATURE (soft: no other
+    value can then pass); only otherwise reset_signature itself."""
+    if rec.v is None or rec.spikes.dtype != np.bool_:
+        return reset_signature(rec, min_spikes)[0]
+    count = np.count_nonzero(rec.spikes)
+    if count < min_spikes:
         return None
-    median = np.partition(post, post.size // 2)[post.size // 2]
-    share = float(np.count_nonzero(post == median) / post.size)
-    return "hard" if share >= HARD_SIGNATURE else "soft"
+    first = rec.v[np.unravel_index(np.argmax(rec.spikes), rec.spikes.shape)]
+    share = float(np.count_nonzero((rec.v == first) & rec.spikes) / count)
+    if share >= HARD_SIGNATURE:
+        return "hard"
+    # soft when no other value can reach HARD_SIGNATURE, with a margin for the rounding of both shares
+    return "soft" if share > (1 - HARD_SIGNATURE) * (1 + 1e-9) else reset_signature(rec, min_spikes)[0]
 
 
 def _post_spike(rec, min_spikes: int):
