@@ -98,7 +98,7 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
                out_scales: Optional[dict] = None) -> Chunk:
     x = plan.inputs.chunk(lo, hi)
     ids = np.arange(lo, hi)
-    results, lags, metas, rows_of = {}, {}, {}, {}
+    results, lags, metas, rows_of, fed = {}, {}, {}, {}, {}
     for spec in _references_first(plan):
         subject = plan.subject(spec.role)
         rows = _rows(plan, spec, ids)
@@ -114,7 +114,7 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
         metas[spec.label] = dict({k: v for k, v in res.meta.items() if k != "lags"}, samples=res.samples,
                                  backend=spec.backend, role=spec.role.tag, pipelined=type(backend).pipelined,
                                  input_received=res.meta["input_received"] if "input_received" in res.meta else
-                                 received(xs, subject.input_scale, x if rows is None else x[rows]))
+                                 _received(fed, spec.role if rows is None else None, xs, subject, x, rows))
     pairs = {}
     for pair in plan.pairs:
         if pair.a.label not in results or pair.b.label not in results:
@@ -129,6 +129,17 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
         if keep else {}
     analyses = {a.key: a.run(plan, x, ids, results) for a in plan.analyses}
     return Chunk(pairs, lags, metas, evidence, x[:keep].copy() if keep else None, analyses)
+
+
+def _received(fed: dict, role, xs, subject, x, rows) -> dict:
+    """What a run received (`inputs.received`), computed once per subject for the runs of every sample: they all
+    receive the subject's inputs of the same x."""
+    if role is None or role not in fed:
+        got = received(xs, subject.input_scale, x if rows is None else x[rows])
+        if role is None:
+            return got
+        fed[role] = got
+    return dict(fed[role])
 
 
 def _loaded(plan) -> Plan:
