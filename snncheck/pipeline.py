@@ -204,7 +204,8 @@ def conversion_context(plan: Plan) -> dict:
         return {}
     from .diagnose import readouts, static
     a, b = plan.subject(Role.FLOAT), plan.subject(Role.DEPLOYED)
-    stats, found = static.analyse(a.graph, b.graph, b.input_scale)
+    with parallel.blas_threads(1):     # dot products of a few 100k weights: a second thread waits on a busy core
+        stats, found = static.analyse(a.graph, b.graph, b.input_scale)
     out_scales = readouts.scales(a.graph, b.graph)
     return {"stats": stats, "static": found + readouts.zeroed(a.graph, b.graph, out_scales),
             "v_scales": {name: st["expected_scale"] for name, st in stats.items()}, "out_scales": out_scales}
