@@ -50,21 +50,31 @@ def membrane_diff(a: np.ndarray, b: np.ndarray, scale: Optional[float] = None) -
     scale)` (no division without a scale); then `(float(d.max()), int((d > 0).sum()))`, the count None with a scale
     (in other units the membranes never agree exactly: compare reports no count). Only the entries that can hold
     the maximum go through int64 or float64: those that differ, or those whose float32 difference is (within its
-    rounding error of) the largest float32 difference. NaN, infinities and empty arrays take the plain way."""
-    if not a.size or not (_finite(a) and _finite(b)):
+    rounding error of) the largest float32 difference. NaN, infinities and empty arrays take the plain way (a
+    float32 difference is finite only where both values are)."""
+    if not a.size:
         return _plain(a, b, scale)
-    if scale is None:
-        fa, fb = _float32(a), _float32(b)
-        if a.dtype.kind == b.dtype.kind == "i" or fa is None or fb is None:
-            return _differing(a, b)
-        return _screened(a, b, fa, fb)
-    if a.dtype != np.float32 or not np.isfinite(float(scale)) or not scale:
-        return _plain(a, b, scale)
-    return _scaled(a, b, float(scale))
+    if scale is not None:
+        ok = a.dtype == np.float32 and np.isfinite(float(scale)) and scale
+        return _scaled(a, b, float(scale)) if ok else _plain(a, b, scale)
+    if a.dtype.kind == b.dtype.kind == "i":
+        return _differing(*_one_type(a, b))
+    fa, fb = _float32(a), _float32(b)
+    if fa is None or fb is None:
+        return _differing(a, b) if _finite(a) and _finite(b) else _plain(a, b, scale)
+    return _screened(a, b, fa, fb)
 
 
 def _finite(x: np.ndarray) -> bool:
     return x.dtype.kind in "iub" or bool(np.isfinite(x.min()) and np.isfinite(x.max()))
+
+
+def _one_type(a: np.ndarray, b: np.ndarray) -> tuple:
+    """Two integer arrays in one dtype (the narrower cast once: compared mixed, NumPy casts in every loop)."""
+    if a.dtype == b.dtype:
+        return a, b
+    common = np.result_type(a, b)
+    return a.astype(common, copy=False), b.astype(common, copy=False)
 
 
 def _float32(x: np.ndarray) -> Optional[np.ndarray]:
@@ -91,22 +101,26 @@ def _differing(a: np.ndarray, b: np.ndarray) -> tuple:
 def _screened(a: np.ndarray, b: np.ndarray, fa: np.ndarray, fb: np.ndarray) -> tuple:
     """Both exactly float32: their float32 difference is the exact one correctly rounded, and rounding keeps order,
     so the largest exact difference is among the largest float32 ones."""
-    count = int(np.count_nonzero(np.not_equal(fa, fb)))
-    if not count:
-        return 0.0, 0
     d32 = np.abs(fa - fb)
-    near = d32 == d32.max()
+    m32 = float(d32.max())
+    if not np.isfinite(m32):
+        return _plain(a, b, None)
+    if not m32:
+        return 0.0, 0
+    near = d32 == m32
+    count = int(np.count_nonzero(np.not_equal(fa, fb)))
     return float(np.abs(a[near].astype(np.float64) - b[near].astype(np.float64)).max()), count
 
 
 def _scaled(a: np.ndarray, b: np.ndarray, scale: float) -> tuple:
     d32 = np.abs(a - b.astype(np.float32) / np.float32(scale))
+    m32 = float(d32.max())
+    if not np.isfinite(m32):                   # NaN, infinities, a float32 overflow: the plain way
+        return _plain(a, b, scale)
     # float32 against float64: three roundings of b / scale and one of their difference, each within eps/2 of
     # |a| + |b / scale| (<= the largest |a| plus the largest |b| / scale), and the subnormals
-    top = _top(a) + _top(b) / abs(scale)
-    slack = 4 * _F32_EPS * top + 2 * float(np.finfo(np.float32).tiny)
-    m32 = float(d32.max())
-    if not (np.isfinite(m32) and np.isfinite(slack)):       # a float32 overflow: the plain way
+    slack = 4 * _F32_EPS * (_top(a) + _top(b) / abs(scale)) + 2 * float(np.finfo(np.float32).tiny)
+    if not np.isfinite(slack):
         return _plain(a, b, scale)
     near = d32 >= m32 - 2 * slack
     return float(np.abs(a[near].astype(np.float64) - b[near].astype(np.float64) / scale).max()), None
