@@ -24,7 +24,7 @@ from ...graph import primitives as P
 from ..base import Backend, LayerRecord, OutputRecord, Refusal, RunResult, check_inputs
 from . import fastpath, layouts, limits, lower
 from .build import TIMINGS, GraphSource, UserSource
-from .simulate import simulate, simulate_spread
+from .simulate import simulate_source, simulate_spread
 
 __all__ = ["PAIBoxBackend", "expected_lags", "limits"]
 
@@ -80,7 +80,7 @@ class PAIBoxBackend(Backend):
             source, meta = self._source(graph, expected, t, max(hi - lo for lo, hi in pieces))
             source, meta["fast"] = (fastpath.Fast(source) if self.fast else source), self.fast
             if ex is None:
-                records = simulate(source(), inputs, record_v, self.progress)
+                records = simulate_source(source, inputs, record_v, self.progress)
             else:
                 records = simulate_spread(ex, source, inputs, pieces, record_v, self.progress)
                 meta["workers"] = ex.workers

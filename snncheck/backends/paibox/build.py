@@ -20,7 +20,7 @@ import numpy as np
 
 from ...errors import require
 from ...graph import Graph
-from . import lower
+from . import lower, reuse
 from .layouts import OneSample
 
 TIMINGS = ("pipeline", "flat")
@@ -35,6 +35,7 @@ class Built:
     probes: dict
     layout: object
     lag_steps: int
+    sim: object = None           # its pb.Simulator, made by the first `simulate` and kept with the network
 
 
 class GraphSource:
@@ -43,6 +44,13 @@ class GraphSource:
         require(timing in TIMINGS, lambda: f"unknown timing {timing!r}; known: {', '.join(TIMINGS)}")
         self.graph, self.timing, self.layout = graph, timing, layout or OneSample(graph)
         self.cache_components = cache_components
+
+    @property
+    def key(self) -> tuple:
+        """What the built network depends on (`reuse` keeps built networks by it)."""
+        layout = self.layout
+        return (reuse.fingerprint(self.graph), self.timing, self.cache_components, type(layout).__name__,
+                layout.batch, tuple(layout.input_shape))
 
     def __call__(self) -> Built:
         import paibox as pb

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import parallel
+from . import reuse
 
 
 def simulate(built, inputs: np.ndarray, record_v: bool = True, progress: bool = False) -> dict:
@@ -18,7 +19,9 @@ def simulate(built, inputs: np.ndarray, record_v: bool = True, progress: bool = 
     n, t = inputs.shape[:2]
     steps = t + built.lag_steps
     layout = built.layout
-    sim = pb.Simulator(built.network, start_time_zero=False)
+    if built.sim is None:
+        built.sim = pb.Simulator(built.network, start_time_zero=False)
+    sim = built.sim
     zeros = np.zeros(layout.input_shape, dtype=np.uint8)
     parts = {name: ([], []) for name in built.probes}
     with tqdm(total=n, desc="paibox", unit="sample", disable=not progress, leave=False) as bar, \
@@ -45,8 +48,10 @@ def _join(parts: list) -> np.ndarray:
 
 
 def simulate_source(source, inputs: np.ndarray, record_v: bool = True, progress: bool = False) -> dict:
-    """Builds the network of `source` (a loader, see `build`) and simulates it: what a worker process runs."""
-    return simulate(source(), inputs, record_v, progress)
+    """Simulates the network of `source` (a loader, see `build`), built or reused (`reuse`): what a worker process
+    runs."""
+    with reuse.checkout(source) as built:
+        return simulate(built, inputs, record_v, progress)
 
 
 def simulate_spread(executor, source, inputs: np.ndarray, pieces: list, record_v: bool = True,
