@@ -36,6 +36,7 @@ class Built:
     layout: object
     lag_steps: int
     sim: object = None           # its pb.Simulator, made by the first `simulate` and kept with the network
+    fast: bool = False           # the fast path is installed (`fastpath.Fast`): `simulate` records directly
 
 
 class GraphSource:

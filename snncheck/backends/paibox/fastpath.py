@@ -187,6 +187,7 @@ class Fast:
         with lazy_zero_state():
             built = self.source()
         install(built.network)
+        built.fast = True
         return built
 
 

@@ -89,6 +89,10 @@ class OneSample:
         """A probe's (steps, ...) record -> [1, steps, *stage shape]."""
         return data.reshape((1, data.shape[0]) + tuple(self.graph.shapes[stage]))
 
+    def view(self, stage: str, state: np.ndarray, samples: int) -> np.ndarray:
+        """A node's state at one step (spikes or voltages, any shape) -> [samples, *stage shape], a view."""
+        return state.reshape((1,) + tuple(self.graph.shapes[stage]))
+
 
 # ----------------------------------------------------------------------------------------------- stacked
 @dataclass(frozen=True)
@@ -203,6 +207,16 @@ class Stacked(OneSample):
 
     def records(self, stage: str, data: np.ndarray, samples: int) -> np.ndarray:
         return self.unstack(stage, data, samples)
+
+    def view(self, stage: str, state: np.ndarray, samples: int) -> np.ndarray:
+        """[samples, *stage shape] of the real neurons of one step's (C*R*W) state, a strided view (no copy)."""
+        rows = self.plan[stage]["rows"]
+        c, h, w = rows.shape
+        state = state.reshape(c, rows.rows, w)
+        sc, sr, sw = state.strides
+        real = np.lib.stride_tricks.as_strided(state, (samples, c, h, w), (rows.period * sr, sc, sr, sw),
+                                               writeable=False)
+        return real.reshape((samples,) + tuple(self.graph.shapes[stage]))
 
     def stack(self, x: np.ndarray, fill=0, rows: Optional[Rows] = None) -> np.ndarray:
         """[T, B, C, H, W] per-sample arrays (B <= batch) -> [T, C, R, W] stacked, gaps and missing samples filled."""
