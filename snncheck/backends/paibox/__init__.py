@@ -22,7 +22,7 @@ from ...errors import InputError, require
 from ...graph import Graph, fold_batchnorm
 from ...graph import primitives as P
 from ..base import Backend, LayerRecord, OutputRecord, Refusal, RunResult, check_inputs
-from . import fastpath, layouts, limits, lower
+from . import fastpath, layouts, limits, lower, reuse
 from .build import TIMINGS, GraphSource, UserSource
 from .simulate import simulate_source, simulate_spread
 
@@ -56,7 +56,7 @@ class PAIBoxBackend(Backend):
             graph = fold_batchnorm(graph)
         except InputError as exc:
             return [Refusal(self.name, None, str(exc))]
-        return lower.refusals(graph)
+        return list(reuse.per_graph(graph, lower.refusals, lambda: lower.refusals(graph)))
 
     def run(self, graph: Graph, inputs: np.ndarray, label: str = "paibox", record_v: bool = True) -> RunResult:
         start = time.perf_counter()
@@ -105,7 +105,8 @@ class PAIBoxBackend(Backend):
                 meta["batch_fallback"] = "a user's own network is simulated as written, one sample at a time"
             return UserSource(user, lag_steps), meta
         steps = frames + lower.pipeline_length(graph) - 1
-        layout, how = layouts.choose(graph, self.batch, samples, steps)
+        layout, how = reuse.per_graph(graph, (layouts.choose, self.batch, samples, steps),
+                                      lambda: layouts.choose(graph, self.batch, samples, steps))
         return GraphSource(graph, self.timing, layout), dict(timing=self.timing, **how)
 
 

@@ -150,13 +150,22 @@ def reset_in_place(node, name=None) -> None:
         if not (isinstance(current, np.ndarray) and isinstance(initial, np.ndarray) and current.flags.writeable
                 and current.shape == initial.shape and current.dtype == initial.dtype):
             node._memories[key] = copy.deepcopy(initial)
-        elif key == "delay_registers" and "tracked" in written and not initial.any():
+        elif key == "delay_registers" and "tracked" in written and _all_zero(node, initial):
             current[sorted(written - {"tracked"})] = 0
         else:
             np.copyto(current, initial)
     if name is None or name == "delay_registers":
         written.clear()
         written.add("tracked")
+
+
+def _all_zero(node, initial: np.ndarray) -> bool:
+    """Whether a reset value is all zeros, scanned once per array (PAIBox sets them when it builds the node; a
+    stacked layer's delay register is 256 slots of it, tens of MB to scan at every reset)."""
+    known = node.__dict__.setdefault("_snncheck_zero", {})
+    if id(initial) not in known:
+        known[id(initial)] = (initial, not initial.any())      # the array kept: its id stays its own
+    return known[id(initial)][1]
 
 
 def track_delay_writes(node) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -19,11 +20,30 @@ import numpy as np
 KEEP = 4
 _IDLE: OrderedDict = OrderedDict()       # key -> [idle Built]
 _LOCK = threading.Lock()
+_PER_GRAPH: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()     # graph -> {what: value}
+
+
+def per_graph(graph, what, compute):
+    """`compute()`, once per graph object and `what` (a hashable: a function and its other arguments): a graph is
+    frozen, and the backend asks the same questions of it at every run (its refusals, its stacked layout: 1.4 ms
+    a run on csnn28)."""
+    with _LOCK:
+        known = _PER_GRAPH.setdefault(graph, {})
+        if what in known:
+            return known[what]
+    value = compute()
+    with _LOCK:
+        known[what] = value
+    return value
 
 
 def fingerprint(graph) -> str:
     """A digest of everything a graph lowers from: its name, edges, and every node's type and fields (arrays by
     dtype, shape and bytes). Graphs are compared by identity, and a graph sent to a worker is a new object."""
+    return per_graph(graph, "fingerprint", lambda: _digest(graph))
+
+
+def _digest(graph) -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(repr((graph.name, graph.edges)).encode())
     for name, node in graph.nodes.items():
