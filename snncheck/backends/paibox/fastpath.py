@@ -44,13 +44,53 @@ class FastConv2d:
         self.zeros = (comm.weights.shape[0],) + self.out_shape
 
     def __call__(self, x, *args, **kwargs) -> np.ndarray:
+        if x.dtype != np.uint8:               # PAIBox's spikes and InputProj's frames are uint8
+            return self._generic(x)
+        x_max = int(x.max())                  # one reduction picks the kernel (uint8: no sign to look at)
+        if x_max == 0:
+            return np.zeros(self.zeros, np.int32)
+        use = exact_gemm.kernel(self.conv.w_sum * x_max, x_max <= exact_gemm.INT8[1], self.conv.w_fits)
+        return self.conv(x.reshape((1, self.channels) + self.in_shape), out=np.int32, use=use)[0]
+
+    def _generic(self, x) -> np.ndarray:
         if not x.any():
             return np.zeros(self.zeros, np.int32)
-        x = x.reshape((1, self.channels) + self.in_shape)
-        return self.conv(x, out=np.int32)[0]
+        return self.conv(x.reshape((1, self.channels) + self.in_shape), out=np.int32)[0]
 
     def __getattr__(self, name):          # connectivity, ksize, weights...: PAIBox's own
         return _delegate(self, name)
+
+
+class FastPool(FastConv2d):
+    """A depthwise convolution whose windows tile the input (stride = kernel, no padding): PAIBox's pooling (see
+    `lower.pool_kernel`). One reshape and one weighted sum over each window, in int64 and cast to int32 as PAIBox
+    does; with a kernel of ones (max pooling of spikes), a sum in int32 directly (at most kh*kw*255 per window),
+    one strided add per kernel position (NumPy's sum over two strided axes was slower than the generic path)."""
+
+    def __init__(self, comm):
+        super().__init__(comm)
+        c, _, kh, kw = comm.weights.shape
+        (oh, ow) = self.out_shape
+        self.windows = (c, oh, kh, ow, kw)
+        self.ones = bool((np.asarray(comm.weights) == 1).all())
+        self.w = np.asarray(comm.weights, np.int64).reshape(c, 1, kh, 1, kw)
+
+    @staticmethod
+    def applies(comm) -> bool:
+        c, cg, kh, kw = comm.weights.shape
+        return (cg == 1 and comm.groups == c > 1 and tuple(comm.stride) == (kh, kw)
+                and not any(comm.padding))
+
+    def __call__(self, x, *args, **kwargs) -> np.ndarray:
+        if not x.any():
+            return np.zeros(self.zeros, np.int32)
+        c, oh, kh, ow, kw = self.windows
+        x = x.reshape((c,) + self.in_shape)[:, :oh * kh, :ow * kw].reshape(self.windows)
+        acc = np.zeros((c, oh, ow), np.int32 if self.ones else np.int64)
+        for u in range(kh):
+            for v in range(kw):
+                acc += x[:, :, u, :, v] if self.ones else x[:, :, u, :, v] * self.w[:, :, u, :, v]
+        return acc if self.ones else acc.astype(np.int32)
 
 
 class FastFullConn:
@@ -99,7 +139,7 @@ def install(network) -> int:
         wrap_check_once(node)
         comm = getattr(node, "comm", None)
         if type(comm) is Conv2dForward:
-            node.comm = FastConv2d(comm)
+            node.comm = (FastPool if FastPool.applies(comm) else FastConv2d)(comm)
         elif type(comm) is AllToAll and np.ndim(comm.weights) == 2:
             node.comm = FastFullConn(comm)
         else:
