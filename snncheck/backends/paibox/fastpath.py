@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import types
 
 import numpy as np
@@ -153,10 +154,16 @@ def v_overflow(v, strict: bool = False):
     two range checks, two `any`s and two nested `where`s over every neuron (a quarter of a csnn28 step): the values
     as they are, as PAIBox's int32. Anything out of the 30-bit range goes to PAIBox's own, which wraps and warns
     (or raises, strict) as shipped."""
-    from paibox.components.neuron import utils
+    utils = _paibox_utils()
     if not isinstance(v, np.ndarray) or not v.size or v.min() < utils.V_MIN or v.max() > utils.V_MAX:
         return utils.v_overflow(v, strict)
     return v.astype(utils.VOLTAGE_DTYPE)
+
+
+@functools.lru_cache(maxsize=1)
+def _paibox_utils():
+    from paibox.components.neuron import utils
+    return utils
 
 
 _TWIN_GLOBALS = {}

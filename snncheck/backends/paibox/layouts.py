@@ -136,6 +136,7 @@ class Stacked(OneSample):
             raise Unstackable(f"network {graph.name!r} cannot be stacked for batched PAIBox: {reason}")
         self.input_rows = rows
         self.input_shape = (first[0], rows.rows, first[2])
+        self._views = {}
 
     # ------------------------------------------------------------------------------------------- planning
     def _plan(self, input_rows: Rows) -> dict:
@@ -209,13 +210,20 @@ class Stacked(OneSample):
         return self.unstack(stage, data, samples)
 
     def view(self, stage: str, state: np.ndarray, samples: int) -> np.ndarray:
-        """[samples, *stage shape] of the real neurons of one step's (C*R*W) state, a strided view (no copy)."""
-        rows = self.plan[stage]["rows"]
-        c, h, w = rows.shape
-        state = state.reshape(c, rows.rows, w)
-        sc, sr, sw = state.strides
-        real = np.lib.stride_tricks.as_strided(state, (samples, c, h, w), (rows.period * sr, sc, sr, sw),
-                                               writeable=False)
+        """[samples, *stage shape] of the real neurons of one step's (C*R*W) state (C-contiguous), a strided view
+        (no copy), its geometry worked out once per stage, sample count and item size."""
+        key = (stage, samples, state.itemsize)
+        geometry = self._views.get(key)
+        if geometry is None:
+            rows = self.plan[stage]["rows"]
+            c, h, w = rows.shape
+            sw = state.itemsize
+            sr, sc = w * sw, rows.rows * w * sw
+            geometry = self._views[key] = ((samples, c, h, w), (rows.period * sr, sc, sr, sw))
+        shape, strides = geometry
+        if not state.flags.c_contiguous:
+            state = np.ascontiguousarray(state)
+        real = np.ndarray(shape, state.dtype, state, 0, strides)
         return real.reshape((samples,) + tuple(self.graph.shapes[stage]))
 
     def stack(self, x: np.ndarray, fill=0, rows: Optional[Rows] = None) -> np.ndarray:
