@@ -94,6 +94,44 @@ class FastPool(FastConv2d):
         return acc if self.ones else acc.astype(np.int32)
 
 
+class FastWindows(FastConv2d):
+    """A convolution whose windows span the input's whole width and do not overlap (no padding, row stride at
+    least the kernel's height): the stacked layout's Linear layers (a kernel covering one sample, row stride the
+    sample's period) and 1x1 convolutions of one column. Each output row's window is one row of a matrix taken by
+    a reshape, times the weights by one exact float product (float32 where every sum is below 2**24, else
+    float64, then wrapped to int32 as PAIBox's int64 -> int32 cast does)."""
+
+    def __init__(self, comm):
+        super().__init__(comm)
+        o, c, kh, kw = comm.weights.shape
+        weights = np.asarray(comm.weights).reshape(o, c * kh * kw).T
+        self.matrix = {"float32": weights.astype(np.float32), "float64": weights.astype(np.float64)}
+        self.rows = self.out_shape[0]
+        self.step_h = int(comm.stride[0])
+
+    @staticmethod
+    def applies(comm) -> bool:
+        o, c, kh, kw = comm.weights.shape
+        (h, w), (oh, ow) = tuple(comm.in_shape), tuple(comm.out_shape)
+        return (comm.groups == 1 and not any(comm.padding) and kw == w and ow == 1 and comm.stride[0] >= kh
+                and oh * comm.stride[0] <= h)
+
+    def __call__(self, x, *args, **kwargs) -> np.ndarray:
+        if x.dtype != np.uint8:
+            return self._generic(x)
+        x_max = int(x.max())
+        if x_max == 0:
+            return np.zeros(self.zeros, np.int32)
+        use = "float32" if self.conv.w_sum * x_max < 2 ** 24 else exact_gemm.kernel(self.conv.w_sum * x_max, False,
+                                                                                     False)
+        o, c, kh, kw = self.comm.weights.shape
+        x = x.reshape((c,) + self.in_shape)[:, :self.rows * self.step_h]
+        windows = x.reshape(c, self.rows, self.step_h, kw)[:, :, :kh].transpose(1, 0, 2, 3)
+        sums = windows.reshape(self.rows, c * kh * kw).astype(use) @ self.matrix[use]
+        sums = sums.astype(np.int32) if use == "float32" else sums.astype(np.int64).astype(np.int32)
+        return sums.T.reshape(self.zeros)
+
+
 class FastFullConn:
     """Stands in for PAIBox's `AllToAll` with a weight matrix (N_in, N_out)."""
 
@@ -140,7 +178,8 @@ def install(network) -> int:
         wrap_check_once(node)
         comm = getattr(node, "comm", None)
         if type(comm) is Conv2dForward:
-            node.comm = (FastPool if FastPool.applies(comm) else FastConv2d)(comm)
+            node.comm = next(twin for twin in (FastPool, FastWindows, FastConv2d)
+                             if twin is FastConv2d or twin.applies(comm))(comm)
         elif type(comm) is AllToAll and np.ndim(comm.weights) == 2:
             node.comm = FastFullConn(comm)
         else:
