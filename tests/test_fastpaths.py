@@ -197,3 +197,94 @@ def test_int8_kernel_is_exact_on_matrices_with_a_dimension_of_one():
     for _ in range(200):
         assert np.array_equal(exact_gemm.product(x, w, "int8"), [[0, 0], [127, -5], [127, -5]])
         assert not exact_gemm.product(x[:1], w, "int8").any()
+
+
+def _conv_forward(rng, in_shape, weight, stride, padding, groups=1):
+    from paibox.components.synapses.transforms import Conv2dForward
+    (h, w), (_, _, kh, kw) = in_shape, weight.shape
+    out = ((h + 2 * padding[0] - kh) // stride[0] + 1, (w + 2 * padding[1] - kw) // stride[1] + 1)
+    return Conv2dForward(in_shape, out, weight.astype(np.int8), stride, padding, groups=groups)
+
+
+@pytest.mark.parametrize("twin, channels, in_shape, weight, stride", [
+    ("FastPool", 5, (9, 6), "ones", (2, 2)),              # max pooling of spikes; an odd height left over
+    ("FastPool", 3, (8, 9), "weights", (3, 3)),           # a weighted depthwise 3x3 that tiles the rows
+    ("FastWindows", 4, (12, 3), (6, 4, 3, 3), (4, 1)),    # the stacked Linear: one sample's window, a gap row
+    ("FastWindows", 8, (7, 1), (5, 8, 1, 1), (1, 1)),     # a 1x1 conv of one column
+    ("FastWindows", 64, (16, 16), (3, 64, 16, 16), (16, 1)),   # 0-255 inputs whose sums pass 2**24: float64
+])
+def test_paibox_pool_and_window_twins_equal_paibox(twin, channels, in_shape, weight, stride):
+    """Catches the pooling twin or the window twin differing from PAIBox's Conv2dForward: a kernel position
+    skipped or shifted by one, a window taken one row off, a leftover row or column counted, weights other than
+    ones, 0-255 inputs whose sums need float64, and the all-zero shortcut."""
+    rng = np.random.default_rng(7)
+    if twin == "FastPool":
+        k = stride[0]
+        w = np.ones((channels, 1, k, k)) if weight == "ones" else rng.integers(-128, 128, (channels, 1, k, k))
+        comm = _conv_forward(rng, in_shape, w, stride, (0, 0), groups=channels)
+    else:
+        comm = _conv_forward(rng, in_shape, rng.integers(-128, 128, weight), stride, (0, 0))
+    cls = getattr(fastpath, twin)
+    assert cls.applies(comm)
+    fast = cls(comm)
+    size = channels * in_shape[0] * in_shape[1]
+    for x in [np.zeros(size, np.uint8), (rng.random(size) < 0.3).astype(np.uint8),
+              rng.integers(0, 256, size).astype(np.uint8), np.full(size, 255, np.uint8)]:
+        got = fast(x)
+        assert got.dtype == np.int32 and np.array_equal(got, comm(x)), twin
+
+
+def test_window_twin_applies_only_where_windows_do_not_overlap():
+    """Catches the window twin taken for a convolution it does not compute: overlapping windows, padding, a
+    kernel narrower than the input (several output columns)."""
+    rng = np.random.default_rng(8)
+    w = rng.integers(-5, 5, (2, 3, 3, 4))
+    assert fastpath.FastWindows.applies(_conv_forward(rng, (9, 4), w, (3, 1), (0, 0)))
+    assert not fastpath.FastWindows.applies(_conv_forward(rng, (9, 4), w, (2, 1), (0, 0)))
+    assert not fastpath.FastWindows.applies(_conv_forward(rng, (9, 4), w, (3, 1), (1, 0)))
+    assert not fastpath.FastWindows.applies(_conv_forward(rng, (9, 6), w, (3, 1), (0, 0)))
+
+
+def test_overflow_check_twin_equals_paibox_and_still_wraps_and_warns():
+    """Catches the wrap-check twin differing from PAIBox's `v_overflow`: a value at the 30-bit limits taken for
+    an overflow or missed (V_MAX, V_MIN and one beyond each), its dtype, and the warning PAIBox gives."""
+    import warnings
+    from paibox.components.neuron import utils
+    edges = np.array([0, utils.V_MAX, utils.V_MIN, -7], np.int64)
+    for v in [edges, edges.astype(np.int32), np.array([utils.V_MAX + 1, 3]), np.array([utils.V_MIN - 1, 3])]:
+        with warnings.catch_warnings(record=True) as ours:
+            warnings.simplefilter("always")
+            got = fastpath.v_overflow(v.copy())
+        with warnings.catch_warnings(record=True) as theirs:
+            warnings.simplefilter("always")
+            want = utils.v_overflow(v.copy())
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+
+
+def test_paibox_neurons_run_their_own_code_with_the_check_twin():
+    """Catches the twin binding replacing anything but `v_overflow`: each bound method is PAIBox's own code."""
+    import paibox as pb
+    from paibox.components.neuron.base import OfflineNeuron
+    node = pb.IF((4,), 10)
+    fastpath.wrap_check_once(node)
+    for name in ("_neuronal_charge", "_neuronal_leak"):
+        bound = vars(node)[name]
+        assert bound.__func__.__code__ is getattr(OfflineNeuron, name).__code__
+        assert bound.__func__.__globals__["v_overflow"] is fastpath.v_overflow
+
+
+def test_reused_networks_give_paibox_as_shipped_records_run_after_run():
+    """Catches a network reused across runs that keeps state from the run before (a membrane, a delay-register
+    slot, the record arrays), and a reuse key that mistakes a graph for another of the same shapes: two graphs
+    differing only in their weights, run in turn, each on new samples, every run equal to PAIBox as shipped."""
+    from snncheck.backends.paibox import reuse
+    reuse.clear()
+    graphs = [int_csnn(seed=11), int_csnn(seed=12)]
+    assert reuse.fingerprint(graphs[0]) != reuse.fingerprint(graphs[1])
+    assert reuse.fingerprint(graphs[0]) == reuse.fingerprint(int_csnn(seed=11))
+    for round_ in range(2):
+        for i, g in enumerate(graphs):
+            x = pixel_inputs(3 + round_, 4, seed=20 + 2 * round_ + i)
+            _assert_identical(PAIBoxBackend(batch=2).run(g, x), PAIBoxBackend(batch=2, fast=False).run(g, x))
+    assert reuse._IDLE, "the fast runs put their networks back for the next run"

@@ -47,8 +47,9 @@ class GraphSource:
         self.cache_components = cache_components
 
     @property
-    def key(self) -> tuple:
-        """What the built network depends on (`reuse` keeps built networks by it)."""
+    def reuse_key(self) -> tuple:
+        """What the built network depends on: `fastpath.Fast` keeps its built networks by it (`reuse`); without
+        the fast path a network is built for every run, as PAIBox's examples do."""
         layout = self.layout
         return (reuse.fingerprint(self.graph), self.timing, self.cache_components, type(layout).__name__,
                 layout.batch, tuple(layout.input_shape))

@@ -275,7 +275,8 @@ class Fast:
 
     @property
     def key(self):
-        inner = getattr(self.source, "key", None)
+        """The key `reuse` keeps built networks by, or None (a user's own network: built once by the user)."""
+        inner = getattr(self.source, "reuse_key", None)
         return None if inner is None else ("fast",) + inner
 
     def __call__(self):
