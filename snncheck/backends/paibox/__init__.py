@@ -7,6 +7,7 @@
     build.py     sources (loaders) of the pb.Network: built from the graph, or a user's own network
     simulate.py  the one simulate loop, and its spread over worker processes
     fastpath.py  exact BLAS twins of PAIBox's synaptic products, installed in the built network (`fast=True`)
+    reuse.py     built networks (fast path) kept for the next run of the same graph, timing and layout
 
 PAIBox is a pipeline: `run` returns raw records, T + L - 1 steps long for a depth-L network, and the lag it
 expects per neuron in `meta["expected_lag"]`; `snncheck.align` crops them to the reference's steps.

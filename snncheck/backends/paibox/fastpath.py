@@ -6,19 +6,30 @@ does not use BLAS), and a `pb.FullConn` as `x @ W.astype(int32)`, converting its
 28x28 CSNN its convolutions are most of a step, and batching samples along the rows does not make them cheaper.
 `install(network)` swaps each such synapse's transform (`syn.comm`, a callable x -> int32 sums) for a twin that
 computes the same integers:
-- `FastConv2d`: `exact_gemm.Conv2d` (int8 kernel with int32 accumulation for spikes; float32 BLAS for 0-255 input,
-  exact below 2**24; float64 beyond), cast to int32 as PAIBox's int64 -> int32 `astype` does;
+- `FastPool`: a depthwise convolution whose windows tile the input (PAIBox's pooling), one strided add per
+  kernel position;
+- `FastWindows`: a convolution whose windows span the width without overlapping (the stacked layout's Linear
+  layers, 1x1 convolutions of one column), one reshape and one exact float product;
+- `FastConv2d`, any other: `exact_gemm.Conv2d` (int8 kernel with int32 accumulation for spikes; float32 BLAS for
+  0-255 input, exact below 2**24; float64 beyond), cast to int32 as PAIBox's int64 -> int32 `astype` does;
 - `FastFullConn`: for sparse spikes the sum of the active rows of W (a gather), else a BLAS product;
-and both return zeros at once for an all-zero input (a pipeline filling or draining, a silent layer).
+and all return zeros at once for an all-zero input (a pipeline filling or draining, a silent layer).
 `install` also makes every node's reset refill its state arrays in place: PAIBox deep-copies them from their
 initial values at every `sim.reset()`, 256-slot delay registers included (118 MB for the first layer of 32
 stacked 28x28 samples: most of a batched simulation once the products are fast), of which a run of S steps
-wrote only S slots.
-Every other transform (one-to-one, PAIBox's own pooling...) is left as it is. Spikes and voltages on every layer
-are those of PAIBox as shipped (tests/test_fastpaths.py).
+wrote only S slots. And it binds to each neuron its class's charge and leak, PAIBox's own code run with
+`v_overflow` below, the 30-bit range check found by one min and one max (PAIBox's own wraps and warns whenever
+something is out of range): the neuron's arithmetic is PAIBox's, line for line.
+Every other transform (one-to-one...) is left as it is. Spikes and voltages on every layer are those of PAIBox as
+shipped (tests/test_fastpaths.py).
 
 `Fast(source)` is a loader (see `build`) that builds `source` and installs the fast path: it pickles, so worker
-processes get it too.
+processes get it too. What it builds is kept for the next run of the same graph (`reuse`), and `simulate`
+records it directly (`simulate.Direct`) instead of through PAIBox's probes.
+
+Where the time goes then (a batched run of 8 csnn28 samples at T=8, 16 digits ones; benchmarks/README.md):
+PAIBox's own neuron update is about half of it, the synapse updates (PAIBox's delay-register reads and these
+twins) under a third.
 """
 from __future__ import annotations
 
