@@ -211,7 +211,7 @@ def _conv_forward(rng, in_shape, weight, stride, padding, groups=1):
     ("FastPool", 3, (8, 9), "weights", (3, 3)),           # a weighted depthwise 3x3 that tiles the rows
     ("FastWindows", 4, (12, 3), (6, 4, 3, 3), (4, 1)),    # the stacked Linear: one sample's window, a gap row
     ("FastWindows", 8, (7, 1), (5, 8, 1, 1), (1, 1)),     # a 1x1 conv of one column
-    ("FastWindows", 64, (16, 16), (3, 64, 16, 16), (16, 1)),   # 0-255 inputs whose sums pass 2**24: float64
+    ("FastWindows", 64, (16, 16), (3, 64, 16, 16), (16, 1)),   # weights of one sign: sums pass 2**24, float64
 ])
 def test_paibox_pool_and_window_twins_equal_paibox(twin, channels, in_shape, weight, stride):
     """Catches the pooling twin or the window twin differing from PAIBox's Conv2dForward: a kernel position
@@ -223,7 +223,8 @@ def test_paibox_pool_and_window_twins_equal_paibox(twin, channels, in_shape, wei
         w = np.ones((channels, 1, k, k)) if weight == "ones" else rng.integers(-128, 128, (channels, 1, k, k))
         comm = _conv_forward(rng, in_shape, w, stride, (0, 0), groups=channels)
     else:
-        comm = _conv_forward(rng, in_shape, rng.integers(-128, 128, weight), stride, (0, 0))
+        comm = _conv_forward(rng, in_shape, rng.integers(-128, 128 if weight[1] < 64 else -100, weight), stride,
+                             (0, 0))
     cls = getattr(fastpath, twin)
     assert cls.applies(comm)
     fast = cls(comm)
@@ -288,3 +289,29 @@ def test_reused_networks_give_paibox_as_shipped_records_run_after_run():
             x = pixel_inputs(3 + round_, 4, seed=20 + 2 * round_ + i)
             _assert_identical(PAIBoxBackend(batch=2).run(g, x), PAIBoxBackend(batch=2, fast=False).run(g, x))
     assert reuse._IDLE, "the fast runs put their networks back for the next run"
+
+
+@pytest.mark.parametrize("in_shape, weight, stride, padding", [
+    ((9, 7), (6, 2, 3, 3), (1, 1), (1, 1)),
+    ((12, 10), (4, 3, 5, 5), (2, 2), (2, 2)),       # stride and padding of two: an index off by one shows
+    ((8, 8), (3, 1, 2, 3), (2, 1), (0, 1)),         # a rectangular kernel, padding on one axis only
+])
+def test_paibox_gather_twin_equals_paibox(monkeypatch, in_shape, weight, stride, padding):
+    """Catches the gather twin differing from PAIBox's Conv2dForward: an im2col index off by one (row, column,
+    channel, stride or padding), a padded buffer whose border is dirtied by a step before, 0-255 frames whose sums
+    need float64, and the hand-over of large spike inputs to the int8 kernel (GATHER_COLS set to 0)."""
+    rng = np.random.default_rng(9)
+    comm = _conv_forward(rng, in_shape, rng.integers(-128, 128, weight), stride, padding)
+    assert fastpath.FastGather.applies(comm)
+    size = weight[1] * in_shape[0] * in_shape[1]
+    inputs = [np.full(size, 255, np.uint8), rng.integers(0, 256, size).astype(np.uint8), np.zeros(size, np.uint8),
+              (rng.random(size) < 0.3).astype(np.uint8)]
+    for cols in (fastpath.GATHER_COLS, 0):
+        monkeypatch.setattr(fastpath, "GATHER_COLS", cols)
+        fast = fastpath.FastGather(comm)
+        for x in inputs:
+            got = fast(x)
+            assert got.dtype == np.int32 and np.array_equal(got, comm(x)), cols
+    big = _conv_forward(rng, (16, 16), np.full((2, 64, 3, 3), -127), (1, 1), (1, 1))   # 255 * 127 * 576 > 2**24
+    x = rng.integers(253, 256, 64 * 256).astype(np.uint8)                                # odd sums past 2**24
+    assert np.array_equal(fastpath.FastGather(big)(x), big(x))
