@@ -80,14 +80,14 @@ class Direct:
         self.out = {name: (np.empty((n, steps) + tuple(shapes[name]), bool),
                            np.empty((n, steps) + tuple(shapes[name]), np.int64) if record_v else None)
                     for name in built.probes}
+        # (stage, node, attribute, record) for every record kept: the loop at every step walks this list only
+        self.plan = [(name, probe.target, probe.attr, out) for name, probes in built.probes.items()
+                     for probe, out in zip(probes, self.out[name]) if out is not None]
 
     def step(self, step: int, lo: int, samples: int) -> None:
         view = self.built.layout.view
-        for name, probes in self.built.probes.items():
-            for probe, out in zip(probes, self.out[name]):
-                if out is not None:
-                    state = getattr(probe.target, probe.attr)
-                    np.copyto(out[lo:lo + samples, step], view(name, state, samples), casting="unsafe")
+        for name, node, attr, out in self.plan:
+            np.copyto(out[lo:lo + samples, step], view(name, getattr(node, attr), samples), casting="unsafe")
 
     def chunk(self, sim, samples: int) -> None:
         pass
