@@ -4,6 +4,8 @@ the reference's integer layers, and PAIBox's fast path (its twins of Conv2d and 
 state and delay registers), against int64 arithmetic and against PAIBox as shipped."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
@@ -315,3 +317,29 @@ def test_paibox_gather_twin_equals_paibox(monkeypatch, in_shape, weight, stride,
     big = _conv_forward(rng, (16, 16), np.full((2, 64, 3, 3), -127), (1, 1), (1, 1))   # 255 * 127 * 576 > 2**24
     x = rng.integers(253, 256, 64 * 256).astype(np.uint8)                                # odd sums past 2**24
     assert np.array_equal(fastpath.FastGather(big)(x), big(x))
+
+
+
+@dataclass(frozen=True, eq=False)
+class _Extra(P.Primitive):
+    """A stateless pass-through with a tuple of arrays as a field (as a plugin primitive may have)."""
+    arrays: tuple = ()
+
+
+def test_reuse_digest_sees_every_value_of_a_node():
+    """Catches two graphs that build different PAIBox networks getting one digest (a reused network of the other
+    graph): a weight changed deep inside a large array (NumPy's repr elides it), an array inside a tuple field,
+    a scalar field, the graph's name; and one graph rebuilt from the same values getting a different one."""
+    from snncheck.backends.paibox import reuse
+    w = np.random.default_rng(10).integers(-5, 5, (8, 3000))
+
+    def make(w, threshold=20, name="g", arrays=(np.zeros(2000),)):
+        return chain([("l", P.Linear(w)), ("n", P.IF(threshold, v_reset=0)), ("x", _Extra(arrays))], (3000,),
+                     name=name)
+    base = reuse.fingerprint(make(w))
+    assert reuse.fingerprint(make(w.copy())) == base
+    changed, arrays = w.copy(), np.zeros(2000)
+    changed[4, 1500] += 1
+    arrays[1000] = 1
+    for other in (make(changed), make(w, threshold=21), make(w, name="h"), make(w, arrays=(arrays,))):
+        assert reuse.fingerprint(other) != base

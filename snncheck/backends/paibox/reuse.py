@@ -49,13 +49,27 @@ def _digest(graph) -> str:
     for name, node in graph.nodes.items():
         h.update(f"|{name}:{type(node).__module__}.{type(node).__qualname__}".encode())
         for f in dataclasses.fields(node):
-            value = getattr(node, f.name)
-            if isinstance(value, np.ndarray):
-                h.update(f";{f.name}:{value.dtype.str}{value.shape}".encode())
-                h.update(np.ascontiguousarray(value).view(np.uint8).data)
-            else:
-                h.update(f";{f.name}={value!r}".encode())
+            h.update(f";{f.name}=".encode())
+            _feed(h, getattr(node, f.name))
     return h.hexdigest()
+
+
+def _feed(h, value) -> None:
+    """Arrays by dtype, shape and bytes (NumPy's repr elides a large one), also inside tuples, lists and dicts;
+    anything else by its repr."""
+    if isinstance(value, np.ndarray):
+        h.update(f"<{value.dtype.str}{value.shape}>".encode())
+        h.update(np.ascontiguousarray(value).view(np.uint8).data)
+    elif isinstance(value, (tuple, list)):
+        h.update(f"{type(value).__name__}{len(value)}(".encode())
+        for item in value:
+            _feed(h, item)
+            h.update(b",")
+        h.update(b")")
+    elif isinstance(value, dict):
+        _feed(h, sorted(value.items(), key=lambda kv: repr(kv[0])))
+    else:
+        h.update(repr(value).encode())
 
 
 @contextlib.contextmanager
