@@ -56,7 +56,9 @@ def test_every_gemm_kernel_is_exact_at_its_limits(use, a_range, k):
 
 
 @pytest.mark.parametrize("shape, weight, stride, padding, groups, x_kind", [
-    ((3, 2, 9, 7), (6, 2, 3, 3), (1, 1), (1, 1), 1, "spikes"),
+    ((3, 2, 9, 7), (6, 2, 3, 3), (1, 1), (1, 1), 1, "spikes"),          # few channels: channel-major im2col
+    ((2, 6, 9, 9), (4, 6, 3, 3), (1, 1), (1, 1), 1, "spikes"),          # kernel rows of 18: the rows layout
+    ((2, 6, 9, 9), (4, 6, 3, 3), (2, 2), (0, 1), 1, "pixels"),
     ((2, 4, 10, 10), (6, 2, 3, 3), (2, 1), (1, 0), 2, "spikes"),
     ((2, 3, 12, 12), (8, 3, 5, 5), (2, 2), (2, 2), 1, "pixels"),
     ((2, 5, 8, 8), (5, 1, 2, 2), (2, 2), (0, 0), 5, "spikes"),        # depthwise: PAIBox's pooling
@@ -64,7 +66,8 @@ def test_every_gemm_kernel_is_exact_at_its_limits(use, a_range, k):
     ((2, 5, 8, 8), (5, 1, 2, 2), (2, 2), (0, 0), 5, "pixels"),
 ])
 def test_exact_conv_equals_int64_convolution(shape, weight, stride, padding, groups, x_kind):
-    """Catches a wrong im2col (a window shifted by one, a group's channels off by one, padding on one side only),
+    """Catches a wrong im2col in either layout (a window shifted by one, a group's channels off by one, padding on one
+    side only),
     integer inputs carried as floats (as the reference's input is) mishandled, a stale reused buffer (chunks of 1 frame: every chunk reuses the last one's), and a depthwise sum that
     misses a kernel position."""
     rng = np.random.default_rng(2)

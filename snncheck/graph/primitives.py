@@ -308,9 +308,8 @@ class Neuron(Primitive):
         if self.soft_reset:
             return np.subtract(h, s * _scalar(self.threshold, h), out=out)
         v = np.multiply(h, ~s, out=out)
-        v_reset = _scalar(self.v_reset, h)
-        if np.any(v_reset):
-            v += s * v_reset
+        if not (isinstance(self.v_reset, (int, float)) and self.v_reset == 0):     # (no array test every step)
+            v += s * _scalar(self.v_reset, h)
         return v
 
 
