@@ -209,7 +209,9 @@ def _linear(node: P.Linear, x, exact, work):
             y = y.astype(_narrowest(prepared.w_sum * x_max + prepared.b_max), copy=False)
         else:
             y = x.astype(np.float32, copy=False) @ prepared.weight_t("float32")
-    return y + _bias(node, y.dtype, y.shape[-1])
+    if node.bias is not None:
+        y += _bias(node, y.dtype, y.shape[-1])
+    return y
 
 
 class _PreparedLinear:
@@ -359,7 +361,8 @@ def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
     conv = _prepared(layer, _exact_conv)
     b_max = 0.0 if layer.bias is None else float(np.abs(np.asarray(layer.bias, np.float64)).max(initial=0))
     y = conv(x, out=_narrowest(conv.w_sum * _max_abs(x) + b_max))
-    y += _bias(layer, y.dtype, y.shape[1])[:, None, None]       # y is ours: no second full-size array
+    if layer.bias is not None:           # (adding zeros would be one more pass over the layer's whole output)
+        y += _bias(layer, y.dtype, y.shape[1])[:, None, None]       # y is ours: no second full-size array
     return y
 
 
