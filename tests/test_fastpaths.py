@@ -16,17 +16,17 @@ from snncheck.graph import primitives as P
 from helpers import int_csnn, pixel_inputs, resnet_graph
 
 
-def _conv_int64(x, w, stride, padding, groups):
-    """Direct convolution in int64, one output position at a time (slow, obviously right)."""
-    x, w = x.astype(np.int64), w.astype(np.int64)
+def _conv_int64(x, w, stride, padding, groups, dtype=np.int64):
+    """Direct convolution in int64 (or `dtype`), one output position at a time (slow, obviously right)."""
+    x, w = x.astype(dtype), w.astype(dtype)
     (sh, sw), (ph, pw) = stride, padding
     b, c, h, wd = x.shape
     o, cg, kh, kw = w.shape
-    xp = np.zeros((b, c, h + 2 * ph, wd + 2 * pw), np.int64)
+    xp = np.zeros((b, c, h + 2 * ph, wd + 2 * pw), dtype)
     xp[:, :, ph:ph + h, pw:pw + wd] = x
     oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
     og = o // groups
-    y = np.zeros((b, o, oh, ow), np.int64)
+    y = np.zeros((b, o, oh, ow), dtype)
     for j in range(oh):
         for i in range(ow):
             win = xp[:, :, j * sh:j * sh + kh, i * sw:i * sw + kw]
@@ -263,3 +263,16 @@ def test_samples_split_over_two_threads_equal_one_pass(monkeypatch, n):
     for k in want:
         for a, b in zip(*((w if isinstance(w, tuple) else (w,)) for w in (got[k], want[k]))):
             assert np.array_equal(np.broadcast_to(a, b.shape), b) and a.shape[0] == n
+
+
+@pytest.mark.parametrize("weight, groups", [((6, 2, 3, 3), 1), ((4, 6, 3, 3), 1), ((6, 2, 3, 3), 2), ((4, 1, 3, 3), 4)])
+def test_float_conv_equals_float64_convolution(weight, groups):
+    """Catches the float graphs' convolution (the integer im2col and products, run in float32) misplacing a window,
+    truncating float sums to integers, or dropping the bias: against float64 arithmetic, within float32 rounding."""
+    from snncheck.backends.reference import conv2d
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(3, weight[1] * groups, 7, 9)).astype(np.float32)
+    w, bias = rng.normal(size=weight).astype(np.float32), rng.normal(size=weight[0]).astype(np.float32)
+    got = conv2d(x, P.Conv2d(w, bias, (1, 2), (1, 1), groups), exact=False)
+    want = _conv_int64(x, w, (1, 2), (1, 1), groups, np.float64) + bias[:, None, None]
+    assert got.dtype == np.float32 and np.allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())

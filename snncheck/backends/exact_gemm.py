@@ -73,6 +73,12 @@ def int8_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         torch.set_num_threads(threads)
 
 
+def _wraps(out, use: str) -> bool:
+    """Float sums for an integer `out` narrower than int64 go through int64 first, so that casting wraps as PAIBox's
+    int64 -> int32 astype does (a float output, a float graph's convolution, takes them as they are)."""
+    return np.dtype(out).kind == "i" and out != np.int64 and use != "int8"
+
+
 def _as_torch_int8(x: np.ndarray):
     """x as an int8 torch tensor with canonical strides. oneDNN takes a matrix's leading dimension from its
     strides, and NumPy gives a dimension of size 1 any stride: `W.T` of a Linear with one input is (1, N) with
@@ -162,7 +168,7 @@ class Conv2d:
                 # W [og, K] @ cols^T: the sums come out channel-major [og, n * OH * OW], so that writing them
                 # back NCHW copies runs of OH * OW values (4x faster than a transpose of [n * OH * OW, og])
                 z = product(self.weight[g], cols[:n].reshape(-1, k).T, use).reshape(og, n, oh * ow)
-                if out != np.int64 and use != "int8":
+                if _wraps(out, use):
                     z = z.astype(np.int64)          # then wrapped to `out` as PAIBox's astype does
                 np.copyto(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(1, 0, 2), casting="unsafe")
         return y.reshape(b, o, oh, ow)
@@ -192,7 +198,7 @@ class Conv2d:
                     part = padded[:n, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw]
                     cols[:, u, v] = part.transpose(1, 0, 2, 3)
             z = product(self.weight_cm, cols.reshape(k, n * oh * ow), use).reshape(o, n, oh * ow)
-            if out != np.int64 and use != "int8":
+            if _wraps(out, use):
                 z = z.astype(np.int64)
             np.copyto(y[lo:lo + n], z.transpose(1, 0, 2), casting="unsafe")
         return y.reshape(b, o, oh, ow)
@@ -226,7 +232,7 @@ class Conv2d:
         (sh, sw), (ph, pw) = self.stride, self.padding
         b, c, h, w = x.shape
         oh, ow = self.out_shape(h, w)
-        acc = np.int32 if use in ("int8", "float32") else np.int64
+        acc = out if np.dtype(out).kind == "f" else (np.int32 if use in ("int8", "float32") else np.int64)
         if ph or pw:
             padded = np.zeros((b, c, h + 2 * ph, w + 2 * pw), acc)
             padded[:, :, ph:ph + h, pw:pw + w] = x

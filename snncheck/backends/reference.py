@@ -337,22 +337,14 @@ def one_blas_thread():
 
 
 def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
-    """im2col per group, laid out [B, C*kh*kw, OH*OW] so that one stacked matmul W @ cols gives NCHW directly
-    (float graphs; integer graphs: `conv2d_exact`)."""
+    """A float graph's convolution in float32 by the same im2col and BLAS product as the integer one (only the
+    summation order differs from SpikingJelly's); integer graphs: `conv2d_exact`."""
     if exact:
         return conv2d_exact(x, layer)
-    o, cg, kh, kw = layer.weight.shape
-    dtype = np.float32
-    win = _windows(x.astype(dtype, copy=False), (kh, kw), layer.stride, layer.padding)   # [B, C, OH, OW, kh, kw]
-    b, _, oh, ow = win.shape[:4]
-    og = o // layer.groups
-    y = np.empty((b, o, oh * ow), dtype)
-    weight = np.asarray(layer.weight)
-    for g in range(layer.groups):
-        cols = win[:, g * cg:(g + 1) * cg].transpose(0, 1, 4, 5, 2, 3).reshape(b, cg * kh * kw, oh * ow)
-        np.matmul(weight[g * og:(g + 1) * og].reshape(og, -1).astype(dtype), cols, out=y[:, g * og:(g + 1) * og])
-    y = y.reshape(b, o, oh, ow)
-    return y + _bias(layer, y.dtype, o)[:, None, None]
+    y = _prepared(layer, _exact_conv)(x, out=np.float32, use="float32")
+    if layer.bias is not None:
+        y += _bias(layer, y.dtype, y.shape[1])[:, None, None]
+    return y
 
 
 def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
