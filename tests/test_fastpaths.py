@@ -11,24 +11,24 @@ import pytest
 
 from snncheck.backends import exact_gemm
 from snncheck.backends.paibox import PAIBoxBackend, fastpath
-from snncheck.backends.reference import ReferenceBackend, conv2d_exact
+from snncheck.backends.reference import ReferenceBackend, conv2d_exact, max_pool, run_neuron
 from snncheck.graph import chain
 from snncheck.graph import primitives as P
 
 from helpers import int_csnn, pixel_inputs, resnet_graph
 
 
-def _conv_int64(x, w, stride, padding, groups):
-    """Direct convolution in int64, one output position at a time (slow, obviously right)."""
-    x, w = x.astype(np.int64), w.astype(np.int64)
+def _conv_int64(x, w, stride, padding, groups, dtype=np.int64):
+    """Direct convolution in int64 (or `dtype`), one output position at a time (slow, obviously right)."""
+    x, w = x.astype(dtype), w.astype(dtype)
     (sh, sw), (ph, pw) = stride, padding
     b, c, h, wd = x.shape
     o, cg, kh, kw = w.shape
-    xp = np.zeros((b, c, h + 2 * ph, wd + 2 * pw), np.int64)
+    xp = np.zeros((b, c, h + 2 * ph, wd + 2 * pw), dtype)
     xp[:, :, ph:ph + h, pw:pw + wd] = x
     oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
     og = o // groups
-    y = np.zeros((b, o, oh, ow), np.int64)
+    y = np.zeros((b, o, oh, ow), dtype)
     for j in range(oh):
         for i in range(ow):
             win = xp[:, :, j * sh:j * sh + kh, i * sw:i * sw + kw]
@@ -58,7 +58,9 @@ def test_every_gemm_kernel_is_exact_at_its_limits(use, a_range, k):
 
 
 @pytest.mark.parametrize("shape, weight, stride, padding, groups, x_kind", [
-    ((3, 2, 9, 7), (6, 2, 3, 3), (1, 1), (1, 1), 1, "spikes"),
+    ((3, 2, 9, 7), (6, 2, 3, 3), (1, 1), (1, 1), 1, "spikes"),          # few channels: channel-major im2col
+    ((2, 6, 9, 9), (4, 6, 3, 3), (1, 1), (1, 1), 1, "spikes"),          # kernel rows of 18: the rows layout
+    ((2, 6, 9, 9), (4, 6, 3, 3), (2, 2), (0, 1), 1, "pixels"),
     ((2, 4, 10, 10), (6, 2, 3, 3), (2, 1), (1, 0), 2, "spikes"),
     ((2, 3, 12, 12), (8, 3, 5, 5), (2, 2), (2, 2), 1, "pixels"),
     ((2, 5, 8, 8), (5, 1, 2, 2), (2, 2), (0, 0), 5, "spikes"),        # depthwise: PAIBox's pooling
@@ -66,7 +68,8 @@ def test_every_gemm_kernel_is_exact_at_its_limits(use, a_range, k):
     ((2, 5, 8, 8), (5, 1, 2, 2), (2, 2), (0, 0), 5, "pixels"),
 ])
 def test_exact_conv_equals_int64_convolution(shape, weight, stride, padding, groups, x_kind):
-    """Catches a wrong im2col (a window shifted by one, a group's channels off by one, padding on one side only),
+    """Catches a wrong im2col in either layout (a window shifted by one, a group's channels off by one, padding on one
+    side only),
     integer inputs carried as floats (as the reference's input is) mishandled, a stale reused buffer (chunks of 1 frame: every chunk reuses the last one's), and a depthwise sum that
     misses a kernel position."""
     rng = np.random.default_rng(2)
@@ -343,3 +346,79 @@ def test_reuse_digest_sees_every_value_of_a_node():
     arrays[1000] = 1
     for other in (make(changed), make(w, threshold=21), make(w, name="h"), make(w, arrays=(arrays,))):
         assert reuse.fingerprint(other) != base
+
+
+# ----------------------------------------------------------------------------------------------- the reference's own
+@pytest.mark.parametrize("dtype, v_reset", [(np.int32, 0), (np.int64, -3), (np.float32, 0.0), (np.float32, -0.5)])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_reset_written_in_place_equals_its_equation(dtype, v_reset, reset):
+    """Catches the in-place reset (H*(1-S) + S*v_reset, H - S*threshold, written into the step's record) differing
+    from its equation: v_reset dropped when it is not 0, a spike not reset, the record buffer left unwritten."""
+    rng = np.random.default_rng(7)
+    h = (rng.integers(-40, 60, (5, 3, 4)) * (0.75 if dtype == np.float32 else 1)).astype(dtype)
+    neuron = P.IF(10, reset=reset, v_reset=v_reset)
+    s = neuron.fire(h, out=np.empty(h.shape, bool))
+    assert np.array_equal(s, h >= 10) and s.any() and not s.all()
+    want = h - s * dtype(10) if reset == "soft" else np.where(s, dtype(v_reset), h)
+    out = np.full(h.shape, 99, dtype)
+    assert neuron.after_fire(h, s, out=out) is out
+    assert np.array_equal(out, want) and np.array_equal(neuron.after_fire(h, s), want)
+
+
+def test_neuron_without_records_steps_like_with_them():
+    """Catches the membrane not carried from one step to the next (H must be the last V plus X, leak included), and
+    a run without v records (two scratch frames) stepping differently from a recorded one."""
+    rng = np.random.default_rng(8)
+    x = rng.integers(-20, 40, (4, 9, 3, 5)).astype(np.int32)
+    for neuron in (P.IF(30, v_reset=-2), P.IF(30, reset="soft"), P.AdditiveLIF(30, leak=-3)):
+        s, v, h = run_neuron(neuron, x, record_v=True)
+        assert np.array_equal(run_neuron(neuron, x, record_v=False)[0], s) and s.any()
+        assert np.array_equal(h[:, 1:], v[:, :-1] + x[:, 1:] + (getattr(neuron, "leak", 0)))
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 6, 8), (2, 3, 7, 10), (1, 1, 2, 2)])
+def test_spike_or_pool_equals_max_over_each_window(shape):
+    """Catches the 2x2 OR pooling of spikes (row pairs, then byte pairs read as uint16) pairing the wrong rows or
+    columns, or an odd last row not dropped as max pooling drops it."""
+    x = np.random.default_rng(9).random(shape) < 0.2
+    oh, ow = shape[2] // 2, shape[3] // 2
+    want = x[:, :, :2 * oh, :2 * ow].reshape(shape[0], shape[1], oh, 2, ow, 2).max(axis=(3, 5))
+    got = max_pool(x, (2, 2), (2, 2), (0, 0))
+    assert got.dtype == bool and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("n", [2, 5])
+def test_samples_split_over_two_threads_equal_one_pass(monkeypatch, n):
+    """Catches the two-thread run of the samples' halves losing, repeating or reordering a sample, or joining a
+    half constant over time ([N, 1, ...]) with one that is not, against `evaluate` in one pass (readouts too)."""
+    from snncheck.backends import reference
+    graph = chain([("c", P.Conv2d(np.random.default_rng(10).integers(-20, 21, (4, 1, 3, 3)), None, (1, 1), (1, 1))),
+                   ("n1", P.IF(200, v_reset=0)), ("f", P.Flatten()),
+                   ("l", P.Linear(np.random.default_rng(11).integers(-9, 10, (6, 256)))), ("n2", P.IF(20, v_reset=0)),
+                   ("vote", P.Vote(3))], (1, 8, 8))
+    x = pixel_inputs(n, 4)
+    x[-1, 2] = 255 - x[-1, 2]            # the last half is not constant over time, the first is
+    want_fn = reference.evaluate
+    want = want_fn(graph, {graph.input: x}, exact=True, keep=graph.readouts)
+    monkeypatch.setattr(reference, "SPLIT_WORK", 0)
+    monkeypatch.setattr(reference.os, "sched_getaffinity", lambda pid: {0, 1})     # two cores, whatever runs this
+    threads = []
+    monkeypatch.setattr(reference, "evaluate", lambda *a, **k: threads.append(1) or want_fn(*a, **k))
+    got = reference.evaluate_samples(graph, x, exact=True, keep=graph.readouts)
+    assert len(threads) == 2 and set(got) == set(want)
+    for k in want:
+        for a, b in zip(*((w if isinstance(w, tuple) else (w,)) for w in (got[k], want[k]))):
+            assert np.array_equal(np.broadcast_to(a, b.shape), b) and a.shape[0] == n
+
+
+@pytest.mark.parametrize("weight, groups", [((6, 2, 3, 3), 1), ((4, 6, 3, 3), 1), ((6, 2, 3, 3), 2), ((4, 1, 3, 3), 4)])
+def test_float_conv_equals_float64_convolution(weight, groups):
+    """Catches the float graphs' convolution (the integer im2col and products, run in float32) misplacing a window,
+    truncating float sums to integers, or dropping the bias: against float64 arithmetic, within float32 rounding."""
+    from snncheck.backends.reference import conv2d
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(3, weight[1] * groups, 7, 9)).astype(np.float32)
+    w, bias = rng.normal(size=weight).astype(np.float32), rng.normal(size=weight[0]).astype(np.float32)
+    got = conv2d(x, P.Conv2d(w, bias, (1, 2), (1, 1), groups), exact=False)
+    want = _conv_int64(x, w, (1, 2), (1, 1), groups, np.float64) + bias[:, None, None]
+    assert got.dtype == np.float32 and np.allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
