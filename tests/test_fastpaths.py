@@ -1,7 +1,8 @@
 """Every fast path computes exactly what the slow one does: the exact GEMM kernels (int8 with int32 accumulation,
 float32 below 2**24, float64), the exact convolution (im2col in chunks with reused buffers, grouped, depthwise),
-the reference's integer layers, and PAIBox's fast path (its twins of Conv2d and FullConn, the in-place reset of
-state and delay registers), against int64 arithmetic and against PAIBox as shipped."""
+the reference's integer layers, and PAIBox's fast path (its twins of Conv2d, pooling, window products and
+FullConn, of the 30-bit wrap check, the in-place reset of state and delay registers, networks reused across runs),
+against int64 arithmetic and against PAIBox as shipped."""
 from __future__ import annotations
 
 from dataclasses import dataclass
