@@ -222,7 +222,8 @@ def _conv_forward(rng, in_shape, weight, stride, padding, groups=1):
 def test_paibox_pool_and_window_twins_equal_paibox(twin, channels, in_shape, weight, stride):
     """Catches the pooling twin or the window twin differing from PAIBox's Conv2dForward: a kernel position
     skipped or shifted by one, a window taken one row off, a leftover row or column counted, weights other than
-    ones, 0-255 inputs whose sums need float64, and the all-zero shortcut."""
+    ones, byte sums at 255 (and past it: the int32 path), 0-255 inputs whose sums need float64, and the all-zero
+    shortcut."""
     rng = np.random.default_rng(7)
     if twin == "FastPool":
         k = stride[0]
@@ -236,6 +237,8 @@ def test_paibox_pool_and_window_twins_equal_paibox(twin, channels, in_shape, wei
     fast = cls(comm)
     size = channels * in_shape[0] * in_shape[1]
     for x in [np.zeros(size, np.uint8), (rng.random(size) < 0.3).astype(np.uint8),
+              np.full(size, 255 // stride[0] ** 2, np.uint8),          # pooling's byte sums at their limit,
+              np.full(size, min(255, 255 // stride[0] ** 2 + 1), np.uint8),     # and one past it
               rng.integers(0, 256, size).astype(np.uint8), np.full(size, 255, np.uint8)]:
         got = fast(x)
         assert got.dtype == np.int32 and np.array_equal(got, comm(x)), twin

@@ -78,7 +78,8 @@ class FastPool(FastConv2d):
     """A depthwise convolution whose windows tile the input (stride = kernel, no padding): PAIBox's pooling (see
     `lower.pool_kernel`). One reshape and one weighted sum over each window, in int64 and cast to int32 as PAIBox
     does; with a kernel of ones (max pooling of spikes), a sum in int32 directly (at most kh*kw*255 per window),
-    one strided add per kernel position (NumPy's sum over two strided axes was slower than the generic path)."""
+    one strided add per kernel position (NumPy's sum over two strided axes was slower than the generic path), or
+    in bytes where no window can pass 255 (spikes)."""
 
     def __init__(self, comm):
         super().__init__(comm)
@@ -95,15 +96,31 @@ class FastPool(FastConv2d):
                 and not any(comm.padding))
 
     def __call__(self, x, *args, **kwargs) -> np.ndarray:
-        if not x.any():
+        x_max = int(x.max()) if x.dtype == np.uint8 and x.size else None
+        if (x_max == 0) if x_max is not None else not x.any():
             return np.zeros(self.zeros, np.int32)
         c, oh, kh, ow, kw = self.windows
-        x = x.reshape((c,) + self.in_shape)[:, :oh * kh, :ow * kw].reshape(self.windows)
+        x = x.reshape((c,) + self.in_shape)[:, :oh * kh, :ow * kw]
+        if self.ones and x_max is not None and kh * kw * x_max <= np.iinfo(np.uint8).max:
+            return self._sum_bytes(x).astype(np.int32)
+        x = x.reshape(self.windows)
         acc = np.zeros((c, oh, ow), np.int32 if self.ones else np.int64)
         for u in range(kh):
             for v in range(kw):
                 acc += x[:, :, u, :, v] if self.ones else x[:, :, u, :, v] * self.w[:, :, u, :, v]
         return acc if self.ones else acc.astype(np.int32)
+
+    def _sum_bytes(self, x: np.ndarray) -> np.ndarray:
+        """Window sums of uint8 x, in uint8 (the caller checked none passes 255): the kernel's rows added, then its
+        columns (spikes into 2x2 windows: 57 -> 30 us a step on csnn28 batched 8)."""
+        _, _, kh, _, kw = self.windows
+        rows = x[:, 0::kh].copy()
+        for u in range(1, kh):
+            rows += x[:, u::kh]
+        out = rows[:, :, 0::kw].copy()
+        for v in range(1, kw):
+            out += rows[:, :, v::kw]
+        return out
 
 
 class FastWindows(FastConv2d):
