@@ -62,6 +62,10 @@ class FastConv2d:
         x_max = int(x.max())                  # one reduction picks the kernel (uint8: no sign to look at)
         if x_max == 0:
             return np.zeros(self.zeros, np.int32)
+        return self._sums(x, x_max)
+
+    def _sums(self, x: np.ndarray, x_max: int) -> np.ndarray:
+        """The int32 sums of a uint8 input x whose largest value is x_max > 0."""
         use = exact_gemm.kernel(self.conv.w_sum * x_max, x_max <= exact_gemm.INT8[1], self.conv.w_fits)
         return self.conv(x.reshape((1, self.channels) + self.in_shape), out=np.int32, use=use)[0]
 
@@ -123,17 +127,31 @@ class FastPool(FastConv2d):
         return out
 
 
-class FastWindows(FastConv2d):
-    """A convolution whose windows span the input's whole width and do not overlap (no padding, row stride at
-    least the kernel's height): the stacked layout's Linear layers (a kernel covering one sample, row stride the
-    sample's period) and 1x1 convolutions of one column. Each output row's window is one row of a matrix taken by
-    a reshape, times the weights by one exact float product (float32 where every sum is below 2**24, else
-    float64, then wrapped to int32 as PAIBox's int64 -> int32 cast does)."""
+class _FloatProduct(FastConv2d):
+    """A twin whose sums are one exact float product of an im2col matrix with the weights [K, O]."""
 
     def __init__(self, comm):
         super().__init__(comm)
         self.matrix = {k: np.asarray(comm.weights).reshape(comm.weights.shape[0], -1).T.astype(k)
                        for k in ("float32", "float64")}
+
+    def _product(self, cols: np.ndarray, x_max: int) -> np.ndarray:
+        """cols [positions, K] (uint8) @ the weights [K, O], exactly, as int32 [positions, O]: float32 where every
+        sum is below 2**24, else float64, then wrapped to int32 as PAIBox's int64 -> int32 cast does."""
+        limit = self.conv.w_sum * x_max
+        use = "float32" if limit < 2 ** 24 else exact_gemm.kernel(limit, False, False)
+        sums = cols.astype(use) @ self.matrix[use]
+        return sums.astype(np.int32) if use == "float32" else sums.astype(np.int64).astype(np.int32)
+
+
+class FastWindows(_FloatProduct):
+    """A convolution whose windows span the input's whole width and do not overlap (no padding, row stride at
+    least the kernel's height): the stacked layout's Linear layers (a kernel covering one sample, row stride the
+    sample's period) and 1x1 convolutions of one column. Each output row's window is one row of a matrix taken by
+    a reshape, times the weights by one exact float product."""
+
+    def __init__(self, comm):
+        super().__init__(comm)
         self.rows = self.out_shape[0]
         self.step_h = int(comm.stride[0])
 
@@ -144,26 +162,14 @@ class FastWindows(FastConv2d):
         return (comm.groups == 1 and not any(comm.padding) and kw == w and ow == 1 and comm.stride[0] >= kh
                 and oh * comm.stride[0] <= h)
 
-    def __call__(self, x, *args, **kwargs) -> np.ndarray:
-        if x.dtype != np.uint8:
-            return self._generic(x)
-        x_max = int(x.max())
-        if x_max == 0:
-            return np.zeros(self.zeros, np.int32)
+    def _sums(self, x: np.ndarray, x_max: int) -> np.ndarray:
         o, c, kh, kw = self.comm.weights.shape
         x = x.reshape((c,) + self.in_shape)[:, :self.rows * self.step_h]
         windows = x.reshape(c, self.rows, self.step_h, kw)[:, :, :kh].transpose(1, 0, 2, 3)
         return self._product(windows.reshape(self.rows, c * kh * kw), x_max).T.reshape(self.zeros)
 
-    def _product(self, cols: np.ndarray, x_max: int) -> np.ndarray:
-        """cols [positions, K] (uint8) @ the weights [K, O], exactly, as int32 [positions, O]."""
-        limit = self.conv.w_sum * x_max
-        use = "float32" if limit < 2 ** 24 else exact_gemm.kernel(limit, False, False)
-        sums = cols.astype(use) @ self.matrix[use]
-        return sums.astype(np.int32) if use == "float32" else sums.astype(np.int64).astype(np.int32)
 
-
-class FastGather(FastWindows):
+class FastGather(_FloatProduct):
     """A convolution of one group: im2col by one `take` of indices worked out once, from a zero-padded copy of
     the input kept across steps (its border stays zero), then one exact float product. Less Python around small
     inputs than `exact_gemm.Conv2d`, and no float im2col of 0-255 frames (first layers: 48 -> 15 us a step on
@@ -171,7 +177,7 @@ class FastGather(FastWindows):
     int8 kernel of `FastConv2d` instead (csnn28's second layer: 160 us there, 400 us here)."""
 
     def __init__(self, comm):
-        FastConv2d.__init__(self, comm)
+        super().__init__(comm)
         o, c, kh, kw = comm.weights.shape
         (h, w), (oh, ow) = self.in_shape, self.out_shape
         (sh, sw), (ph, pw) = tuple(comm.stride), tuple(comm.padding)
@@ -180,20 +186,14 @@ class FastGather(FastWindows):
         i, j, ch, u, v = np.ix_(np.arange(oh), np.arange(ow), np.arange(c), np.arange(kh), np.arange(kw))
         flat = ch * self.padded.shape[1] * self.padded.shape[2] + (i * sh + u) * self.padded.shape[2] + j * sw + v
         self.index = flat.reshape(oh * ow, c * kh * kw)
-        self.matrix = {k: np.asarray(comm.weights).reshape(o, -1).T.astype(k) for k in ("float32", "float64")}
 
     @staticmethod
     def applies(comm) -> bool:
         return comm.groups == 1
 
-    def __call__(self, x, *args, **kwargs) -> np.ndarray:
-        if x.dtype != np.uint8:
-            return self._generic(x)
-        x_max = int(x.max())
-        if x_max == 0:
-            return np.zeros(self.zeros, np.int32)
+    def _sums(self, x: np.ndarray, x_max: int) -> np.ndarray:
         if x_max <= exact_gemm.INT8[1] and self.index.size > GATHER_COLS:
-            return FastConv2d.__call__(self, x)
+            return FastConv2d._sums(self, x, x_max)
         self.padded[self.inside] = x.reshape(self.padded.shape[0], *self.in_shape)
         cols = self.padded.ravel().take(self.index)
         return self._product(cols, x_max).T.reshape(self.zeros)
