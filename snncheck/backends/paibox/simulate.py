@@ -2,7 +2,9 @@
 
 PAIBox has no batch dimension: each simulation runs the layout's samples for T + lag_steps steps (frame t at step
 t, zeros after the last frame), from `sim.reset()` (bit-identical reruns; `sim.run(n, reset=True)` would keep the
-step counter and the probe data), and its probes are read before the next one.
+step counter and the probe data), and its records are taken before the next one: from PAIBox's probes as shipped
+(`Probed`), or, with the fast path, copied at every step straight into the run's arrays (`Direct`). A network's
+`pb.Simulator` is made once and kept with it (`Built.sim`), so a network reused by the fast path keeps its own.
 """
 from __future__ import annotations
 
