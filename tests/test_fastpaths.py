@@ -426,3 +426,18 @@ def test_float_conv_equals_float64_convolution(weight, groups):
     got = conv2d(x, P.Conv2d(w, bias, (1, 2), (1, 1), groups), exact=False)
     want = _conv_int64(x, w, (1, 2), (1, 1), groups, np.float64) + bias[:, None, None]
     assert got.dtype == np.float32 and np.allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_what_the_paibox_backend_keeps_per_graph_lets_the_graph_go():
+    """Catches a per-graph memo that keeps its graph alive (a value holding the graph, such as its stacked layout,
+    in a WeakKeyDictionary keyed by that graph): every graph a long process checks would stay in memory."""
+    import gc
+    import weakref
+    from snncheck.backends.paibox import reuse
+    g = int_csnn(seed=13)
+    PAIBoxBackend(batch=2).run(g, pixel_inputs(2, 3, seed=1))
+    gone = weakref.ref(g)
+    reuse.clear()                    # the idle networks (at most reuse.KEEP) hold their graphs until dropped
+    del g
+    gc.collect()
+    assert gone() is None

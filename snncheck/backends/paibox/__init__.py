@@ -106,8 +106,8 @@ class PAIBoxBackend(Backend):
                 meta["batch_fallback"] = "a user's own network is simulated as written, one sample at a time"
             return UserSource(user, lag_steps), meta
         steps = frames + lower.pipeline_length(graph) - 1
-        layout, how = reuse.per_graph(graph, (layouts.choose, self.batch, samples, steps),
-                                      lambda: layouts.choose(graph, self.batch, samples, steps))
+        layout, how = reuse.kept(("layout", reuse.fingerprint(graph), self.batch, samples, steps),
+                                 lambda: layouts.choose(graph, self.batch, samples, steps))
         return GraphSource(graph, self.timing, layout), dict(timing=self.timing, **how)
 
 

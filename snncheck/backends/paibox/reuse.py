@@ -25,8 +25,8 @@ _PER_GRAPH: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()     # grap
 
 def per_graph(graph, what, compute):
     """`compute()`, once per graph object and `what` (a hashable: a function and its other arguments): a graph is
-    frozen, and the backend asks the same questions of it at every run (its refusals, its stacked layout: 1.4 ms
-    a run on csnn28)."""
+    frozen, and the backend asks the same questions of it at every run (its digest, its refusals). The value must
+    not hold the graph (it would keep itself alive): see `kept` for those."""
     with _LOCK:
         known = _PER_GRAPH.setdefault(graph, {})
         if what in known:
@@ -34,6 +34,27 @@ def per_graph(graph, what, compute):
     value = compute()
     with _LOCK:
         known[what] = value
+    return value
+
+
+_KEPT: OrderedDict = OrderedDict()       # key -> value, the KEEP_VALUES most recently used
+
+
+KEEP_VALUES = 16
+
+
+def kept(key, compute):
+    """`compute()`, once per hashable `key` among the `KEEP_VALUES` most recently used (a graph's stacked layout,
+    keyed by its digest: 0.8 ms a run on csnn28, and the layout holds the graph)."""
+    with _LOCK:
+        if key in _KEPT:
+            _KEPT.move_to_end(key)
+            return _KEPT[key]
+    value = compute()
+    with _LOCK:
+        _KEPT[key] = value
+        while len(_KEPT) > KEEP_VALUES:
+            _KEPT.popitem(last=False)
     return value
 
 
@@ -106,6 +127,7 @@ def _put(key, built) -> None:
 
 
 def clear() -> None:
-    """Drops every idle network (tests; memory)."""
+    """Drops every idle network and kept value (tests; memory)."""
     with _LOCK:
         _IDLE.clear()
+        _KEPT.clear()
