@@ -61,6 +61,7 @@ def test_every_gemm_kernel_is_exact_at_its_limits(use, a_range, k):
 @pytest.mark.parametrize("shape, weight, stride, padding, groups, x_kind", [
     ((3, 2, 9, 7), (6, 2, 3, 3), (1, 1), (1, 1), 1, "spikes"),          # few channels: channel-major im2col
     ((2, 6, 9, 9), (4, 6, 3, 3), (1, 1), (1, 1), 1, "spikes"),          # kernel rows of 18: the rows layout
+    ((2, 2, 11, 9), (4, 2, 2, 3), (3, 2), (1, 0), 1, "spikes"),         # channel-major by phases, unequal strides
     ((2, 6, 9, 9), (4, 6, 3, 3), (2, 2), (0, 1), 1, "pixels"),
     ((2, 4, 10, 10), (6, 2, 3, 3), (2, 1), (1, 0), 2, "spikes"),
     ((2, 3, 12, 12), (8, 3, 5, 5), (2, 2), (2, 2), 1, "pixels"),

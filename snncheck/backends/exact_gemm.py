@@ -175,7 +175,7 @@ class Conv2d:
 
     def _channel_major(self, x: np.ndarray, out, use: str) -> np.ndarray:
         """One group, few channels: frames padded NCHW (no transpose), cols[c, u, v, n, i, j] = padded[n, c,
-        sh*i + u, sw*j + v] by kh*kw strided copies, then W [O, C*kh*kw] @ cols (Caffe's im2col)."""
+        sh*i + u, sw*j + v] by kh*kw copies, then W [O, C*kh*kw] @ cols (Caffe's im2col)."""
         o, c, kh, kw = self.shape
         (sh, sw), (ph, pw) = self.stride, self.padding
         b, _, h, w = x.shape
@@ -193,9 +193,12 @@ class Conv2d:
             n = min(b, lo + step) - lo
             padded[:n, :, ph:ph + h, pw:pw + w] = src[lo:lo + n]
             cols = flat[:k * n * oh * ow].reshape(c, kh, kw, n, oh, ow)
+            # strided: the frames split once into their sh*sw phases (rows p::sh, columns q::sw), so that every
+            # kernel position reads runs of OW neighbours from one phase (2x faster than gathering every sw-th)
+            phases = {(p, q): np.ascontiguousarray(padded[:n, :, p::sh, q::sw]) for p in range(sh) for q in range(sw)}
             for u in range(kh):
                 for v in range(kw):
-                    part = padded[:n, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw]
+                    part = phases[u % sh, v % sw][:, :, u // sh:u // sh + oh, v // sw:v // sw + ow]
                     cols[:, u, v] = part.transpose(1, 0, 2, 3)
             z = product(self.weight_cm, cols.reshape(k, n * oh * ow), use).reshape(o, n, oh * ow)
             if _wraps(out, use):
