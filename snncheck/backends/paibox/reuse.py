@@ -131,3 +131,20 @@ def clear() -> None:
     with _LOCK:
         _IDLE.clear()
         _KEPT.clear()
+
+
+@contextlib.contextmanager
+def isolated():
+    """Runs inside start with nothing kept and leave what was kept before as it was (benchmarks: a first run)."""
+    with _LOCK:
+        saved = ({k: list(v) for k, v in _IDLE.items()}, dict(_KEPT))
+        _IDLE.clear()
+        _KEPT.clear()
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _IDLE.clear()
+            _KEPT.clear()
+            _IDLE.update(saved[0])
+            _KEPT.update(saved[1])
