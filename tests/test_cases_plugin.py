@@ -156,7 +156,8 @@ def test_an_unknown_or_mistyped_key_in_a_case_file_is_one_clear_line(tmp_path, c
 def test_fuzz_writes_the_shrunk_failure_as_a_case_that_reproduces_it(tmp_path, monkeypatch):
     """Plant `>` for `>=` in the reference's firing rule; a short campaign must find it, shrink it, and write a
     case that fails with the planted bug and passes without it."""
-    monkeypatch.setattr(P.Neuron, "fire", lambda self, h: h > P._scalar(self.threshold, h))
+    monkeypatch.setattr(P.Neuron, "fire", lambda self, h, out=None: np.greater(h, P._scalar(self.threshold, h),
+                                                                               out=out))
     campaign = Campaign(tmp_path, ["integer"], per_round=40, seed=0)
     campaign.one_round("integer", 0)
     assert len(campaign.written) == 1, campaign.summary()

@@ -1,32 +1,35 @@
 """Every fast path computes exactly what the slow one does: the exact GEMM kernels (int8 with int32 accumulation,
 float32 below 2**24, float64), the exact convolution (im2col in chunks with reused buffers, grouped, depthwise),
-the reference's integer layers, and PAIBox's fast path (its twins of Conv2d and FullConn, the in-place reset of
-state and delay registers), against int64 arithmetic and against PAIBox as shipped."""
+the reference's integer layers, and PAIBox's fast path (its twins of Conv2d, pooling, window products and
+FullConn, of the 30-bit wrap check, the in-place reset of state and delay registers, networks reused across runs),
+against int64 arithmetic and against PAIBox as shipped."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from snncheck.backends import exact_gemm
 from snncheck.backends.paibox import PAIBoxBackend, fastpath
-from snncheck.backends.reference import ReferenceBackend, conv2d_exact
+from snncheck.backends.reference import ReferenceBackend, conv2d_exact, max_pool, run_neuron
 from snncheck.graph import chain
 from snncheck.graph import primitives as P
 
 from helpers import int_csnn, pixel_inputs, resnet_graph
 
 
-def _conv_int64(x, w, stride, padding, groups):
-    """Direct convolution in int64, one output position at a time (slow, obviously right)."""
-    x, w = x.astype(np.int64), w.astype(np.int64)
+def _conv_int64(x, w, stride, padding, groups, dtype=np.int64):
+    """Direct convolution in int64 (or `dtype`), one output position at a time (slow, obviously right)."""
+    x, w = x.astype(dtype), w.astype(dtype)
     (sh, sw), (ph, pw) = stride, padding
     b, c, h, wd = x.shape
     o, cg, kh, kw = w.shape
-    xp = np.zeros((b, c, h + 2 * ph, wd + 2 * pw), np.int64)
+    xp = np.zeros((b, c, h + 2 * ph, wd + 2 * pw), dtype)
     xp[:, :, ph:ph + h, pw:pw + wd] = x
     oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
     og = o // groups
-    y = np.zeros((b, o, oh, ow), np.int64)
+    y = np.zeros((b, o, oh, ow), dtype)
     for j in range(oh):
         for i in range(ow):
             win = xp[:, :, j * sh:j * sh + kh, i * sw:i * sw + kw]
@@ -56,7 +59,10 @@ def test_every_gemm_kernel_is_exact_at_its_limits(use, a_range, k):
 
 
 @pytest.mark.parametrize("shape, weight, stride, padding, groups, x_kind", [
-    ((3, 2, 9, 7), (6, 2, 3, 3), (1, 1), (1, 1), 1, "spikes"),
+    ((3, 2, 9, 7), (6, 2, 3, 3), (1, 1), (1, 1), 1, "spikes"),          # few channels: channel-major im2col
+    ((2, 6, 9, 9), (4, 6, 3, 3), (1, 1), (1, 1), 1, "spikes"),          # kernel rows of 18: the rows layout
+    ((2, 2, 11, 9), (4, 2, 2, 3), (3, 2), (1, 0), 1, "spikes"),         # channel-major by phases, unequal strides
+    ((2, 6, 9, 9), (4, 6, 3, 3), (2, 2), (0, 1), 1, "pixels"),
     ((2, 4, 10, 10), (6, 2, 3, 3), (2, 1), (1, 0), 2, "spikes"),
     ((2, 3, 12, 12), (8, 3, 5, 5), (2, 2), (2, 2), 1, "pixels"),
     ((2, 5, 8, 8), (5, 1, 2, 2), (2, 2), (0, 0), 5, "spikes"),        # depthwise: PAIBox's pooling
@@ -64,7 +70,8 @@ def test_every_gemm_kernel_is_exact_at_its_limits(use, a_range, k):
     ((2, 5, 8, 8), (5, 1, 2, 2), (2, 2), (0, 0), 5, "pixels"),
 ])
 def test_exact_conv_equals_int64_convolution(shape, weight, stride, padding, groups, x_kind):
-    """Catches a wrong im2col (a window shifted by one, a group's channels off by one, padding on one side only),
+    """Catches a wrong im2col in either layout (a window shifted by one, a group's channels off by one, padding on one
+    side only),
     integer inputs carried as floats (as the reference's input is) mishandled, a stale reused buffer (chunks of 1 frame: every chunk reuses the last one's), and a depthwise sum that
     misses a kernel position."""
     rng = np.random.default_rng(2)
@@ -197,3 +204,246 @@ def test_int8_kernel_is_exact_on_matrices_with_a_dimension_of_one():
     for _ in range(200):
         assert np.array_equal(exact_gemm.product(x, w, "int8"), [[0, 0], [127, -5], [127, -5]])
         assert not exact_gemm.product(x[:1], w, "int8").any()
+
+
+def _conv_forward(rng, in_shape, weight, stride, padding, groups=1):
+    from paibox.components.synapses.transforms import Conv2dForward
+    (h, w), (_, _, kh, kw) = in_shape, weight.shape
+    out = ((h + 2 * padding[0] - kh) // stride[0] + 1, (w + 2 * padding[1] - kw) // stride[1] + 1)
+    return Conv2dForward(in_shape, out, weight.astype(np.int8), stride, padding, groups=groups)
+
+
+@pytest.mark.parametrize("twin, channels, in_shape, weight, stride", [
+    ("FastPool", 5, (9, 6), "ones", (2, 2)),              # max pooling of spikes; an odd height left over
+    ("FastPool", 3, (8, 9), "weights", (3, 3)),           # a weighted depthwise 3x3 that tiles the rows
+    ("FastWindows", 4, (12, 3), (6, 4, 3, 3), (4, 1)),    # the stacked Linear: one sample's window, a gap row
+    ("FastWindows", 8, (7, 1), (5, 8, 1, 1), (1, 1)),     # a 1x1 conv of one column
+    ("FastWindows", 64, (16, 16), (3, 64, 16, 16), (16, 1)),   # weights of one sign: sums pass 2**24, float64
+])
+def test_paibox_pool_and_window_twins_equal_paibox(twin, channels, in_shape, weight, stride):
+    """Catches the pooling twin or the window twin differing from PAIBox's Conv2dForward: a kernel position
+    skipped or shifted by one, a window taken one row off, a leftover row or column counted, weights other than
+    ones, byte sums at 255 (and past it: the int32 path), 0-255 inputs whose sums need float64, and the all-zero
+    shortcut."""
+    rng = np.random.default_rng(7)
+    if twin == "FastPool":
+        k = stride[0]
+        w = np.ones((channels, 1, k, k)) if weight == "ones" else rng.integers(-128, 128, (channels, 1, k, k))
+        comm = _conv_forward(rng, in_shape, w, stride, (0, 0), groups=channels)
+    else:
+        comm = _conv_forward(rng, in_shape, rng.integers(-128, 128 if weight[1] < 64 else -100, weight), stride,
+                             (0, 0))
+    cls = getattr(fastpath, twin)
+    assert cls.applies(comm)
+    fast = cls(comm)
+    size = channels * in_shape[0] * in_shape[1]
+    for x in [np.zeros(size, np.uint8), (rng.random(size) < 0.3).astype(np.uint8),
+              np.full(size, 255 // stride[0] ** 2, np.uint8),          # pooling's byte sums at their limit,
+              np.full(size, min(255, 255 // stride[0] ** 2 + 1), np.uint8),     # and one past it
+              rng.integers(0, 256, size).astype(np.uint8), np.full(size, 255, np.uint8)]:
+        got = fast(x)
+        assert got.dtype == np.int32 and np.array_equal(got, comm(x)), twin
+
+
+def test_window_twin_applies_only_where_windows_do_not_overlap():
+    """Catches the window twin taken for a convolution it does not compute: overlapping windows, padding, a
+    kernel narrower than the input (several output columns)."""
+    rng = np.random.default_rng(8)
+    w = rng.integers(-5, 5, (2, 3, 3, 4))
+    assert fastpath.FastWindows.applies(_conv_forward(rng, (9, 4), w, (3, 1), (0, 0)))
+    assert not fastpath.FastWindows.applies(_conv_forward(rng, (9, 4), w, (2, 1), (0, 0)))
+    assert not fastpath.FastWindows.applies(_conv_forward(rng, (9, 4), w, (3, 1), (1, 0)))
+    assert not fastpath.FastWindows.applies(_conv_forward(rng, (9, 6), w, (3, 1), (0, 0)))
+
+
+def test_overflow_check_twin_equals_paibox_and_still_wraps_and_warns():
+    """Catches the wrap-check twin differing from PAIBox's `v_overflow`: a value at the 30-bit limits taken for
+    an overflow or missed (V_MAX, V_MIN and one beyond each), its dtype, and the warning PAIBox gives."""
+    import warnings
+    from paibox.components.neuron import utils
+    edges = np.array([0, utils.V_MAX, utils.V_MIN, -7], np.int64)
+    for v in [edges, edges.astype(np.int32), np.array([utils.V_MAX + 1, 3]), np.array([utils.V_MIN - 1, 3])]:
+        with warnings.catch_warnings(record=True) as ours:
+            warnings.simplefilter("always")
+            got = fastpath.v_overflow(v.copy())
+        with warnings.catch_warnings(record=True) as theirs:
+            warnings.simplefilter("always")
+            want = utils.v_overflow(v.copy())
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+
+
+def test_paibox_neurons_run_their_own_code_with_the_check_twin():
+    """Catches the twin binding replacing anything but `v_overflow`: each bound method is PAIBox's own code."""
+    import paibox as pb
+    from paibox.components.neuron.base import OfflineNeuron
+    node = pb.IF((4,), 10)
+    fastpath.wrap_check_once(node)
+    for name in ("_neuronal_charge", "_neuronal_leak"):
+        bound = vars(node)[name]
+        assert bound.__func__.__code__ is getattr(OfflineNeuron, name).__code__
+        assert bound.__func__.__globals__["v_overflow"] is fastpath.v_overflow
+
+
+def test_reused_networks_give_paibox_as_shipped_records_run_after_run():
+    """Catches a network reused across runs that keeps state from the run before (a membrane, a delay-register
+    slot, the record arrays), and a reuse key that mistakes a graph for another of the same shapes: two graphs
+    differing only in their weights, run in turn, each on new samples, every run equal to PAIBox as shipped."""
+    from snncheck.backends.paibox import reuse
+    reuse.clear()
+    graphs = [int_csnn(seed=11), int_csnn(seed=12)]
+    assert reuse.fingerprint(graphs[0]) != reuse.fingerprint(graphs[1])
+    assert reuse.fingerprint(graphs[0]) == reuse.fingerprint(int_csnn(seed=11))
+    for round_ in range(2):
+        for i, g in enumerate(graphs):
+            x = pixel_inputs(3 + round_, 4, seed=20 + 2 * round_ + i)
+            _assert_identical(PAIBoxBackend(batch=2).run(g, x), PAIBoxBackend(batch=2, fast=False).run(g, x))
+    assert reuse._IDLE, "the fast runs put their networks back for the next run"
+    kept = {k: list(v) for k, v in reuse._IDLE.items()}
+    with reuse.isolated():               # what the benchmark's first-run row runs in
+        assert not reuse._IDLE
+        PAIBoxBackend(batch=2).run(graphs[0], pixel_inputs(2, 4))
+    assert {k: list(v) for k, v in reuse._IDLE.items()} == kept, "isolated() leaves what was kept as it was"
+
+
+@pytest.mark.parametrize("in_shape, weight, stride, padding", [
+    ((9, 7), (6, 2, 3, 3), (1, 1), (1, 1)),
+    ((12, 10), (4, 3, 5, 5), (2, 2), (2, 2)),       # stride and padding of two: an index off by one shows
+    ((8, 8), (3, 1, 2, 3), (2, 1), (0, 1)),         # a rectangular kernel, padding on one axis only
+])
+def test_paibox_gather_twin_equals_paibox(monkeypatch, in_shape, weight, stride, padding):
+    """Catches the gather twin differing from PAIBox's Conv2dForward: an im2col index off by one (row, column,
+    channel, stride or padding), a padded buffer whose border is dirtied by a step before, 0-255 frames whose sums
+    need float64, and the hand-over of large spike inputs to the int8 kernel (GATHER_COLS set to 0)."""
+    rng = np.random.default_rng(9)
+    comm = _conv_forward(rng, in_shape, rng.integers(-128, 128, weight), stride, padding)
+    assert fastpath.FastGather.applies(comm)
+    size = weight[1] * in_shape[0] * in_shape[1]
+    inputs = [np.full(size, 255, np.uint8), rng.integers(0, 256, size).astype(np.uint8), np.zeros(size, np.uint8),
+              (rng.random(size) < 0.3).astype(np.uint8)]
+    for cols in (fastpath.GATHER_COLS, 0):
+        monkeypatch.setattr(fastpath, "GATHER_COLS", cols)
+        fast = fastpath.FastGather(comm)
+        for x in inputs:
+            got = fast(x)
+            assert got.dtype == np.int32 and np.array_equal(got, comm(x)), cols
+    big = _conv_forward(rng, (16, 16), np.full((2, 64, 3, 3), -127), (1, 1), (1, 1))   # 255 * 127 * 576 > 2**24
+    x = rng.integers(253, 256, 64 * 256).astype(np.uint8)                                # odd sums past 2**24
+    assert np.array_equal(fastpath.FastGather(big)(x), big(x))
+
+
+
+@dataclass(frozen=True, eq=False)
+class _Extra(P.Primitive):
+    """A stateless pass-through with a tuple of arrays as a field (as a plugin primitive may have)."""
+    arrays: tuple = ()
+
+
+def test_reuse_digest_sees_every_value_of_a_node():
+    """Catches two graphs that build different PAIBox networks getting one digest (a reused network of the other
+    graph): a weight changed deep inside a large array (NumPy's repr elides it), an array inside a tuple field,
+    a scalar field, the graph's name; and one graph rebuilt from the same values getting a different one."""
+    from snncheck.backends.paibox import reuse
+    w = np.random.default_rng(10).integers(-5, 5, (8, 3000))
+
+    def make(w, threshold=20, name="g", arrays=(np.zeros(2000),)):
+        return chain([("l", P.Linear(w)), ("n", P.IF(threshold, v_reset=0)), ("x", _Extra(arrays))], (3000,),
+                     name=name)
+    base = reuse.fingerprint(make(w))
+    assert reuse.fingerprint(make(w.copy())) == base
+    changed, arrays = w.copy(), np.zeros(2000)
+    changed[4, 1500] += 1
+    arrays[1000] = 1
+    for other in (make(changed), make(w, threshold=21), make(w, name="h"), make(w, arrays=(arrays,))):
+        assert reuse.fingerprint(other) != base
+
+
+# ----------------------------------------------------------------------------------------------- the reference's own
+@pytest.mark.parametrize("dtype, v_reset", [(np.int32, 0), (np.int64, -3), (np.float32, 0.0), (np.float32, -0.5)])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_reset_written_in_place_equals_its_equation(dtype, v_reset, reset):
+    """Catches the in-place reset (H*(1-S) + S*v_reset, H - S*threshold, written into the step's record) differing
+    from its equation: v_reset dropped when it is not 0, a spike not reset, the record buffer left unwritten."""
+    rng = np.random.default_rng(7)
+    h = (rng.integers(-40, 60, (5, 3, 4)) * (0.75 if dtype == np.float32 else 1)).astype(dtype)
+    neuron = P.IF(10, reset=reset, v_reset=v_reset)
+    s = neuron.fire(h, out=np.empty(h.shape, bool))
+    assert np.array_equal(s, h >= 10) and s.any() and not s.all()
+    want = h - s * dtype(10) if reset == "soft" else np.where(s, dtype(v_reset), h)
+    out = np.full(h.shape, 99, dtype)
+    assert neuron.after_fire(h, s, out=out) is out
+    assert np.array_equal(out, want) and np.array_equal(neuron.after_fire(h, s), want)
+
+
+def test_neuron_without_records_steps_like_with_them():
+    """Catches the membrane not carried from one step to the next (H must be the last V plus X, leak included), and
+    a run without v records (two scratch frames) stepping differently from a recorded one."""
+    rng = np.random.default_rng(8)
+    x = rng.integers(-20, 40, (4, 9, 3, 5)).astype(np.int32)
+    for neuron in (P.IF(30, v_reset=-2), P.IF(30, reset="soft"), P.AdditiveLIF(30, leak=-3)):
+        s, v, h = run_neuron(neuron, x, record_v=True)
+        assert np.array_equal(run_neuron(neuron, x, record_v=False)[0], s) and s.any()
+        assert np.array_equal(h[:, 1:], v[:, :-1] + x[:, 1:] + (getattr(neuron, "leak", 0)))
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 6, 8), (2, 3, 7, 10), (1, 1, 2, 2)])
+def test_spike_or_pool_equals_max_over_each_window(shape):
+    """Catches the 2x2 OR pooling of spikes (row pairs, then byte pairs read as uint16) pairing the wrong rows or
+    columns, or an odd last row not dropped as max pooling drops it."""
+    x = np.random.default_rng(9).random(shape) < 0.2
+    oh, ow = shape[2] // 2, shape[3] // 2
+    want = x[:, :, :2 * oh, :2 * ow].reshape(shape[0], shape[1], oh, 2, ow, 2).max(axis=(3, 5))
+    got = max_pool(x, (2, 2), (2, 2), (0, 0))
+    assert got.dtype == bool and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("n", [2, 5])
+def test_samples_split_over_two_threads_equal_one_pass(monkeypatch, n):
+    """Catches the two-thread run of the samples' halves losing, repeating or reordering a sample, or joining a
+    half constant over time ([N, 1, ...]) with one that is not, against `evaluate` in one pass (readouts too)."""
+    from snncheck.backends import reference
+    graph = chain([("c", P.Conv2d(np.random.default_rng(10).integers(-20, 21, (4, 1, 3, 3)), None, (1, 1), (1, 1))),
+                   ("n1", P.IF(200, v_reset=0)), ("f", P.Flatten()),
+                   ("l", P.Linear(np.random.default_rng(11).integers(-9, 10, (6, 256)))), ("n2", P.IF(20, v_reset=0)),
+                   ("vote", P.Vote(3))], (1, 8, 8))
+    x = pixel_inputs(n, 4)
+    x[-1, 2] = 255 - x[-1, 2]            # the last half is not constant over time, the first is
+    want_fn = reference.evaluate
+    want = want_fn(graph, {graph.input: x}, exact=True, keep=graph.readouts)
+    monkeypatch.setattr(reference, "SPLIT_WORK", 0)
+    monkeypatch.setattr(reference.os, "sched_getaffinity", lambda pid: {0, 1})     # two cores, whatever runs this
+    threads = []
+    monkeypatch.setattr(reference, "evaluate", lambda *a, **k: threads.append(1) or want_fn(*a, **k))
+    got = reference.evaluate_samples(graph, x, exact=True, keep=graph.readouts)
+    assert len(threads) == 2 and set(got) == set(want)
+    for k in want:
+        for a, b in zip(*((w if isinstance(w, tuple) else (w,)) for w in (got[k], want[k]))):
+            assert np.array_equal(np.broadcast_to(a, b.shape), b) and a.shape[0] == n
+
+
+@pytest.mark.parametrize("weight, groups", [((6, 2, 3, 3), 1), ((4, 6, 3, 3), 1), ((6, 2, 3, 3), 2), ((4, 1, 3, 3), 4)])
+def test_float_conv_equals_float64_convolution(weight, groups):
+    """Catches the float graphs' convolution (the integer im2col and products, run in float32) misplacing a window,
+    truncating float sums to integers, or dropping the bias: against float64 arithmetic, within float32 rounding."""
+    from snncheck.backends.reference import conv2d
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(3, weight[1] * groups, 7, 9)).astype(np.float32)
+    w, bias = rng.normal(size=weight).astype(np.float32), rng.normal(size=weight[0]).astype(np.float32)
+    got = conv2d(x, P.Conv2d(w, bias, (1, 2), (1, 1), groups), exact=False)
+    want = _conv_int64(x, w, (1, 2), (1, 1), groups, np.float64) + bias[:, None, None]
+    assert got.dtype == np.float32 and np.allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_what_the_paibox_backend_keeps_per_graph_lets_the_graph_go():
+    """Catches a per-graph memo that keeps its graph alive (a value holding the graph, such as its stacked layout,
+    in a WeakKeyDictionary keyed by that graph): every graph a long process checks would stay in memory."""
+    import gc
+    import weakref
+    from snncheck.backends.paibox import reuse
+    g = int_csnn(seed=13)
+    PAIBoxBackend(batch=2).run(g, pixel_inputs(2, 3, seed=1))
+    gone = weakref.ref(g)
+    reuse.clear()                    # the idle networks (at most reuse.KEEP) hold their graphs until dropped
+    del g
+    gc.collect()
+    assert gone() is None

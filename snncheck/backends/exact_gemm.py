@@ -22,6 +22,7 @@ INT8 = (-128, 127)
 KERNELS = ("int8", "float32", "float64")
 DTYPES = {"int8": np.int8, "float32": np.float32, "float64": np.float64}
 COLS_BYTES = 1 << 22        # im2col buffer per chunk of frames: stays in cache, reused across chunks and groups
+CHANNEL_MAJOR_RUN = 16      # a kernel row shorter than this (kw * channels) goes through the channel-major im2col
 
 
 def fits_int8(x: np.ndarray) -> bool:
@@ -72,6 +73,12 @@ def int8_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         torch.set_num_threads(threads)
 
 
+def _wraps(out, use: str) -> bool:
+    """Float sums for an integer `out` narrower than int64 go through int64 first, so that casting wraps as PAIBox's
+    int64 -> int32 astype does (a float output, a float graph's convolution, takes them as they are)."""
+    return np.dtype(out).kind == "i" and out != np.int64 and use != "int8"
+
+
 def _as_torch_int8(x: np.ndarray):
     """x as an int8 torch tensor with canonical strides. oneDNN takes a matrix's leading dimension from its
     strides, and NumPy gives a dimension of size 1 any stride: `W.T` of a Linear with one input is (1, N) with
@@ -102,7 +109,7 @@ def int8_exact() -> bool:
 
 
 class Conv2d:
-    """An exact integer convolution, prepared once: weights reordered channels-last [groups, kh*kw*C, O/groups],
+    """An exact integer convolution, prepared once: weights reordered channels-last [groups, O/groups, kh*kw*C],
     im2col buffers kept across calls (PAIBox calls a synapse once per step with the same shapes).
 
     `__call__(x [B, C, H, W], out=np.int64)`: im2col rows [B * OH * OW, kh*kw*C] in the narrowest dtype the
@@ -117,11 +124,15 @@ class Conv2d:
         o, cg, kh, kw = self.shape
         self.stride, self.padding, self.groups = tuple(stride), tuple(padding), int(groups)
         og = o // self.groups
-        wk = weight.reshape(self.groups, og, cg, kh, kw).transpose(0, 3, 4, 2, 1)      # [g, u, v, c, o]
-        self.weight = np.ascontiguousarray(wk).reshape(self.groups, kh * kw * cg, og)
+        wk = weight.reshape(self.groups, og, cg, kh, kw).transpose(0, 1, 3, 4, 2)      # [g, o, u, v, c]
+        self.weight = np.ascontiguousarray(wk).reshape(self.groups, og, kh * kw * cg)
         self.w_sum = float(np.abs(weight.astype(np.float64)).reshape(o, -1).sum(axis=1).max(initial=0))
         self.w_fits = fits_int8(weight)
         self.depthwise = cg == 1 and og == 1 and self.groups > 1
+        # few input channels: a kernel row of the rows layout is a run of only kw*C values (10 bytes for 2 channels
+        # 5 wide), so im2col goes channel-major instead, by runs of OW values (`_channel_major`)
+        self.channel_major = self.groups == 1 and kw * cg < CHANNEL_MAJOR_RUN
+        self.weight_cm = np.ascontiguousarray(weight.reshape(o, -1)) if self.channel_major else None
         self._buffers = {}
 
     def kernel(self, x: np.ndarray) -> str:
@@ -136,6 +147,8 @@ class Conv2d:
         use = use or self.kernel(x)
         if self.depthwise:
             return self._depthwise(x, out, use)
+        if self.channel_major:
+            return self._channel_major(x, out, use)
         o, cg, kh, kw = self.shape
         og, k = o // self.groups, cg * kh * kw
         (sh, sw), (ph, pw) = self.stride, self.padding
@@ -145,16 +158,52 @@ class Conv2d:
         step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
         padded, cols = self._buffer(dtype, min(step, b), (h + 2 * ph, w + 2 * pw, c), (oh, ow, kh, kw, cg))
         y = np.empty((b, o, oh * ow), out)
-        src = x.view(np.int8) if x.dtype == bool else x
+        # cast once, contiguously: the transposing copy into `padded` below is then between equal dtypes
+        src = x.view(np.int8) if x.dtype == bool else x.astype(dtype, copy=False)
         for lo in range(0, b, step):
             n = min(b, lo + step) - lo
             np.copyto(padded[:n, ph:ph + h, pw:pw + w], src[lo:lo + n].transpose(0, 2, 3, 1), casting="unsafe")
             for g in range(self.groups):
                 self._im2col(padded[:n], cols[:n], g)
-                z = product(cols[:n].reshape(-1, k), self.weight[g], use).reshape(n, oh * ow, og)
-                if out != np.int64 and use != "int8":
+                # W [og, K] @ cols^T: the sums come out channel-major [og, n * OH * OW], so that writing them
+                # back NCHW copies runs of OH * OW values (4x faster than a transpose of [n * OH * OW, og])
+                z = product(self.weight[g], cols[:n].reshape(-1, k).T, use).reshape(og, n, oh * ow)
+                if _wraps(out, use):
                     z = z.astype(np.int64)          # then wrapped to `out` as PAIBox's astype does
-                np.copyto(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(0, 2, 1), casting="unsafe")
+                np.copyto(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(1, 0, 2), casting="unsafe")
+        return y.reshape(b, o, oh, ow)
+
+    def _channel_major(self, x: np.ndarray, out, use: str) -> np.ndarray:
+        """One group, few channels: frames padded NCHW (no transpose), cols[c, u, v, n, i, j] = padded[n, c,
+        sh*i + u, sw*j + v] by kh*kw copies, then W [O, C*kh*kw] @ cols (Caffe's im2col)."""
+        o, c, kh, kw = self.shape
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        b, _, h, w = x.shape
+        oh, ow = self.out_shape(h, w)
+        dtype, k = DTYPES[use], c * kh * kw
+        step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
+        key = ("channel-major", np.dtype(dtype).str, min(step, b), x.shape[1:])
+        if key not in self._buffers:
+            self._buffers = {key: (np.zeros((min(step, b), c, h + 2 * ph, w + 2 * pw), dtype),
+                                   np.empty(k * min(step, b) * oh * ow, dtype))}
+        padded, flat = self._buffers[key]
+        y = np.empty((b, o, oh * ow), out)
+        src = x.view(np.int8) if x.dtype == bool else x.astype(dtype, copy=False)
+        for lo in range(0, b, step):
+            n = min(b, lo + step) - lo
+            padded[:n, :, ph:ph + h, pw:pw + w] = src[lo:lo + n]
+            cols = flat[:k * n * oh * ow].reshape(c, kh, kw, n, oh, ow)
+            # strided: the frames split once into their sh*sw phases (rows p::sh, columns q::sw), so that every
+            # kernel position reads runs of OW neighbours from one phase (2x faster than gathering every sw-th)
+            phases = {(p, q): np.ascontiguousarray(padded[:n, :, p::sh, q::sw]) for p in range(sh) for q in range(sw)}
+            for u in range(kh):
+                for v in range(kw):
+                    part = phases[u % sh, v % sw][:, :, u // sh:u // sh + oh, v // sw:v // sw + ow]
+                    cols[:, u, v] = part.transpose(1, 0, 2, 3)
+            z = product(self.weight_cm, cols.reshape(k, n * oh * ow), use).reshape(o, n, oh * ow)
+            if _wraps(out, use):
+                z = z.astype(np.int64)
+            np.copyto(y[lo:lo + n], z.transpose(1, 0, 2), casting="unsafe")
         return y.reshape(b, o, oh, ow)
 
     def _im2col(self, padded: np.ndarray, cols: np.ndarray, g: int) -> None:
@@ -186,7 +235,7 @@ class Conv2d:
         (sh, sw), (ph, pw) = self.stride, self.padding
         b, c, h, w = x.shape
         oh, ow = self.out_shape(h, w)
-        acc = np.int32 if use in ("int8", "float32") else np.int64
+        acc = out if np.dtype(out).kind == "f" else (np.int32 if use in ("int8", "float32") else np.int64)
         if ph or pw:
             padded = np.zeros((b, c, h + 2 * ph, w + 2 * pw), acc)
             padded[:, :, ph:ph + h, pw:pw + w] = x

@@ -16,7 +16,12 @@ another run produced at its inputs); `ReferenceBackend.run` is `evaluate` from t
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Optional
 
 import numpy as np
@@ -42,7 +47,7 @@ class ReferenceBackend(Backend):
         graph = fold_batchnorm(graph)
         exact = is_exact(graph, inputs)
         bounds = rounding_bounds(graph, float(np.abs(inputs).max()), exact)
-        records = evaluate(graph, {graph.input: inputs}, exact=exact, record_v=record_v, keep=graph.readouts)
+        records = evaluate_samples(graph, inputs, exact=exact, record_v=record_v, keep=graph.readouts)
         layers = [LayerRecord(n, *records[n], threshold=float(graph.nodes[n].threshold), rounding_bound=bounds[n])
                   for n in graph.neurons]
         outputs = [OutputRecord(n, np.asarray(records[n])) for n in graph.readouts]
@@ -89,6 +94,54 @@ def evaluate(graph: Graph, feeds: dict, exact: bool, record_v: bool = True, targ
     return out
 
 
+SPLIT_WORK = 2_000_000      # neuron-steps (samples x steps x neurons) from which two threads pay for themselves
+
+
+def evaluate_samples(graph: Graph, inputs: np.ndarray, **options) -> dict:
+    """`evaluate` from the input; with two cores and enough work, the two halves of the samples in two threads,
+    each with one BLAS thread (NumPy and torch release the GIL in the products and the neuron updates). Threads
+    that do not wait for each other stay fast when a neighbour holds a core, where a two-thread BLAS does not
+    (`one_blas_thread`)."""
+    n, t = inputs.shape[:2]
+    work = n * t * sum(int(np.prod(graph.shapes[name])) for name in graph.neurons)
+    if n < 2 or work < SPLIT_WORK or len(os.sched_getaffinity(0)) < 2:     # (tests force a split: SPLIT_WORK)
+        return evaluate(graph, {graph.input: inputs}, **options)
+    halves = (inputs[:n // 2], inputs[n // 2:])
+    with _pinned_to_one_thread(), ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda x: evaluate(graph, {graph.input: x}, **options), halves)
+    # joined one key at a time, each half's arrays dropped once joined: the peak is the records plus one layer's
+    return {k: _joined(first.pop(k), second.pop(k)) for k in list(first)}
+
+
+def _joined(a, b):
+    """Two halves' records (a neuron's (spikes, v, h), or a kept value) joined along the samples."""
+    if isinstance(a, tuple):
+        return tuple(None if x is None else _joined(x, y) for x, y in zip(a, b))
+    if a.shape[1] != b.shape[1]:            # one half constant over time ([N, 1, ...]), the other not
+        t = max(a.shape[1], b.shape[1])
+        a, b = (np.broadcast_to(x, x.shape[:1] + (t,) + x.shape[2:]) for x in (a, b))
+    return np.concatenate([a, b])
+
+
+_PINNED = threading.Event()       # set while a split run holds BLAS and torch at one thread
+
+
+@contextlib.contextmanager
+def _pinned_to_one_thread():
+    """BLAS and torch at one thread for the whole split run, set once here: toggling threadpoolctl from two threads
+    at once (`one_blas_thread` around every product) would race."""
+    import torch
+    threads = torch.get_num_threads()
+    with one_blas_thread():
+        torch.set_num_threads(1)
+        _PINNED.set()
+        try:
+            yield
+        finally:
+            _PINNED.clear()
+            torch.set_num_threads(threads)
+
+
 def _needed(graph: Graph, feeds: dict, targets: list) -> set:
     needed, stack = set(), list(targets)
     while stack:
@@ -126,18 +179,18 @@ def _frames(fn):
 
 # ----------------------------------------------------------------------------------------------- neurons
 def run_neuron(neuron: P.Neuron, x: np.ndarray, record_v: bool = True):
-    """x: [N, T, ...] synaptic input. Returns spikes (bool), v after reset and h before firing, [N, T, ...]."""
+    """x: [N, T, ...] synaptic input. Returns spikes (bool), v after reset and h before firing, [N, T, ...].
+
+    Each step writes straight into the records (or, without record_v, into two scratch frames)."""
     v = np.full(x[:, 0].shape, neuron.initial_v, dtype=x.dtype)
     spikes = np.empty(x.shape, dtype=bool)
     vs = np.empty(x.shape, x.dtype) if record_v else None
     hs = np.empty(x.shape, x.dtype) if record_v else None
+    scratch = None if record_v else np.empty((2,) + v.shape, x.dtype)
     for step in range(x.shape[1]):
-        h = neuron.charge(v, x[:, step])
-        s = neuron.fire(h)
-        v = neuron.after_fire(h, s)
-        spikes[:, step] = s
-        if record_v:
-            vs[:, step], hs[:, step] = v, h
+        h = neuron.charge(v, x[:, step], out=hs[:, step] if record_v else scratch[0])
+        s = neuron.fire(h, out=spikes[:, step])
+        v = neuron.after_fire(h, s, out=vs[:, step] if record_v else scratch[1])
     return spikes, vs, hs
 
 
@@ -148,14 +201,48 @@ OPS.allow(P.Input, P.Neuron)          # the input is fed; neurons run in `run_ne
 @OPS.register(P.Linear)
 @_frames
 def _linear(node: P.Linear, x, exact, work):
-    weight = np.asarray(node.weight).T
+    prepared = _prepared(node, _PreparedLinear)
     with one_blas_thread():
         if exact:
-            use = _kernel(x, weight)
-            y = exact_gemm.product(x, weight, use).astype(_held(x, weight, node.bias), copy=False)
+            x_max = _max_abs(x)
+            use = exact_gemm.kernel(prepared.w_sum * x_max, exact_gemm.fits_int8(x), prepared.w_fits)
+            y = exact_gemm.product(x, prepared.weight_t(use), use)
+            y = y.astype(_narrowest(prepared.w_sum * x_max + prepared.b_max), copy=False)
         else:
-            y = x.astype(np.float32, copy=False) @ weight.astype(np.float32)
-    return y + _bias(node, y.dtype, y.shape[-1])
+            y = x.astype(np.float32, copy=False) @ prepared.weight_t("float32")
+    if node.bias is not None:
+        y += _bias(node, y.dtype, y.shape[-1])
+    return y
+
+
+class _PreparedLinear:
+    """A Linear's weights as its products read them, and their bounds: computed once per node (a 4096x128 layer's
+    statistics cost more than its product on spikes)."""
+
+    def __init__(self, node: P.Linear):
+        self.weight = np.asarray(node.weight)
+        self.w_sum = float(np.abs(self.weight.astype(np.float64)).sum(axis=1).max(initial=0))
+        self.w_fits = exact_gemm.fits_int8(self.weight)
+        self.b_max = 0.0 if node.bias is None else float(np.abs(np.asarray(node.bias, np.float64)).max(initial=0))
+        self._cast = {}
+
+    def weight_t(self, use: str) -> np.ndarray:
+        """W^T [K, N] in the kernel's operand dtype, C-contiguous."""
+        if use not in self._cast:
+            self._cast[use] = np.ascontiguousarray(self.weight.T, dtype=exact_gemm.DTYPES[use])
+        return self._cast[use]
+
+
+_PREPARED = weakref.WeakKeyDictionary()       # node -> what its kernels prepare once (nodes are frozen)
+
+
+def _prepared(node, make):
+    """`make(node)`, computed once per node object and thread (prepared convolutions keep buffers)."""
+    cache = _PREPARED.setdefault(node, {})
+    key = (make, threading.get_ident())
+    if key not in cache:
+        cache[key] = make(node)
+    return cache[key]
 
 
 @OPS.register(P.Conv2d)
@@ -247,45 +334,41 @@ def one_blas_thread():
     OpenBLAS thread waits for a busy core: a 2048x64 @ 64x32 product took 12 ms with two threads and 0.6 ms
     with one, and the reference on the 28x28 CSNN ran ~15% faster (benchmarks/run.py measures both)."""
     from ..parallel import blas_threads
-    return blas_threads(1)
+    return contextlib.nullcontext() if _PINNED.is_set() else blas_threads(1)
 
 
 def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
-    """im2col per group, laid out [B, C*kh*kw, OH*OW] so that one stacked matmul W @ cols gives NCHW directly
-    (float graphs; integer graphs: `conv2d_exact`)."""
+    """A float graph's convolution in float32 by the same im2col and BLAS product as the integer one (only the
+    summation order differs from SpikingJelly's); integer graphs: `conv2d_exact`."""
     if exact:
         return conv2d_exact(x, layer)
-    o, cg, kh, kw = layer.weight.shape
-    dtype = np.float32
-    win = _windows(x.astype(dtype, copy=False), (kh, kw), layer.stride, layer.padding)   # [B, C, OH, OW, kh, kw]
-    b, _, oh, ow = win.shape[:4]
-    og = o // layer.groups
-    y = np.empty((b, o, oh * ow), dtype)
-    weight = np.asarray(layer.weight)
-    for g in range(layer.groups):
-        cols = win[:, g * cg:(g + 1) * cg].transpose(0, 1, 4, 5, 2, 3).reshape(b, cg * kh * kw, oh * ow)
-        np.matmul(weight[g * og:(g + 1) * og].reshape(og, -1).astype(dtype), cols, out=y[:, g * og:(g + 1) * og])
-    y = y.reshape(b, o, oh, ow)
-    return y + _bias(layer, y.dtype, o)[:, None, None]
+    y = _prepared(layer, _exact_conv)(x, out=np.float32, use="float32")
+    if layer.bias is not None:
+        y += _bias(layer, y.dtype, y.shape[1])[:, None, None]
+    return y
 
 
 def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
     """Integer convolution, exact (`exact_gemm.Conv2d`: int8 im2col and kernel for spikes), held in int32 when its
-    sums stay below `NARROW` (`_held`), else int64."""
-    conv = exact_gemm.Conv2d(layer.weight, layer.stride, layer.padding, layer.groups)
-    dtype = _held(x, conv.weight.reshape(-1, conv.weight.shape[-1]), layer.bias)
-    y = conv(x, out=dtype)
-    y += _bias(layer, y.dtype, y.shape[1])[:, None, None]       # y is ours: no second full-size array
+    sums stay below `NARROW`, else int64. Prepared once per layer and thread (`_prepared`)."""
+    conv = _prepared(layer, _exact_conv)
+    b_max = 0.0 if layer.bias is None else float(np.abs(np.asarray(layer.bias, np.float64)).max(initial=0))
+    y = conv(x, out=_narrowest(conv.w_sum * _max_abs(x) + b_max))
+    if layer.bias is not None:           # (adding zeros would be one more pass over the layer's whole output)
+        y += _bias(layer, y.dtype, y.shape[1])[:, None, None]       # y is ours: no second full-size array
     return y
+
+
+def _exact_conv(layer: P.Conv2d) -> exact_gemm.Conv2d:
+    return exact_gemm.Conv2d(layer.weight, layer.stride, layer.padding, layer.groups)
 
 
 NARROW = 2 ** 30      # integers held in int32 below this: the difference of two still fits
 
 
-def _held(x: np.ndarray, weight_t: np.ndarray, bias) -> type:
-    """int32 for the products of x and weight_t [K, N] plus bias when every one is provably below NARROW (half
-    the bytes for the neuron that reads them: its update is memory-bound), else int64."""
-    bound = exact_gemm.bound(_max_abs(x), weight_t) + (0.0 if bias is None else float(np.abs(bias).max(initial=0)))
+def _narrowest(bound: float) -> type:
+    """int32 for integers provably below NARROW in magnitude (half the bytes for the neuron that reads them: its
+    update is memory-bound), else int64."""
     return np.int32 if bound < NARROW else np.int64
 
 
@@ -303,15 +386,11 @@ def _max_abs(x: np.ndarray) -> float:
     return (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max(initial=0))
 
 
-def _kernel(x: np.ndarray, weight_t: np.ndarray) -> str:
-    """The exact GEMM kernel for x (rows of inputs) times weight_t [K, N]: from the largest partial sum."""
-    return exact_gemm.kernel(exact_gemm.bound(_max_abs(x), weight_t), exact_gemm.fits_int8(x),
-                             exact_gemm.fits_int8(weight_t))
-
-
 def max_pool(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
     """Max over each window as a running maximum of kh*kw strided slices (on bool spikes: an OR)."""
     (kh, kw), (sh, sw) = kernel, stride
+    if x.dtype == bool and (kh, kw) == (sh, sw) == (2, 2) and padding == (0, 0) and x.shape[3] % 2 == 0:
+        return _or_pool_2x2(x)
     low = False if x.dtype == bool else (-np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min)
     x = _pad(x, padding, low)
     oh, ow = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
@@ -321,6 +400,14 @@ def max_pool(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
             part = x[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw]
             out = part.copy() if out is None else np.maximum(out, part, out=out)
     return out
+
+
+def _or_pool_2x2(x: np.ndarray) -> np.ndarray:
+    """2x2 stride-2 max pooling of bool spikes: the OR of row pairs, then each pair of adjacent bytes read as one
+    uint16, non-zero when either is (3x faster than four strided slices)."""
+    oh = x.shape[2] // 2
+    rows = np.logical_or(x[:, :, 0:2 * oh:2], x[:, :, 1:2 * oh:2])
+    return rows.view(np.uint16) != 0
 
 
 def _bias(layer, dtype, size: int) -> np.ndarray:

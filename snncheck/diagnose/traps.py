@@ -110,13 +110,13 @@ class _SnnTorchLeaky(P.Neuron):
     beta: float = 0.9
     fractional = True
 
-    def charge(self, v, x):
+    def charge(self, v, x, out=None):
         # the step's R is kept for after_fire (run_neuron calls charge, fire, after_fire in turn, one step at a time)
         object.__setattr__(self, "_held", (v > self.threshold).astype(v.dtype) * np.asarray(self.threshold, v.dtype))
-        return np.asarray(self.beta, v.dtype) * v + x - self._held
+        return P._into(np.asarray(self.beta, v.dtype) * v + x - self._held, out)
 
-    def after_fire(self, h, s):
-        return h + self._held - s.astype(h.dtype) * np.asarray(self.threshold, h.dtype)
+    def after_fire(self, h, s, out=None):
+        return P._into(h + self._held - s.astype(h.dtype) * np.asarray(self.threshold, h.dtype), out)
 
 
 def _dt(graph: Graph, layer: str) -> list:

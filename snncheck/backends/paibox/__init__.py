@@ -7,6 +7,7 @@
     build.py     sources (loaders) of the pb.Network: built from the graph, or a user's own network
     simulate.py  the one simulate loop, and its spread over worker processes
     fastpath.py  exact BLAS twins of PAIBox's synaptic products, installed in the built network (`fast=True`)
+    reuse.py     built networks (fast path) kept for the next run of the same graph, timing and layout
 
 PAIBox is a pipeline: `run` returns raw records, T + L - 1 steps long for a depth-L network, and the lag it
 expects per neuron in `meta["expected_lag"]`; `snncheck.align` crops them to the reference's steps.
@@ -22,9 +23,9 @@ from ...errors import InputError, require
 from ...graph import Graph, fold_batchnorm
 from ...graph import primitives as P
 from ..base import Backend, LayerRecord, OutputRecord, Refusal, RunResult, check_inputs
-from . import fastpath, layouts, limits, lower
+from . import fastpath, layouts, limits, lower, reuse
 from .build import TIMINGS, GraphSource, UserSource
-from .simulate import simulate, simulate_spread
+from .simulate import simulate_source, simulate_spread
 
 __all__ = ["PAIBoxBackend", "expected_lags", "limits"]
 
@@ -56,7 +57,7 @@ class PAIBoxBackend(Backend):
             graph = fold_batchnorm(graph)
         except InputError as exc:
             return [Refusal(self.name, None, str(exc))]
-        return lower.refusals(graph)
+        return list(reuse.per_graph(graph, lower.refusals, lambda: lower.refusals(graph)))
 
     def run(self, graph: Graph, inputs: np.ndarray, label: str = "paibox", record_v: bool = True) -> RunResult:
         start = time.perf_counter()
@@ -80,7 +81,7 @@ class PAIBoxBackend(Backend):
             source, meta = self._source(graph, expected, t, max(hi - lo for lo, hi in pieces))
             source, meta["fast"] = (fastpath.Fast(source) if self.fast else source), self.fast
             if ex is None:
-                records = simulate(source(), inputs, record_v, self.progress)
+                records = simulate_source(source, inputs, record_v, self.progress)
             else:
                 records = simulate_spread(ex, source, inputs, pieces, record_v, self.progress)
                 meta["workers"] = ex.workers
@@ -105,7 +106,8 @@ class PAIBoxBackend(Backend):
                 meta["batch_fallback"] = "a user's own network is simulated as written, one sample at a time"
             return UserSource(user, lag_steps), meta
         steps = frames + lower.pipeline_length(graph) - 1
-        layout, how = layouts.choose(graph, self.batch, samples, steps)
+        layout, how = reuse.kept(("layout", reuse.fingerprint(graph), self.batch, samples, steps),
+                                 lambda: layouts.choose(graph, self.batch, samples, steps))
         return GraphSource(graph, self.timing, layout), dict(timing=self.timing, **how)
 
 

@@ -6,24 +6,36 @@ does not use BLAS), and a `pb.FullConn` as `x @ W.astype(int32)`, converting its
 28x28 CSNN its convolutions are most of a step, and batching samples along the rows does not make them cheaper.
 `install(network)` swaps each such synapse's transform (`syn.comm`, a callable x -> int32 sums) for a twin that
 computes the same integers:
-- `FastConv2d`: `exact_gemm.Conv2d` (int8 kernel with int32 accumulation for spikes; float32 BLAS for 0-255 input,
-  exact below 2**24; float64 beyond), cast to int32 as PAIBox's int64 -> int32 `astype` does;
+- `FastPool`: a depthwise convolution whose windows tile the input (PAIBox's pooling), one strided add per
+  kernel position;
+- `FastWindows`: a convolution whose windows span the width without overlapping (the stacked layout's Linear
+  layers, 1x1 convolutions of one column), one reshape and one exact float product;
+- `FastConv2d`, any other: `exact_gemm.Conv2d` (int8 kernel with int32 accumulation for spikes; float32 BLAS for
+  0-255 input, exact below 2**24; float64 beyond), cast to int32 as PAIBox's int64 -> int32 `astype` does;
 - `FastFullConn`: for sparse spikes the sum of the active rows of W (a gather), else a BLAS product;
-and both return zeros at once for an all-zero input (a pipeline filling or draining, a silent layer).
+and all return zeros at once for an all-zero input (a pipeline filling or draining, a silent layer).
 `install` also makes every node's reset refill its state arrays in place: PAIBox deep-copies them from their
 initial values at every `sim.reset()`, 256-slot delay registers included (118 MB for the first layer of 32
 stacked 28x28 samples: most of a batched simulation once the products are fast), of which a run of S steps
-wrote only S slots.
-Every other transform (one-to-one, PAIBox's own pooling...) is left as it is. Spikes and voltages on every layer
-are those of PAIBox as shipped (tests/test_fastpaths.py).
+wrote only S slots. And it binds to each neuron its class's charge and leak, PAIBox's own code run with
+`v_overflow` below, the 30-bit range check found by one min and one max (PAIBox's own wraps and warns whenever
+something is out of range): the neuron's arithmetic is PAIBox's, line for line.
+Every other transform (one-to-one...) is left as it is. Spikes and voltages on every layer are those of PAIBox as
+shipped (tests/test_fastpaths.py).
 
 `Fast(source)` is a loader (see `build`) that builds `source` and installs the fast path: it pickles, so worker
-processes get it too.
+processes get it too. What it builds is kept for the next run of the same graph (`reuse`), and `simulate`
+records it directly (`simulate.Direct`) instead of through PAIBox's probes.
+
+Where the time goes then (a batched run of 8 csnn28 samples at T=8, 16 digits ones; benchmarks/README.md):
+PAIBox's own neuron update is about half of it, the synapse updates (PAIBox's delay-register reads and these
+twins) under a third.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import types
 
 import numpy as np
@@ -31,6 +43,7 @@ import numpy as np
 from .. import exact_gemm
 
 GATHER_DENSITY = 0.05     # a FullConn gathers rows when at most this fraction of its inputs is non-zero
+GATHER_COLS = 1 << 15     # FastGather's im2col of spikes up to this many values; beyond, exact_gemm's int8 kernel
 
 
 class FastConv2d:
@@ -44,13 +57,146 @@ class FastConv2d:
         self.zeros = (comm.weights.shape[0],) + self.out_shape
 
     def __call__(self, x, *args, **kwargs) -> np.ndarray:
+        if x.dtype != np.uint8:               # PAIBox's spikes and InputProj's frames are uint8
+            return self._generic(x)
+        x_max = int(x.max())                  # one reduction picks the kernel (uint8: no sign to look at)
+        if x_max == 0:
+            return np.zeros(self.zeros, np.int32)
+        return self._sums(x, x_max)
+
+    def _sums(self, x: np.ndarray, x_max: int) -> np.ndarray:
+        """The int32 sums of a uint8 input x whose largest value is x_max > 0."""
+        use = exact_gemm.kernel(self.conv.w_sum * x_max, x_max <= exact_gemm.INT8[1], self.conv.w_fits)
+        return self.conv(x.reshape((1, self.channels) + self.in_shape), out=np.int32, use=use)[0]
+
+    def _generic(self, x) -> np.ndarray:
         if not x.any():
             return np.zeros(self.zeros, np.int32)
-        x = x.reshape((1, self.channels) + self.in_shape)
-        return self.conv(x, out=np.int32)[0]
+        return self.conv(x.reshape((1, self.channels) + self.in_shape), out=np.int32)[0]
 
     def __getattr__(self, name):          # connectivity, ksize, weights...: PAIBox's own
         return _delegate(self, name)
+
+
+class FastPool(FastConv2d):
+    """A depthwise convolution whose windows tile the input (stride = kernel, no padding): PAIBox's pooling (see
+    `lower.pool_kernel`). One reshape and one weighted sum over each window, in int64 and cast to int32 as PAIBox
+    does; with a kernel of ones (max pooling of spikes), a sum in int32 directly (at most kh*kw*255 per window),
+    one strided add per kernel position (NumPy's sum over two strided axes was slower than the generic path), or
+    in bytes where no window can pass 255 (spikes)."""
+
+    def __init__(self, comm):
+        super().__init__(comm)
+        c, _, kh, kw = comm.weights.shape
+        (oh, ow) = self.out_shape
+        self.windows = (c, oh, kh, ow, kw)
+        self.ones = bool((np.asarray(comm.weights) == 1).all())
+        self.w = np.asarray(comm.weights, np.int64).reshape(c, 1, kh, 1, kw)
+
+    @staticmethod
+    def applies(comm) -> bool:
+        c, cg, kh, kw = comm.weights.shape
+        return (cg == 1 and comm.groups == c > 1 and tuple(comm.stride) == (kh, kw)
+                and not any(comm.padding))
+
+    def __call__(self, x, *args, **kwargs) -> np.ndarray:
+        x_max = int(x.max()) if x.dtype == np.uint8 and x.size else None
+        if (x_max == 0) if x_max is not None else not x.any():
+            return np.zeros(self.zeros, np.int32)
+        c, oh, kh, ow, kw = self.windows
+        x = x.reshape((c,) + self.in_shape)[:, :oh * kh, :ow * kw]
+        if self.ones and x_max is not None and kh * kw * x_max <= np.iinfo(np.uint8).max:
+            return self._sum_bytes(x).astype(np.int32)
+        x = x.reshape(self.windows)
+        acc = np.zeros((c, oh, ow), np.int32 if self.ones else np.int64)
+        for u in range(kh):
+            for v in range(kw):
+                acc += x[:, :, u, :, v] if self.ones else x[:, :, u, :, v] * self.w[:, :, u, :, v]
+        return acc if self.ones else acc.astype(np.int32)
+
+    def _sum_bytes(self, x: np.ndarray) -> np.ndarray:
+        """Window sums of uint8 x, in uint8 (the caller checked none passes 255): the kernel's rows added, then its
+        columns (spikes into 2x2 windows: 57 -> 30 us a step on csnn28 batched 8)."""
+        _, _, kh, _, kw = self.windows
+        rows = x[:, 0::kh].copy()
+        for u in range(1, kh):
+            rows += x[:, u::kh]
+        out = rows[:, :, 0::kw].copy()
+        for v in range(1, kw):
+            out += rows[:, :, v::kw]
+        return out
+
+
+class _FloatProduct(FastConv2d):
+    """A twin whose sums are one exact float product of an im2col matrix with the weights [K, O]."""
+
+    def __init__(self, comm):
+        super().__init__(comm)
+        self.matrix = {k: np.asarray(comm.weights).reshape(comm.weights.shape[0], -1).T.astype(k)
+                       for k in ("float32", "float64")}
+
+    def _product(self, cols: np.ndarray, x_max: int) -> np.ndarray:
+        """cols [positions, K] (uint8) @ the weights [K, O], exactly, as int32 [positions, O]: float32 where every
+        sum is below 2**24, else float64, then wrapped to int32 as PAIBox's int64 -> int32 cast does."""
+        limit = self.conv.w_sum * x_max
+        use = "float32" if limit < 2 ** 24 else exact_gemm.kernel(limit, False, False)
+        sums = cols.astype(use) @ self.matrix[use]
+        return sums.astype(np.int32) if use == "float32" else sums.astype(np.int64).astype(np.int32)
+
+
+class FastWindows(_FloatProduct):
+    """A convolution whose windows span the input's whole width and do not overlap (no padding, row stride at
+    least the kernel's height): the stacked layout's Linear layers (a kernel covering one sample, row stride the
+    sample's period) and 1x1 convolutions of one column. Each output row's window is one row of a matrix taken by
+    a reshape, times the weights by one exact float product."""
+
+    def __init__(self, comm):
+        super().__init__(comm)
+        self.rows = self.out_shape[0]
+        self.step_h = int(comm.stride[0])
+
+    @staticmethod
+    def applies(comm) -> bool:
+        o, c, kh, kw = comm.weights.shape
+        (h, w), (oh, ow) = tuple(comm.in_shape), tuple(comm.out_shape)
+        return (comm.groups == 1 and not any(comm.padding) and kw == w and ow == 1 and comm.stride[0] >= kh
+                and oh * comm.stride[0] <= h)
+
+    def _sums(self, x: np.ndarray, x_max: int) -> np.ndarray:
+        o, c, kh, kw = self.comm.weights.shape
+        x = x.reshape((c,) + self.in_shape)[:, :self.rows * self.step_h]
+        windows = x.reshape(c, self.rows, self.step_h, kw)[:, :, :kh].transpose(1, 0, 2, 3)
+        return self._product(windows.reshape(self.rows, c * kh * kw), x_max).T.reshape(self.zeros)
+
+
+class FastGather(_FloatProduct):
+    """A convolution of one group: im2col by one `take` of indices worked out once, from a zero-padded copy of
+    the input kept across steps (its border stays zero), then one exact float product. Less Python around small
+    inputs than `exact_gemm.Conv2d`, and no float im2col of 0-255 frames (first layers: 48 -> 15 us a step on
+    digits, 360 -> 72 us on csnn28 batched 8); spikes into im2col matrices above `GATHER_COLS` values go to the
+    int8 kernel of `FastConv2d` instead (csnn28's second layer: 160 us there, 400 us here)."""
+
+    def __init__(self, comm):
+        super().__init__(comm)
+        o, c, kh, kw = comm.weights.shape
+        (h, w), (oh, ow) = self.in_shape, self.out_shape
+        (sh, sw), (ph, pw) = tuple(comm.stride), tuple(comm.padding)
+        self.padded = np.zeros((c, h + 2 * ph, w + 2 * pw), np.uint8)
+        self.inside = (slice(None), slice(ph, ph + h), slice(pw, pw + w))
+        i, j, ch, u, v = np.ix_(np.arange(oh), np.arange(ow), np.arange(c), np.arange(kh), np.arange(kw))
+        flat = ch * self.padded.shape[1] * self.padded.shape[2] + (i * sh + u) * self.padded.shape[2] + j * sw + v
+        self.index = flat.reshape(oh * ow, c * kh * kw)
+
+    @staticmethod
+    def applies(comm) -> bool:
+        return comm.groups == 1
+
+    def _sums(self, x: np.ndarray, x_max: int) -> np.ndarray:
+        if x_max <= exact_gemm.INT8[1] and self.index.size > GATHER_COLS:
+            return FastConv2d._sums(self, x, x_max)
+        self.padded[self.inside] = x.reshape(self.padded.shape[0], *self.in_shape)
+        cols = self.padded.ravel().take(self.index)
+        return self._product(cols, x_max).T.reshape(self.zeros)
 
 
 class FastFullConn:
@@ -96,15 +242,54 @@ def install(network) -> int:
             if hasattr(type(node), "put_out_in_delay_reg"):
                 track_delay_writes(node)
             object.__setattr__(node, "reset_memory", types.MethodType(reset_in_place, node))
+        wrap_check_once(node)
         comm = getattr(node, "comm", None)
         if type(comm) is Conv2dForward:
-            node.comm = FastConv2d(comm)
+            node.comm = next(twin for twin in (FastPool, FastWindows, FastGather, FastConv2d)
+                             if twin is FastConv2d or twin.applies(comm))(comm)
         elif type(comm) is AllToAll and np.ndim(comm.weights) == 2:
             node.comm = FastFullConn(comm)
         else:
             continue
         count += 1
     return count
+
+
+def v_overflow(v, strict: bool = False):
+    """PAIBox's `v_overflow` (neuron/utils.py) where nothing overflows, found by one min and one max instead of its
+    two range checks, two `any`s and two nested `where`s over every neuron (a quarter of a csnn28 step): the values
+    as they are, as PAIBox's int32. Anything out of the 30-bit range goes to PAIBox's own, which wraps and warns
+    (or raises, strict) as shipped."""
+    utils = _paibox_utils()
+    if not isinstance(v, np.ndarray) or not v.size or v.min() < utils.V_MIN or v.max() > utils.V_MAX:
+        return utils.v_overflow(v, strict)
+    return v.astype(utils.VOLTAGE_DTYPE)
+
+
+@functools.lru_cache(maxsize=1)
+def _paibox_utils():
+    from paibox.components.neuron import utils
+    return utils
+
+
+_TWIN_GLOBALS = {}
+
+
+def wrap_check_once(node) -> None:
+    """Binds to `node` its class's methods that call PAIBox's `v_overflow` (the charge and the leak of an offline
+    neuron), each PAIBox's own code object run with `v_overflow` above in its globals: the neuron's arithmetic
+    stays PAIBox's line for line, only the wrap check is the twin. Other nodes are left alone."""
+    for name in dir(type(node)):
+        fn = getattr(type(node), name, None)
+        code = getattr(fn, "__code__", None)
+        if code is None or "v_overflow" not in code.co_names or fn.__globals__.get("v_overflow") is v_overflow:
+            continue
+        key = id(fn.__globals__)
+        if key not in _TWIN_GLOBALS:
+            _TWIN_GLOBALS[key] = {**fn.__globals__, "v_overflow": v_overflow}
+        twin = types.FunctionType(code, _TWIN_GLOBALS[key], fn.__name__, fn.__defaults__, fn.__closure__)
+        twin.__kwdefaults__ = fn.__kwdefaults__
+        object.__setattr__(node, name, types.MethodType(twin, node))
 
 
 def reset_in_place(node, name=None) -> None:
@@ -118,13 +303,22 @@ def reset_in_place(node, name=None) -> None:
         if not (isinstance(current, np.ndarray) and isinstance(initial, np.ndarray) and current.flags.writeable
                 and current.shape == initial.shape and current.dtype == initial.dtype):
             node._memories[key] = copy.deepcopy(initial)
-        elif key == "delay_registers" and "tracked" in written and not initial.any():
+        elif key == "delay_registers" and "tracked" in written and _all_zero(node, initial):
             current[sorted(written - {"tracked"})] = 0
         else:
             np.copyto(current, initial)
     if name is None or name == "delay_registers":
         written.clear()
         written.add("tracked")
+
+
+def _all_zero(node, initial: np.ndarray) -> bool:
+    """Whether a reset value is all zeros, scanned once per array (PAIBox sets them when it builds the node; a
+    stacked layer's delay register is 256 slots of it, tens of MB to scan at every reset)."""
+    known = node.__dict__.setdefault("_snncheck_zero", {})
+    if id(initial) not in known:
+        known[id(initial)] = (initial, not initial.any())      # the array kept: its id stays its own
+    return known[id(initial)][1]
 
 
 def track_delay_writes(node) -> None:
@@ -146,10 +340,17 @@ class Fast:
     def __init__(self, source):
         self.source = source
 
+    @property
+    def key(self):
+        """The key `reuse` keeps built networks by, or None (a user's own network: built once by the user)."""
+        inner = getattr(self.source, "reuse_key", None)
+        return None if inner is None else ("fast",) + inner
+
     def __call__(self):
         with lazy_zero_state():
             built = self.source()
         install(built.network)
+        built.fast = True
         return built
 
 

@@ -89,6 +89,10 @@ class OneSample:
         """A probe's (steps, ...) record -> [1, steps, *stage shape]."""
         return data.reshape((1, data.shape[0]) + tuple(self.graph.shapes[stage]))
 
+    def view(self, stage: str, state: np.ndarray, samples: int) -> np.ndarray:
+        """A node's state at one step (spikes or voltages, any shape) -> [samples, *stage shape], a view."""
+        return state.reshape((1,) + tuple(self.graph.shapes[stage]))
+
 
 # ----------------------------------------------------------------------------------------------- stacked
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ class Stacked(OneSample):
             raise Unstackable(f"network {graph.name!r} cannot be stacked for batched PAIBox: {reason}")
         self.input_rows = rows
         self.input_shape = (first[0], rows.rows, first[2])
+        self._views = {}
 
     # ------------------------------------------------------------------------------------------- planning
     def _plan(self, input_rows: Rows) -> dict:
@@ -203,6 +208,23 @@ class Stacked(OneSample):
 
     def records(self, stage: str, data: np.ndarray, samples: int) -> np.ndarray:
         return self.unstack(stage, data, samples)
+
+    def view(self, stage: str, state: np.ndarray, samples: int) -> np.ndarray:
+        """[samples, *stage shape] of the real neurons of one step's (C*R*W) state (C-contiguous), a strided view
+        (no copy), its geometry worked out once per stage, sample count and item size."""
+        key = (stage, samples, state.itemsize)
+        geometry = self._views.get(key)
+        if geometry is None:
+            rows = self.plan[stage]["rows"]
+            c, h, w = rows.shape
+            sw = state.itemsize
+            sr, sc = w * sw, rows.rows * w * sw
+            geometry = self._views[key] = ((samples, c, h, w), (rows.period * sr, sc, sr, sw))
+        shape, strides = geometry
+        if not state.flags.c_contiguous:
+            state = np.ascontiguousarray(state)
+        real = np.ndarray(shape, state.dtype, state, 0, strides)
+        return real.reshape((samples,) + tuple(self.graph.shapes[stage]))
 
     def stack(self, x: np.ndarray, fill=0, rows: Optional[Rows] = None) -> np.ndarray:
         """[T, B, C, H, W] per-sample arrays (B <= batch) -> [T, C, R, W] stacked, gaps and missing samples filled."""
