@@ -51,11 +51,11 @@ def comparable(report) -> dict:
 
 
 def _seen(seen: list, label: str, result):
+    """The run's values, whatever dtypes hold them (spikes as bool, v and h as float64: exact for integers)."""
     h = hashlib.sha256()
     for rec in result.layers:
-        for a in (rec.spikes, rec.v, rec.h):
-            if a is not None:
-                h.update(np.ascontiguousarray(a).tobytes())
+        for a, dtype in ((rec.spikes, bool), (rec.v, np.float64), (rec.h, np.float64)):
+            h.update(b"-" if a is None else np.ascontiguousarray(a, dtype).tobytes())
     seen.append((label, h.hexdigest()))
     return result
 
