@@ -12,7 +12,8 @@ int32 accumulation, else float32 BLAS when every partial sum is provably below 2
 of the synaptic input. Spikes travel as bool and are cast once, to the dtype of the product that reads them.
 
 `evaluate` runs any part of a graph from given values (the isolated per-layer mode feeds a layer the spikes that
-another run produced at its inputs); `ReferenceBackend.run` is `evaluate` from the input.
+another run produced at its inputs); `ReferenceBackend.run` is `evaluate` from the input, with a big run's samples
+split in two halves run in two threads (`evaluate_samples`).
 """
 from __future__ import annotations
 
