@@ -447,3 +447,16 @@ def test_what_the_paibox_backend_keeps_per_graph_lets_the_graph_go():
     del g
     gc.collect()
     assert gone() is None
+
+
+@pytest.mark.parametrize("lo, hi", [(-128, 127), (0, 128), (0, 255), (-129, 5), (0, 256), (-5, 40000)])
+def test_inputs_narrowed_to_small_ints_keep_their_values(lo, hi):
+    """Catches integer inputs cast to a type one value too narrow (128 in int8, 256 in uint8 wraps): the first
+    layer's sums must equal int64 arithmetic on inputs reaching exactly the range's ends."""
+    rng = np.random.default_rng(13)
+    g = chain([("f", P.Flatten()), ("l", P.Linear(rng.integers(-3, 4, (5, 16)))), ("n", P.IF(10 ** 6, v_reset=0))],
+              (1, 4, 4))
+    x = rng.integers(lo, hi + 1, (3, 2, 1, 4, 4)).astype(np.float64)
+    x[0, 0, 0, 0, :2] = lo, hi
+    h = x.reshape(3, 2, 16).astype(np.int64) @ np.asarray(g.nodes["l"].weight, np.int64).T
+    assert np.array_equal(ReferenceBackend().run(g, x).layer("n").h[:, 0], h[:, 0])

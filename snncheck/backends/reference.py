@@ -12,7 +12,8 @@ int32 accumulation, else float32 BLAS when every partial sum is provably below 2
 of the synaptic input. Spikes travel as bool and are cast once, to the dtype of the product that reads them.
 
 `evaluate` runs any part of a graph from given values (the isolated per-layer mode feeds a layer the spikes that
-another run produced at its inputs); `ReferenceBackend.run` is `evaluate` from the input.
+another run produced at its inputs); `ReferenceBackend.run` is `evaluate` from the input, with a big run's samples
+split in two halves run in two threads (`evaluate_samples`).
 """
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ class ReferenceBackend(Backend):
         inputs = check_inputs(graph, inputs)
         graph = fold_batchnorm(graph)
         exact = is_exact(graph, inputs)
-        bounds = rounding_bounds(graph, float(np.abs(inputs).max()), exact)
+        bounds = rounding_bounds(graph, 0.0 if exact else float(np.abs(inputs).max()), exact)
+        if exact:
+            inputs = _as_small_ints(inputs)
         records = evaluate_samples(graph, inputs, exact=exact, record_v=record_v, keep=graph.readouts)
         layers = [LayerRecord(n, *records[n], threshold=float(graph.nodes[n].threshold), rounding_bound=bounds[n])
                   for n in graph.neurons]
@@ -204,8 +207,8 @@ def _linear(node: P.Linear, x, exact, work):
     prepared = _prepared(node, _PreparedLinear)
     with one_blas_thread():
         if exact:
-            x_max = _max_abs(x)
-            use = exact_gemm.kernel(prepared.w_sum * x_max, exact_gemm.fits_int8(x), prepared.w_fits)
+            x_max, x_fits = _operand(x)
+            use = exact_gemm.kernel(prepared.w_sum * x_max, x_fits, prepared.w_fits)
             y = exact_gemm.product(x, prepared.weight_t(use), use)
             y = y.astype(_narrowest(prepared.w_sum * x_max + prepared.b_max), copy=False)
         else:
@@ -353,7 +356,9 @@ def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
     sums stay below `NARROW`, else int64. Prepared once per layer and thread (`_prepared`)."""
     conv = _prepared(layer, _exact_conv)
     b_max = 0.0 if layer.bias is None else float(np.abs(np.asarray(layer.bias, np.float64)).max(initial=0))
-    y = conv(x, out=_narrowest(conv.w_sum * _max_abs(x) + b_max))
+    x_max, x_fits = _operand(x)
+    use = exact_gemm.kernel(conv.w_sum * x_max, x_fits, conv.w_fits)
+    y = conv(x, out=_narrowest(conv.w_sum * x_max + b_max), use=use)
     if layer.bias is not None:           # (adding zeros would be one more pass over the layer's whole output)
         y += _bias(layer, y.dtype, y.shape[1])[:, None, None]       # y is ours: no second full-size array
     return y
@@ -377,13 +382,31 @@ def narrow_state(neuron: P.Neuron, x: np.ndarray, steps: int) -> bool:
     (at most |v0| + |v_reset| + steps * (max|x| + |threshold| + |leak|))."""
     if x.dtype != np.int32:
         return False
-    per_step = _max_abs(x) + abs(float(neuron.threshold)) + float(np.abs(getattr(neuron, "leak", 0)).max(initial=0))
+    per_step = _operand(x)[0] + abs(float(neuron.threshold)) + float(np.abs(getattr(neuron, "leak", 0)).max(initial=0))
     start = abs(float(neuron.initial_v)) + abs(float(neuron.v_reset))
     return start + steps * per_step < NARROW
 
 
-def _max_abs(x: np.ndarray) -> float:
-    return (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max(initial=0))
+def _as_small_ints(x: np.ndarray) -> np.ndarray:
+    """Integer-valued inputs (B's pixels and event counts arrive as float64) in the narrowest integer type that holds
+    them: one cast, after which every pass over them (compacting, ranges, the first layer's copies) reads 1 byte
+    per value instead of 8."""
+    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    for dtype in (np.int8, np.uint8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return x.astype(dtype, copy=False)
+    return x.astype(np.int64, copy=False)
+
+
+def _operand(x: np.ndarray) -> tuple:
+    """(max |x|, whether x fits int8) of an integer-valued operand from one min and one max (no |x| copy)."""
+    if x.dtype == bool:
+        return (1.0 if x.any() else 0.0), True
+    if x.size == 0:
+        return 0.0, True
+    lo, hi = float(x.min()), float(x.max())
+    return max(-lo, hi, 0.0), exact_gemm.INT8[0] <= lo and hi <= exact_gemm.INT8[1]
 
 
 def max_pool(x: np.ndarray, kernel, stride, padding) -> np.ndarray:

@@ -134,8 +134,9 @@ class Graph:
         """Some node makes fractions of integers (an average, a multiplicative leak)."""
         return any(self.nodes[n].fractional for n in self.order)
 
-    @property
+    @cached_property
     def is_integer(self) -> bool:
+        """Every parameter integer-valued (asked at every run: computed once, the graph does not change)."""
         return all(P.is_integer_valued(a) for n in self.order for a in P.parameters(self.nodes[n]))
 
     def summary(self) -> dict:
