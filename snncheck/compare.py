@@ -19,8 +19,10 @@ from typing import Optional
 import numpy as np
 
 from .backends.base import LayerRecord, OutputRecord, RunResult
+from .kernels import membrane_diff, seen_before, spike_counts
 
 MAX_FLIPS_LISTED = 20
+SPARSE = 16                      # mismatches in at most 1/16 of a layer's entries: located by their indices
 FLOAT_READOUT_TOLERANCE = 1e-4   # relative: float32 sums of a readout (a 4096-input head) in two orders (as the import)
 
 
@@ -206,9 +208,8 @@ def compare(a: RunResult, b: RunResult, expect: str = "exact", ids=None,
         if ra.spikes.shape != rb.spikes.shape:
             raise ValueError(f"layer {ra.name!r}: shapes {ra.spikes.shape} and {rb.spikes.shape} differ")
         scale = None if v_scales is None else v_scales.get(ra.name)
-        lc, differ = _compare_layer(i, ra, rb, upstream_first, ids, scale, v_scales is not None)
+        lc, upstream_first = _compare_layer(i, ra, rb, upstream_first, ids, scale, v_scales is not None)
         layers.append(lc)
-        upstream_first = _first_step_per_sample(differ)
     names_b = {o.name for o in b.outputs}
     outputs = tuple(compare_output(o, b.output(o.name), (out_scales or {}).get(o.name, 1.0), expect == "exact")
                     for o in a.outputs if o.name in names_b)
@@ -223,55 +224,90 @@ def classes(run: RunResult) -> np.ndarray:
 
 
 def _compare_layer(index: int, ra: LayerRecord, rb: LayerRecord, upstream_first, ids, scale, scaled: bool):
-    differ = ra.spikes != rb.spikes
+    """(LayerComparison, each sample's first step with a mismatch (T if none))."""
+    differ = np.not_equal(ra.spikes, rb.spikes)
     n, t = differ.shape[:2]
     flat = differ.reshape(n, t, -1)
-    counts = [np.count_nonzero(r.spikes.reshape(n * t, -1), axis=0).astype(np.int64).reshape(ra.shape)
-              for r in (ra, rb)]
+    mismatches = int(np.count_nonzero(flat))
     v_max = v_mis = None
     if ra.v is not None and rb.v is not None and (not scaled or scale):
-        if not scaled and ra.v.dtype.kind == rb.v.dtype.kind == "i":      # integers: exact without floats
-            dv = np.abs(np.subtract(ra.v, rb.v, dtype=np.int64))
-        else:
-            vb = rb.v.astype(np.float64) / scale if scaled else rb.v.astype(np.float64)
-            dv = np.abs(ra.v.astype(np.float64) - vb)
-        v_max, v_mis = float(dv.max()), None if scaled else int((dv > 0).sum())
+        v_max, v_mis = membrane_diff(ra.v, rb.v, scale if scaled else None)
+        v_mis = None if scaled else v_mis
     explained = unexplained = propagated = 0
-    flips = ()
-    if flat.any():
-        explained, unexplained, propagated, flips = _classify(flat, ra, rb, upstream_first, ids)
-    return LayerComparison(ra.name, index, ra.shape, int(flat.sum()), int(flat.size), _first(flat, ra.shape, ids),
-                           counts[0], counts[1], n * t, v_max, v_mis, explained, unexplained, propagated,
-                           flips), differ
+    flips, first, first_steps = (), None, np.full(n, t)
+    if mismatches:
+        found = _Sparse(flat) if mismatches * SPARSE <= flat.size else _Dense(flat)
+        first, first_steps = found.first(ra.shape, ids), found.first_steps()
+        explained, unexplained, propagated, flips = _classify(found.primary(upstream_first), mismatches, ra, rb,
+                                                              ids)
+    return LayerComparison(ra.name, index, ra.shape, mismatches, int(flat.size), first, spike_counts(ra.spikes),
+                           spike_counts(rb.spikes), n * t, v_max, v_mis, explained, unexplained, propagated,
+                           flips), first_steps
 
 
-def _first(flat: np.ndarray, shape, ids) -> Optional[dict]:
-    """Earliest step with a mismatch, then lowest sample, then lowest neuron index (found in that step only)."""
-    steps = flat.any(axis=2).any(axis=0)
-    if not steps.any():
-        return None
-    t = int(steps.argmax())
-    sample, idx = (int(v) for v in np.argwhere(flat[:, t])[0])
+class _Dense:
+    """Where the mismatches [N, T, K] of a layer are, read off the whole boolean array."""
+
+    def __init__(self, flat: np.ndarray):
+        self.flat = flat
+
+    def first(self, shape, ids) -> dict:
+        """Earliest step with a mismatch, then lowest sample, then lowest neuron index (in that step only)."""
+        t = int(self.flat.any(axis=2).any(axis=0).argmax())
+        sample, idx = (int(v) for v in np.argwhere(self.flat[:, t])[0])
+        return _divergence(t, sample, idx, shape, ids)
+
+    def first_steps(self) -> np.ndarray:
+        """For each sample, the first step at which any neuron differs (T if none)."""
+        any_t = self.flat.any(axis=2)
+        return np.where(any_t.any(axis=1), any_t.argmax(axis=1), self.flat.shape[1])
+
+    def primary(self, upstream_first) -> np.ndarray:
+        """[sample, step, neuron] of each neuron's first mismatch in a sample, while the layer's input still agreed
+        in that sample (before `upstream_first`), in C order."""
+        t = self.flat.shape[1]
+        primary = self.flat & ~seen_before(self.flat)            # a neuron's own earlier flip propagates
+        if upstream_first is not None:
+            primary[np.arange(t)[None, :] >= upstream_first[:, None]] = False
+        return np.argwhere(primary)
+
+
+class _Sparse(_Dense):
+    """The same from the indices of the mismatches, when they are few: no pass over the whole array but one."""
+
+    def __init__(self, flat: np.ndarray):
+        super().__init__(flat)
+        n, t, k = flat.shape
+        sample, rest = np.divmod(np.flatnonzero(flat), t * k)
+        self.where = np.stack([sample, *np.divmod(rest, k)], axis=1)        # C order: by sample, step, neuron
+
+    def first(self, shape, ids) -> dict:
+        n, t, k = self.flat.shape
+        sample, step, neuron = self.where[np.argmin((self.where[:, 1] * n + self.where[:, 0]) * k + self.where[:, 2])]
+        return _divergence(int(step), int(sample), int(neuron), shape, ids)
+
+    def first_steps(self) -> np.ndarray:
+        out = np.full(self.flat.shape[0], self.flat.shape[1])
+        starts = np.flatnonzero(np.r_[True, self.where[1:, 0] != self.where[:-1, 0]])    # a sample's first row
+        out[self.where[starts, 0]] = self.where[starts, 1]
+        return out
+
+    def primary(self, upstream_first) -> np.ndarray:
+        k = self.flat.shape[2]
+        _, firsts = np.unique(self.where[:, 0] * k + self.where[:, 2], return_index=True)    # first occurrences
+        where = self.where[np.sort(firsts)]
+        if upstream_first is not None:
+            where = where[where[:, 1] < upstream_first[where[:, 0]]]
+        return where
+
+
+def _divergence(t: int, sample: int, idx: int, shape, ids) -> dict:
     return {"t": t, "sample": int(ids[sample]), "neuron": [int(c) for c in np.unravel_index(idx, shape)], "index": idx}
 
 
-def _first_step_per_sample(differ: np.ndarray) -> np.ndarray:
-    """For each sample, the first step at which any neuron differs (T if none)."""
-    n, t = differ.shape[:2]
-    any_t = differ.reshape(n, t, -1).any(axis=2)
-    return np.where(any_t.any(axis=1), any_t.argmax(axis=1), t)
-
-
-def _classify(flat: np.ndarray, ra: LayerRecord, rb: LayerRecord, upstream_first, ids) -> tuple:
-    """(explained, unexplained, propagated, the first flips listed)."""
-    n, t, k = flat.shape
-    seen_before = np.zeros_like(flat)                     # a neuron's own earlier flip propagates
-    np.logical_or.accumulate(flat[:, :-1], axis=1, out=seen_before[:, 1:])
-    primary = flat & ~seen_before
-    if upstream_first is not None:
-        primary &= np.arange(t)[None, :, None] < upstream_first[:, None, None]
-    propagated = int(flat.sum() - primary.sum())
-    where = np.argwhere(primary)
+def _classify(where: np.ndarray, mismatches: int, ra: LayerRecord, rb: LayerRecord, ids) -> tuple:
+    """(explained, unexplained, propagated, the first flips listed) of the primary flips at `where`."""
+    propagated = mismatches - len(where)
     if not len(where):
         return 0, 0, propagated, ()
     margin = _margin(ra, rb, where)

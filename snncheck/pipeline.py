@@ -98,7 +98,7 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
                out_scales: Optional[dict] = None) -> Chunk:
     x = plan.inputs.chunk(lo, hi)
     ids = np.arange(lo, hi)
-    results, lags, metas, rows_of = {}, {}, {}, {}
+    results, lags, metas, rows_of, fed = {}, {}, {}, {}, {}
     for spec in _references_first(plan):
         subject = plan.subject(spec.role)
         rows = _rows(plan, spec, ids)
@@ -114,7 +114,7 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
         metas[spec.label] = dict({k: v for k, v in res.meta.items() if k != "lags"}, samples=res.samples,
                                  backend=spec.backend, role=spec.role.tag, pipelined=type(backend).pipelined,
                                  input_received=res.meta["input_received"] if "input_received" in res.meta else
-                                 received(xs, subject.input_scale, x if rows is None else x[rows]))
+                                 _received(fed, spec.role if rows is None else None, xs, subject, x, rows))
     pairs = {}
     for pair in plan.pairs:
         if pair.a.label not in results or pair.b.label not in results:
@@ -129,6 +129,17 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
         if keep else {}
     analyses = {a.key: a.run(plan, x, ids, results) for a in plan.analyses}
     return Chunk(pairs, lags, metas, evidence, x[:keep].copy() if keep else None, analyses)
+
+
+def _received(fed: dict, role, xs, subject, x, rows) -> dict:
+    """What a run received (`inputs.received`), computed once per subject for the runs of every sample: they all
+    receive the subject's inputs of the same x."""
+    if role is None or role not in fed:
+        got = received(xs, subject.input_scale, x if rows is None else x[rows])
+        if role is None:
+            return got
+        fed[role] = got
+    return dict(fed[role])
 
 
 def _loaded(plan) -> Plan:
@@ -193,7 +204,8 @@ def conversion_context(plan: Plan) -> dict:
         return {}
     from .diagnose import readouts, static
     a, b = plan.subject(Role.FLOAT), plan.subject(Role.DEPLOYED)
-    stats, found = static.analyse(a.graph, b.graph, b.input_scale)
+    with parallel.blas_threads(1):     # dot products of a few 100k weights: a second thread waits on a busy core
+        stats, found = static.analyse(a.graph, b.graph, b.input_scale)
     out_scales = readouts.scales(a.graph, b.graph)
     return {"stats": stats, "static": found + readouts.zeroed(a.graph, b.graph, out_scales),
             "v_scales": {name: st["expected_scale"] for name, st in stats.items()}, "out_scales": out_scales}
@@ -285,7 +297,7 @@ def _dynamic(plan: Plan, total: Chunk, context: dict) -> tuple:
     a, b = plan.subject(Role.FLOAT), plan.subject(Role.DEPLOYED)
     scales = {name: st["scale"] for name, st in context["stats"].items()}
     extras, found = dynamic.analyse(a.graph, b.graph, total.evidence[a_spec.label], b_runs, total.inputs,
-                                    b.input_scale, scales, context["static"])
+                                    b.input_scale, scales, context["static"], b.inputs(total.inputs))
     extras["membrane_units"] = {"A~B pairs": "A's units: v_B / k, k = input scale x fitted weight scale",
                                 "k": context["v_scales"]}
     return extras, found

@@ -11,7 +11,7 @@ ROOT = Path(snncheck.__file__).parent
 
 # a lower layer never imports a higher one (graph < backends < plan/align/compare < diagnose < pipeline < ...)
 LAYERS = [
-    {"errors", "files"},
+    {"errors", "files", "kernels"},
     {"graph"},
     {"backends", "parallel", "records"},
     {"align", "compare", "data", "checkpoint", "convert", "frontends", "memory", "plan", "inputs"},

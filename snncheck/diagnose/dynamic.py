@@ -15,6 +15,8 @@ that supports a static error joins it as a new Diagnosis (`combine`).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..backends.reference import evaluate
@@ -22,6 +24,7 @@ from ..convert import layer_scale, prepare, primary, requantize, weighted_terms
 from ..errors import InputError
 from ..graph import Graph
 from ..graph import primitives as P
+from ..kernels import rate, seen_before
 from . import Diagnosis
 
 EXCESS_FACTOR = 3.0        # isolated mismatches this many times the requantized layer's ...
@@ -34,15 +37,17 @@ HARD_SIGNATURE = 0.99      # share of post-spike potentials equal to v_reset tha
 
 # ------------------------------------------------------------------------------------------- isolated mode
 def isolated(float_graph: Graph, int_graph: Graph, a_run, inputs: np.ndarray, input_scale: float,
-             scales: dict) -> dict:
+             scales: dict, b_ref=None, b_inputs=None) -> dict:
     """Per spiking layer: B's layer fed A's own spikes at its term sources (the deployed input for the input),
     against A's spikes; beside it, as yardstick, the same layer of A requantized correctly at a scale B may have
     meant (`scales`: {neuron: B's fitted weight scale of its main synapse}), and the membrane slope of B against A
-    up to each neuron's first own flip."""
+    up to each neuron's first own flip. `b_ref`, `b_inputs`: B's reference run on the same samples and the inputs
+    it received; a layer whose feeds are exactly what that run had there is that run's layer (`_replayed`)."""
     a, b = prepare(float_graph), prepare(int_graph)
     deployed = np.rint(np.asarray(inputs, np.float64) * input_scale)
     exact_b = b.is_integer and not b.fractional
     exact_a = not a.fractional
+    replayed = _replayed(b, exact_b, b_ref, b_inputs)
     out = {}
     for n in a.neurons:
         if n not in b.nodes or not P.is_neuron(b.nodes[n]) or n not in a_run.names:
@@ -55,18 +60,19 @@ def isolated(float_graph: Graph, int_graph: Graph, a_run, inputs: np.ndarray, in
         feeds.update({t.source: a_run.layer(t.source).spikes for t in terms if t.source != a.input})
         rec = a_run.layer(n)
         try:
-            spikes, _, h = evaluate(b, feeds, exact=exact_b, targets=[n])[n]
+            spikes, h = replayed(n, feeds) or evaluate(b, feeds, exact=exact_b, targets=[n])[n][::2]
         except InputError:       # B reaches this layer from elsewhere than A: no isolated run
             continue
         theta_ratio = float(b.nodes[n].threshold) / float(a.nodes[n].threshold)
         total = int(rec.spikes.size)
-        own = int(np.sum(spikes != rec.spikes))
+        own = int(np.count_nonzero(np.not_equal(spikes, rec.spikes)))
         yard = None
         # the yardstick is the best requantization; stop as soon as one explains B's own mismatches
         for k in _plausible_scales(a, n, terms, scales.get(n), theta_ratio):
             trial = a.replace(requantize(a, n, terms, k))
-            mine = evaluate(trial, feeds, exact=exact_a, record_v=False, targets=[n])[n][0]
-            count = int(np.sum(mine != rec.spikes))
+            same = exact_a and exact_b and _same_part(trial, b, n, feeds)     # B is this requantization: its spikes
+            mine = spikes if same else evaluate(trial, feeds, exact=exact_a, record_v=False, targets=[n])[n][0]
+            count = int(np.count_nonzero(np.not_equal(mine, rec.spikes)))
             yard = count if yard is None else min(yard, count)
             if not _beyond(own, yard, total):
                 break
@@ -74,12 +80,75 @@ def isolated(float_graph: Graph, int_graph: Graph, a_run, inputs: np.ndarray, in
         slope = _slope(rec, spikes, h)
         out[n] = {
             "total": total, "mismatches": own, "rate": own / total, "requantized_mismatches": yard,
-            "requantized_rate": yard / total, "firing_rate_a": float(rec.spikes.mean()),
-            "firing_rate_b": float(spikes.mean()), "membrane_slope": slope, "threshold_ratio": theta_ratio,
+            "requantized_rate": yard / total, "firing_rate_a": rate(rec.spikes),
+            "firing_rate_b": rate(spikes), "membrane_slope": slope, "threshold_ratio": theta_ratio,
             "slope_over_threshold_ratio": None if slope is None else slope / theta_ratio,
             "beyond_quantization": _beyond(own, yard, total),
         }
     return out
+
+
+def _same_part(g: Graph, h: Graph, n: str, feeds: dict) -> bool:
+    """Whether two graphs compute neuron n from `feeds` with the same nodes, edges and parameter values (then two
+    exact evaluations give the same spikes, whatever the dtypes holding those values)."""
+    stack, seen = [n], set()
+    while stack:
+        node = stack.pop()
+        if node in seen or node in feeds:
+            continue
+        seen.add(node)
+        if node not in h.nodes or g.inputs_of(node) != h.inputs_of(node) or \
+                isinstance(g.nodes[node], P.Input) or not _same_values(g.nodes[node], h.nodes[node]):
+            return False
+        stack.extend(g.inputs_of(node))
+    return True
+
+
+def _same_values(p, q) -> bool:
+    """Same primitive type and every field equal by value (arrays element by element, whatever their dtype)."""
+    if type(p) is not type(q):
+        return False
+    for f in dataclasses.fields(p):
+        x, y = getattr(p, f.name), getattr(q, f.name)
+        arrays = isinstance(x, np.ndarray) or isinstance(y, np.ndarray)
+        if not (np.array_equal(x, y) if arrays else x == y):
+            return False
+    return True
+
+
+def _replayed(b: Graph, exact: bool, b_ref, b_inputs):
+    """(neuron, feeds) -> (spikes, h) of B's exact reference run where evaluating the neuron from these feeds is
+    what that run did: B exact in both, and every node between the feeds and the neuron stateless, fed exactly
+    the values the run had (its input, its spikes); else None (evaluate it). Exact integer arithmetic gives one
+    result whatever the order of operations, so the isolated layer is the run's own."""
+    if b_ref is None or b_inputs is None or not exact or b_ref.backend != "reference" or \
+            not b_ref.meta.get("exact"):
+        return lambda n, feeds: None
+
+    def had(node: str, value) -> bool:
+        if node == b.input:
+            return value.shape == b_inputs.shape and np.array_equal(value, b_inputs)
+        return node in b_ref.names and np.array_equal(value, b_ref.layer(node).spikes)
+
+    def replay(n: str, feeds: dict):
+        if n not in b_ref.names:
+            return None
+        stack, seen = list(b.inputs_of(n)), set()
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if node in feeds:
+                if not had(node, feeds[node]):
+                    return None
+            elif P.is_neuron(b.nodes[node]) or isinstance(b.nodes[node], P.Input):
+                return None        # computed, not fed: evaluate says what happens
+            else:
+                stack.extend(b.inputs_of(node))
+        rec = b_ref.layer(n)
+        return rec.spikes, rec.h
+    return replay
 
 
 def _beyond(own: int, yard: int, total: int) -> bool:
@@ -99,37 +168,61 @@ def _slope(rec, spikes_b: np.ndarray, h_b):
     """Least-squares slope of B's charged potential against A's, over each neuron's steps up to its first flip."""
     if rec.h is None or h_b is None:
         return None
-    differ = spikes_b != rec.spikes
-    flipped_before = np.zeros_like(differ)
-    np.logical_or.accumulate(differ[:, :-1], axis=1, out=flipped_before[:, 1:])
+    flipped_before = seen_before(np.not_equal(spikes_b, rec.spikes))
     a, b = rec.h.astype(np.float64), h_b.astype(np.float64)
-    den = float(np.sum(a * a, where=~flipped_before))
-    return float(np.sum(a * b, where=~flipped_before) / den) if den > 0 else None
+    keep = ~flipped_before
+    b *= a                                # the same products as a * b and a * a, without two more float64 arrays
+    a *= a
+    den = float(np.sum(a, where=keep))
+    return float(np.sum(b, where=keep) / den) if den > 0 else None
 
 
 # ------------------------------------------------------------------------------------------- signatures
 def reset_signature(rec, min_spikes: int = 20):
     """"hard" if (almost) every post-spike potential is one value (v_reset), "soft" if they spread (H - theta),
     None with too few spikes or no recorded potential; and the share at the most common value."""
-    if rec.v is None:
-        return None, None
-    post = rec.v[rec.spikes]
-    if post.size < min_spikes:
+    post = _post_spike(rec, min_spikes)
+    if post is None:
         return None, None
     _, counts = np.unique(post, return_counts=True)
     share = float(counts.max() / post.size)
     return ("hard" if share >= HARD_SIGNATURE else "soft"), share
 
 
+def reset_mode(rec, min_spikes: int = 20):
+    """reset_signature's mode without gathering and sorting the post-spike potentials: the share of the value after
+    the first spike decides when it is above HARD_SIGNATURE (hard) or above 1 - HARD_SIGNATURE (soft: no other
+    value can then pass); only otherwise reset_signature itself."""
+    if rec.v is None or rec.spikes.dtype != np.bool_:
+        return reset_signature(rec, min_spikes)[0]
+    count = np.count_nonzero(rec.spikes)
+    if count < min_spikes:
+        return None
+    first = rec.v[np.unravel_index(np.argmax(rec.spikes), rec.spikes.shape)]
+    share = float(np.count_nonzero((rec.v == first) & rec.spikes) / count)
+    if share >= HARD_SIGNATURE:
+        return "hard"
+    # soft when no other value can reach HARD_SIGNATURE, with a margin for the rounding of both shares
+    return "soft" if share > (1 - HARD_SIGNATURE) * (1 + 1e-9) else reset_signature(rec, min_spikes)[0]
+
+
+def _post_spike(rec, min_spikes: int):
+    if rec.v is None:
+        return None
+    post = rec.v[rec.spikes]
+    return post if post.size >= min_spikes else None
+
+
 def _reset_diagnoses(a_run, b_runs: list) -> list:
     out = []
     for rec in a_run.layers:
-        mode_a, share_a = reset_signature(rec)
+        mode_a = reset_mode(rec)
         for run in b_runs:
             if rec.name not in run.names:
                 continue
-            mode_b, share_b = reset_signature(run.layer(rec.name))
+            mode_b = reset_mode(run.layer(rec.name))
             if mode_a and mode_b and mode_a != mode_b:
+                (_, share_a), (_, share_b) = reset_signature(rec), reset_signature(run.layer(rec.name))
                 out.append(Diagnosis(
                     "reset_mode", rec.name, "error",
                     f"{rec.name} resets {mode_a} in {a_run.label} but {mode_b} in {run.label}: after a spike "
@@ -148,7 +241,7 @@ def _silence(a_run, b_run, iso: dict) -> list:
     for rec in a_run.layers:
         if rec.name not in b_run.names:
             continue
-        rate_a, rate_b = float(rec.spikes.mean()), float(b_run.layer(rec.name).spikes.mean())
+        rate_a, rate_b = rate(rec.spikes), rate(b_run.layer(rec.name).spikes)
         silent = rate_a >= SILENT_RATE and rate_b < 0.05 * rate_a
         saturated = rate_b >= SATURATED and rate_a <= 0.5 * rate_b
         if not (silent or saturated):
@@ -177,10 +270,11 @@ def _no_output(a_run, b_run) -> str:
 
 # ------------------------------------------------------------------------------------------- all together
 def analyse(float_graph: Graph, int_graph: Graph, a_run, b_runs: dict, inputs: np.ndarray, input_scale: float,
-            weight_scales: dict, static: list) -> tuple:
+            weight_scales: dict, static: list, b_inputs=None) -> tuple:
     """(extras, diagnoses) from the runs of A (`a_run`) and B (`b_runs`: {label: RunResult}, its reference run
     among them), on A's `inputs` [N, T, ...] (the samples of the runs); `weight_scales`: {neuron: B's fitted
-    weight scale}; `static`: the static diagnoses.
+    weight scale}; `static`: the static diagnoses; `b_inputs`: what B's runs received (its reference run then
+    stands in for the isolated layers whose feeds it had).
 
     The diagnoses returned are the static ones, those that a dynamic finding supports replaced by a new Diagnosis
     carrying it as evidence (`combine`), followed by the dynamic findings that no static error explains."""
@@ -188,7 +282,7 @@ def analyse(float_graph: Graph, int_graph: Graph, a_run, b_runs: dict, inputs: n
     b_ref = next((r for r in b_list if r.backend == "reference"), b_list[0] if b_list else None)
     if a_run is None or b_ref is None:
         return {}, list(static)
-    iso = isolated(float_graph, int_graph, a_run, inputs, input_scale, weight_scales)
+    iso = isolated(float_graph, int_graph, a_run, inputs, input_scale, weight_scales, b_ref, b_inputs)
     found = _reset_diagnoses(a_run, b_list)
     for name, st in iso.items():
         if not st["beyond_quantization"]:
