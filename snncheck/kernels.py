@@ -51,7 +51,13 @@ def membrane_diff(a: np.ndarray, b: np.ndarray, scale: Optional[float] = None) -
     (in other units the membranes never agree exactly: compare reports no count). Only the entries that can hold
     the maximum go through int64 or float64: those that differ, or those whose float32 difference is (within its
     rounding error of) the largest float32 difference. NaN, infinities and empty arrays take the plain way (a
-    float32 difference is finite only where both values are)."""
+    float32 difference is finite only where both values are). NumPy's warnings about NaN and infinities are
+    silenced: the screens expect them, and the result says what they mean."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return _membrane_diff(a, b, scale)
+
+
+def _membrane_diff(a: np.ndarray, b: np.ndarray, scale: Optional[float]) -> tuple:
     if not a.size:
         return _plain(a, b, scale)
     if scale is not None:
