@@ -56,7 +56,7 @@ COLD = ("pb as shipped",)      # slow, and nothing of its own to warm up
 def machine() -> dict:
     import torch
     from threadpoolctl import threadpool_info
-    from snncheck.backends import exact_gemm, reference
+    from snncheck.backends import exact_gemm
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
         else platform.processor()
@@ -66,7 +66,6 @@ def machine() -> dict:
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
             "torch threads": torch.get_num_threads(), "numpy BLAS": "; ".join(blas) or "none found",
             "int8 kernel exact here": exact_gemm.int8_exact(),
-            "reference: samples in 2 threads from": f"{reference.SPLIT_WORK:,} neuron-steps (else one thread)",
             "load average (1, 5, 15 min)": tuple(round(v, 2) for v in os.getloadavg())}
 
 
@@ -107,16 +106,6 @@ def rounds(variants: dict, repeats: int, inside: dict) -> tuple:
     return times, last
 
 
-def one_thread(reference, graph, x):
-    """The reference with its samples never split over two threads (`reference.SPLIT_WORK`)."""
-    from snncheck.backends import reference as module
-    split, module.SPLIT_WORK = module.SPLIT_WORK, float("inf")
-    try:
-        return reference.run(graph, x)
-    finally:
-        module.SPLIT_WORK = split
-
-
 def fresh(run):
     """`run()` with no built PAIBox network kept from an earlier run (`paibox.reuse`): a process's first run."""
     from snncheck.backends.paibox import reuse
@@ -147,7 +136,6 @@ def block(name: str, t: int, repeats: int, scale: float, workers: int) -> dict:
             "reference:a": lambda: reference.run(a, x), "spikingjelly:a": lambda: SpikingJellyBackend(
                 module=model).run(a, x),
             "reference:b": lambda: reference.run(b, xb), "spikingjelly:b": lambda: jelly.run(b, xb),
-            "reference:b, one thread": lambda: one_thread(reference, b, xb),
             "paibox:b batched 32": lambda: PAIBoxBackend(batch=32).run(b, xb),
             "diff": lambda: api.diff(a, b, x, input_scale, module=model, backend_options=batched),
             "diff, no conversion diagnosis": lambda: api.diff(a, b, x, input_scale, module=model,
@@ -188,12 +176,10 @@ def report(r: dict) -> dict:
     print(f"\n=== {r['net']} {tuple(r['shape'])}, T={r['T']}: runners and diff on {r['n']} samples, PAIBox variants "
           f"on {r['n_pb']}; {len(times['diff'])} rounds (min / median); peak RSS {r['peak_rss_mb']:.0f} MB; "
           f"load {r['load']} ===")
-    for k in ("reference:a", "spikingjelly:a", "reference:b", "reference:b, one thread", "spikingjelly:b",
-              "paibox:b batched 32"):
+    for k in ("reference:a", "spikingjelly:a", "reference:b", "spikingjelly:b", "paibox:b batched 32"):
         print(f"  {k:40s} {ms[k][0]:9.3f} / {ms[k][1]:9.3f} ms/sample")
     print(f"  reference throughput / SpikingJelly's on B (exact: {r['exact']}): "
-          f"{ratio(times['spikingjelly:b'], times['reference:b'])} (one thread: "
-          f"{ratio(times['spikingjelly:b'], times['reference:b, one thread'])});  on A: "
+          f"{ratio(times['spikingjelly:b'], times['reference:b'])};  on A: "
           f"{ratio(times['spikingjelly:a'], times['reference:a'])}")
     shipped = times["pb as shipped"]
     for k in times:
@@ -211,7 +197,6 @@ def report(r: dict) -> dict:
     cold = "pb fast, batched 32, built anew"
     return {"net": r["net"], "T": r["T"], "ref:b": ms["reference:b"][0], "sj:b": ms["spikingjelly:b"][0],
             "ref/sj": stats(times["spikingjelly:b"])[0] / stats(times["reference:b"])[0],
-            "ref1/sj": stats(times["spikingjelly:b"])[0] / stats(times["reference:b, one thread"])[0],
             "pb shipped": ms["pb as shipped"][0], "pb best": ms[best][0], "pb best is": best[3:],
             "pb x": stats(shipped)[0] / stats(times[best])[0], "pb cold x": stats(shipped)[0] / stats(times[cold])[0],
             "diff": ms["diff"][0], "diag x": min(r["inside"]["diff"]),
@@ -220,12 +205,12 @@ def report(r: dict) -> dict:
 
 def summary(rows: list) -> None:
     print("\n=== scale table (min over rounds; ms/sample; x: ratios) ===")
-    head = (f"{'network':10s} {'T':>3s} {'ref:b':>8s} {'sj:b':>8s} {'ref/sj':>7s} {'1 thread':>8s} {'pb shipped':>11s} "
+    head = (f"{'network':10s} {'T':>3s} {'ref:b':>8s} {'sj:b':>8s} {'ref/sj':>7s} {'pb shipped':>11s} "
             f"{'pb best':>8s} "
             f"{'pb x':>6s} {'anew':>6s} {'diff':>8s} {'diff/runners':>13s} {'no diag':>8s} {'RSS MB':>7s}  best PAIBox")
     print(head)
     for w in rows:
-        print(f"{w['net']:10s} {w['T']:3d} {w['ref:b']:8.2f} {w['sj:b']:8.2f} {w['ref/sj']:6.2f}x {w['ref1/sj']:7.2f}x "
+        print(f"{w['net']:10s} {w['T']:3d} {w['ref:b']:8.2f} {w['sj:b']:8.2f} {w['ref/sj']:6.2f}x "
               f"{w['pb shipped']:11.1f} "
               f"{w['pb best']:8.2f} {w['pb x']:5.1f}x {w['pb cold x']:5.1f}x {w['diff']:8.2f} {w['diag x']:12.2f}x {w['nodiag x']:7.2f}x "
               f"{w['rss']:7.0f}  {w['pb best is']}")

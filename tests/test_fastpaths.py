@@ -184,13 +184,14 @@ def test_membrane_differences_of_integer_runs_are_exact_in_any_width():
 
 
 def test_first_mismatch_is_the_earliest_step_then_sample_then_neuron():
-    """Catches the step-first search of compare's first mismatch taking the lowest sample or neuron over all
-    steps: mismatches at (sample 0, t=1, neuron 0), (sample 1, t=0, neuron 5) and (sample 1, t=0, neuron 2)."""
-    from snncheck.compare import _first
+    """Catches the step-first search of compare's first mismatch (dense and sparse paths) taking the lowest sample
+    or neuron over all steps: mismatches at (sample 0, t=1, neuron 0), (sample 1, t=0, neuron 5) and (sample 1,
+    t=0, neuron 2)."""
+    from snncheck.compare import _Dense, _Sparse
     flat = np.zeros((2, 3, 6), bool)
     flat[0, 1, 0] = flat[1, 0, 5] = flat[1, 0, 2] = True
-    assert _first(flat, (6,), np.array([10, 11])) == {"t": 0, "sample": 11, "neuron": [2], "index": 2}
-    assert _first(np.zeros((2, 3, 6), bool), (6,), np.array([10, 11])) is None
+    for path in (_Dense, _Sparse):
+        assert path(flat).first((6,), np.array([10, 11])) == {"t": 0, "sample": 11, "neuron": [2], "index": 2}
 
 
 def test_int8_kernel_is_exact_on_matrices_with_a_dimension_of_one():
@@ -395,30 +396,6 @@ def test_spike_or_pool_equals_max_over_each_window(shape):
     want = x[:, :, :2 * oh, :2 * ow].reshape(shape[0], shape[1], oh, 2, ow, 2).max(axis=(3, 5))
     got = max_pool(x, (2, 2), (2, 2), (0, 0))
     assert got.dtype == bool and np.array_equal(got, want)
-
-
-@pytest.mark.parametrize("n", [2, 5])
-def test_samples_split_over_two_threads_equal_one_pass(monkeypatch, n):
-    """Catches the two-thread run of the samples' halves losing, repeating or reordering a sample, or joining a
-    half constant over time ([N, 1, ...]) with one that is not, against `evaluate` in one pass (readouts too)."""
-    from snncheck.backends import reference
-    graph = chain([("c", P.Conv2d(np.random.default_rng(10).integers(-20, 21, (4, 1, 3, 3)), None, (1, 1), (1, 1))),
-                   ("n1", P.IF(200, v_reset=0)), ("f", P.Flatten()),
-                   ("l", P.Linear(np.random.default_rng(11).integers(-9, 10, (6, 256)))), ("n2", P.IF(20, v_reset=0)),
-                   ("vote", P.Vote(3))], (1, 8, 8))
-    x = pixel_inputs(n, 4)
-    x[-1, 2] = 255 - x[-1, 2]            # the last half is not constant over time, the first is
-    want_fn = reference.evaluate
-    want = want_fn(graph, {graph.input: x}, exact=True, keep=graph.readouts)
-    monkeypatch.setattr(reference, "SPLIT_WORK", 0)
-    monkeypatch.setattr(reference.os, "sched_getaffinity", lambda pid: {0, 1})     # two cores, whatever runs this
-    threads = []
-    monkeypatch.setattr(reference, "evaluate", lambda *a, **k: threads.append(1) or want_fn(*a, **k))
-    got = reference.evaluate_samples(graph, x, exact=True, keep=graph.readouts)
-    assert len(threads) == 2 and set(got) == set(want)
-    for k in want:
-        for a, b in zip(*((w if isinstance(w, tuple) else (w,)) for w in (got[k], want[k]))):
-            assert np.array_equal(np.broadcast_to(a, b.shape), b) and a.shape[0] == n
 
 
 @pytest.mark.parametrize("weight, groups", [((6, 2, 3, 3), 1), ((4, 6, 3, 3), 1), ((6, 2, 3, 3), 2), ((4, 1, 3, 3), 4)])

@@ -12,17 +12,13 @@ int32 accumulation, else float32 BLAS when every partial sum is provably below 2
 of the synaptic input. Spikes travel as bool and are cast once, to the dtype of the product that reads them.
 
 `evaluate` runs any part of a graph from given values (the isolated per-layer mode feeds a layer the spikes that
-another run produced at its inputs); `ReferenceBackend.run` is `evaluate` from the input, with a big run's samples
-split in two halves run in two threads (`evaluate_samples`).
+another run produced at its inputs); `ReferenceBackend.run` is `evaluate` from the input.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Optional
 
 import numpy as np
@@ -50,7 +46,7 @@ class ReferenceBackend(Backend):
         bounds = rounding_bounds(graph, 0.0 if exact else float(np.abs(inputs).max()), exact)
         if exact:
             inputs = _as_small_ints(inputs)
-        records = evaluate_samples(graph, inputs, exact=exact, record_v=record_v, keep=graph.readouts)
+        records = evaluate(graph, {graph.input: inputs}, exact=exact, record_v=record_v, keep=graph.readouts)
         layers = [LayerRecord(n, *records[n], threshold=float(graph.nodes[n].threshold), rounding_bound=bounds[n])
                   for n in graph.neurons]
         outputs = [OutputRecord(n, np.asarray(records[n])) for n in graph.readouts]
@@ -95,54 +91,6 @@ def evaluate(graph: Graph, feeds: dict, exact: bool, record_v: bool = True, targ
                 values.pop(p, None)
     out.update({n: values[n] for n in keep})
     return out
-
-
-SPLIT_WORK = 2_000_000      # neuron-steps (samples x steps x neurons) from which two threads pay for themselves
-
-
-def evaluate_samples(graph: Graph, inputs: np.ndarray, **options) -> dict:
-    """`evaluate` from the input; with two cores and enough work, the two halves of the samples in two threads,
-    each with one BLAS thread (NumPy and torch release the GIL in the products and the neuron updates). Threads
-    that do not wait for each other stay fast when a neighbour holds a core, where a two-thread BLAS does not
-    (`one_blas_thread`)."""
-    n, t = inputs.shape[:2]
-    work = n * t * sum(int(np.prod(graph.shapes[name])) for name in graph.neurons)
-    if n < 2 or work < SPLIT_WORK or len(os.sched_getaffinity(0)) < 2:     # (tests force a split: SPLIT_WORK)
-        return evaluate(graph, {graph.input: inputs}, **options)
-    halves = (inputs[:n // 2], inputs[n // 2:])
-    with _pinned_to_one_thread(), ThreadPoolExecutor(2) as pool:
-        first, second = pool.map(lambda x: evaluate(graph, {graph.input: x}, **options), halves)
-    # joined one key at a time, each half's arrays dropped once joined: the peak is the records plus one layer's
-    return {k: _joined(first.pop(k), second.pop(k)) for k in list(first)}
-
-
-def _joined(a, b):
-    """Two halves' records (a neuron's (spikes, v, h), or a kept value) joined along the samples."""
-    if isinstance(a, tuple):
-        return tuple(None if x is None else _joined(x, y) for x, y in zip(a, b))
-    if a.shape[1] != b.shape[1]:            # one half constant over time ([N, 1, ...]), the other not
-        t = max(a.shape[1], b.shape[1])
-        a, b = (np.broadcast_to(x, x.shape[:1] + (t,) + x.shape[2:]) for x in (a, b))
-    return np.concatenate([a, b])
-
-
-_PINNED = threading.Event()       # set while a split run holds BLAS and torch at one thread
-
-
-@contextlib.contextmanager
-def _pinned_to_one_thread():
-    """BLAS and torch at one thread for the whole split run, set once here: toggling threadpoolctl from two threads
-    at once (`one_blas_thread` around every product) would race."""
-    import torch
-    threads = torch.get_num_threads()
-    with one_blas_thread():
-        torch.set_num_threads(1)
-        _PINNED.set()
-        try:
-            yield
-        finally:
-            _PINNED.clear()
-            torch.set_num_threads(threads)
 
 
 def _needed(graph: Graph, feeds: dict, targets: list) -> set:
@@ -337,7 +285,7 @@ def one_blas_thread():
     OpenBLAS thread waits for a busy core: a 2048x64 @ 64x32 product took 12 ms with two threads and 0.6 ms
     with one, and the reference on the 28x28 CSNN ran ~15% faster (benchmarks/run.py measures both)."""
     from ..parallel import blas_threads
-    return contextlib.nullcontext() if _PINNED.is_set() else blas_threads(1)
+    return blas_threads(1)
 
 
 def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
