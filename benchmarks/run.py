@@ -1,7 +1,7 @@
 """How fast is snncheck at the sizes users run, and on what machine?  Reproducible: every figure says where.
 
-    .venv/bin/python benchmarks/run.py              # the scale table: 4 networks x T=8, 32; 3 rounds (~6-8 min)
-    .venv/bin/python benchmarks/run.py --rounds 5 --samples 2      # bigger: 5 rounds, twice the samples
+    .venv/bin/python benchmarks/run.py              # the scale table: 4 networks x T=8, 32; 5 rounds (~3 min quiet)
+    .venv/bin/python benchmarks/run.py --rounds 9 --samples 2      # bigger: 9 rounds, twice the samples
     .venv/bin/python benchmarks/run.py --nets csnn28 vgg_cifar --T 8 32 64
     .venv/bin/python benchmarks/run.py --rss        # peak memory of `snncheck fullset` at N=100, 1000, 1797
     .venv/bin/python benchmarks/run.py --digits-all # all 1797 digits through the three runners, wall time
@@ -268,7 +268,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nets", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     p.add_argument("--T", nargs="+", type=int, default=[8, 32], help="time steps (default 8 32)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per block (default 3)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per block (default 5)")
     p.add_argument("--samples", type=float, default=1.0, help="multiply every block's sample counts")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--rss", action="store_true", help="peak RSS of fullset at N=100, 1000, 1797")
