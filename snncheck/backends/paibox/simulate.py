@@ -15,7 +15,8 @@ from . import reuse
 
 
 def simulate(built, inputs: np.ndarray, record_v: bool = True, progress: bool = False) -> dict:
-    """{neuron: (spikes [N, steps, *shape] bool, v int64 or None)}, raw (unaligned), for inputs [N, T, ...] uint8."""
+    """{neuron: (spikes [N, steps, *shape] bool, v int32 or None)}, raw (unaligned), for inputs [N, T, ...] uint8.
+    PAIBox's membranes are int32 (a 30-bit register): kept so, the reference's int32 ones compare without a cast."""
     from tqdm import tqdm
     n, t = inputs.shape[:2]
     steps = t + built.lag_steps
@@ -64,7 +65,7 @@ class Probed:
         for name, (spike, voltage) in self.built.probes.items():
             self.parts[name][0].append(layout.records(name, np.asarray(sim.data[spike], dtype=bool), samples))
             if self.record_v:
-                self.parts[name][1].append(layout.records(name, np.asarray(sim.data[voltage], dtype=np.int64),
+                self.parts[name][1].append(layout.records(name, np.asarray(sim.data[voltage], dtype=np.int32),
                                                           samples))
 
     def records(self) -> dict:
@@ -80,7 +81,7 @@ class Direct:
         self.built, self.record_v = built, record_v
         shapes = built.layout.graph.shapes
         self.out = {name: (np.empty((n, steps) + tuple(shapes[name]), bool),
-                           np.empty((n, steps) + tuple(shapes[name]), np.int64) if record_v else None)
+                           np.empty((n, steps) + tuple(shapes[name]), np.int32) if record_v else None)
                     for name in built.probes}
         # (stage, node, attribute, record) for every record kept: the loop at every step walks this list only
         self.plan = [(name, probe.target, probe.attr, out) for name, probes in built.probes.items()
