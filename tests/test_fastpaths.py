@@ -437,3 +437,21 @@ def test_inputs_narrowed_to_small_ints_keep_their_values(lo, hi):
     x[0, 0, 0, 0, :2] = lo, hi
     h = x.reshape(3, 2, 16).astype(np.int64) @ np.asarray(g.nodes["l"].weight, np.int64).T
     assert np.array_equal(ReferenceBackend().run(g, x).layer("n").h[:, 0], h[:, 0])
+
+
+@pytest.mark.parametrize("dtype", [bool, np.uint8, np.int8, np.int32, np.int64, np.float32])
+def test_any_nonzero_reads_words_as_any_reads_values(dtype):
+    """Catches the word-wise zero scan of PAIBox's delay registers missing a value: a single non-zero in the first,
+    a middle or the last position (the last word), arrays whose size is no multiple of 8 bytes or not contiguous
+    (read value by value), and -0.0 (non-zero bytes, a zero value: floats are read value by value)."""
+    shapes = [(256, 32), (3, 5), (7,), (64,)]
+    for shape in shapes:
+        a = np.zeros(shape, dtype)
+        assert fastpath.any_nonzero(a) is False
+        for i in (0, a.size // 2, a.size - 1):
+            b = a.copy()
+            b.reshape(-1)[i] = 1
+            assert fastpath.any_nonzero(b) is True, (shape, i)
+            assert fastpath.any_nonzero(b[..., ::-1]) == bool(b[..., ::-1].any())
+    if dtype == np.float32:
+        assert fastpath.any_nonzero(np.full(8, -0.0, np.float32)) is False

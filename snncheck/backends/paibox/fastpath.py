@@ -317,8 +317,17 @@ def _all_zero(node, initial: np.ndarray) -> bool:
     stacked layer's delay register is 256 slots of it, tens of MB to scan at every reset)."""
     known = node.__dict__.setdefault("_snncheck_zero", {})
     if id(initial) not in known:
-        known[id(initial)] = (initial, not initial.any())      # the array kept: its id stays its own
+        known[id(initial)] = (initial, not any_nonzero(initial))      # the array kept: its id stays its own
     return known[id(initial)][1]
+
+
+def any_nonzero(a: np.ndarray) -> bool:
+    """`a.any()`, read 8 bytes at a time where that is the same question (a contiguous integer or bool array: a
+    value is non-zero exactly when one of its bytes is): a fresh network's delay registers (256 slots of every
+    stage) are scanned twice, a sixth of building one."""
+    if a.dtype.kind in "biu" and a.flags.c_contiguous and a.nbytes % 8 == 0:
+        return bool(a.reshape(-1).view(np.uint64).any())
+    return bool(a.any())
 
 
 def track_delay_writes(node) -> None:
@@ -330,7 +339,7 @@ def track_delay_writes(node) -> None:
         written.add((node.timestamp + node.delay_relative - 1) % node.delay_reg_len)
         put(neu_out)
     object.__setattr__(node, "put_out_in_delay_reg", put_out_in_delay_reg)
-    if not node.delay_registers.any():      # nothing written yet (a fresh network): from now on, every write counts
+    if not any_nonzero(node.delay_registers):   # nothing written yet (a fresh network): every write counts from now
         written.add("tracked")
 
 
