@@ -245,8 +245,7 @@ def convert(graph: Graph, input_scale: float = 1.0, rule: str = "max", reset: Op
     nodes.update(heads)
     weight_scales.update({h: readout_scales[h] / _amplitude(g, h, input_scale) for h in heads})
     out = g.replace(nodes, name=f"{g.name}-int", input_scale=input_scale,
-                    meta=dict(g.meta, conversion={"rule": rule, "input_scale": input_scale},
-                              **({"readout_scale": readout_scales} if readout_scales else {})))
+                    meta=dict(g.meta, conversion={"rule": rule, "input_scale": input_scale}))
     _check_ranges(out, nodes, input_scale)
     modes = {out.nodes[n].reset for n in out.neurons}
     return Conversion(out, layer_scales, weight_scales, input_scale, rule, vthr,
