@@ -241,9 +241,9 @@ def convert(graph: Graph, input_scale: float = 1.0, rule: str = "max", reset: Op
         layer_scales[n] = k
         weight_scales.update({t.weight: k / t.amplitude for t in terms if isinstance(g.nodes[t.weight], P.SYNAPSES)})
         vthr[n] = int(new[n].threshold)
-    heads, readout_scales = _readouts(g, input_scale, rule)
+    heads, readout_scales, head_scales = _readouts(g, input_scale, rule)
     nodes.update(heads)
-    weight_scales.update({h: readout_scales[h] / _amplitude(g, h, input_scale) for h in heads})
+    weight_scales.update(head_scales)
     out = g.replace(nodes, name=f"{g.name}-int", input_scale=input_scale,
                     meta=dict(g.meta, conversion={"rule": rule, "input_scale": input_scale}))
     _check_ranges(out, nodes, input_scale)
@@ -253,17 +253,17 @@ def convert(graph: Graph, input_scale: float = 1.0, rule: str = "max", reset: Op
 
 
 def _readouts(g: Graph, input_scale: float, rule: str) -> tuple:
-    """({head: integer node}, {head: k}) for the readout heads (weight nodes computed off-chip): s_w by the rule
-    (the full-range rule for data-aware ones), k = s_w * the amplitude of what it reads."""
-    out, scales = {}, {}
+    """({head: integer node}, {head: k}, {head: s_w}) for the readout heads (weight nodes computed off-chip): s_w by
+    the rule (the full-range rule for data-aware ones), k = s_w * the amplitude of what it reads."""
+    out, scales, weight_scales = {}, {}, {}
     for h in readout_heads(g):
         node = g.nodes[h]
         a = _amplitude(g, h, input_scale)
         weights = np.abs([float(node.factor)]) if isinstance(node, P.Scale) else np.asarray(node.weight)
         bias = getattr(node, "bias", None)
         s_w = (rule_max if rule in DATA_AWARE else RULES[rule])(weights, None if bias is None else np.asarray(bias))
-        out[h], scales[h] = scaled(node, s_w, s_w * a), float(s_w * a)
-    return out, scales
+        out[h], scales[h], weight_scales[h] = scaled(node, s_w, s_w * a), float(s_w * a), float(s_w)
+    return out, scales, weight_scales
 
 
 def readout_heads(g: Graph) -> list:
