@@ -167,7 +167,7 @@ def _looks_float(state: dict, want: set) -> bool:
     if any(k.endswith(("num_batches_tracked", "running_mean", "running_var")) for k in state):
         return True
     weights = [np.asarray(v) for k, v in state.items() if k in want and k.endswith(".weight")]
-    return bool(weights) and not any(np.all(np.equal(np.mod(w, 1), 0)) for w in weights)
+    return bool(weights) and not any(P.is_integer_valued(w) for w in weights)
 
 
 def _few(names, n=4) -> str:
