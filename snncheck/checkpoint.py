@@ -244,7 +244,7 @@ def save_deployed(conversion, path, inputs=()) -> None:
     extra = {"v_reset": {n: int(node.v_reset) for n, node in neurons if not node.soft_reset and node.v_reset != 0},
              "leak": {n: _plain(node.leak) for n, node in neurons if np.any(getattr(node, "leak", 0))},
              "v_init": {n: int(node.v_init) for n, node in neurons if node.v_init is not None},
-             "readout_scale": dict(getattr(conversion, "readout_scales", {}))}
+             "readout_scale": dict(conversion.readout_scales)}
     meta.update({k: v for k, v in extra.items() if v})
     out[DEPLOY_KEY] = meta
     atomic_torch_save(out, path, inputs)
