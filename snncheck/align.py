@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backends.base import LayerRecord, RunResult
+from .backends.base import LayerRecord, RunResult, window
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,8 +54,8 @@ def align(raw: RunResult, reference: RunResult) -> tuple:
         ref = reference.layer(rec.name)
         lag, t = int(expected[rec.name]), ref.steps
         scores[rec.name] = lag_scores(rec, ref, lag)
-        layers.append(rec.replace(spikes=_window(rec.spikes, lag, t), v=_window(rec.v, lag, t),
-                                  h=_window(rec.h, lag, t)))
+        layers.append(rec.replace(spikes=window(rec.spikes, lag, t), v=window(rec.v, lag, t),
+                                  h=window(rec.h, lag, t)))
     lags = Lags(scores)
     meta = dict(raw.meta, lags={n: v for n, v in lags.verdicts().items()})
     return raw.replace(layers=layers, meta=meta), lags
@@ -101,12 +101,3 @@ def _same_type(ref_v, raw_v):
     if ref_v is None or raw_v is None or ref_v.dtype == raw_v.dtype or not np.can_cast(ref_v.dtype, raw_v.dtype):
         return ref_v
     return ref_v.astype(raw_v.dtype)
-
-
-def _window(a, lag: int, t: int):
-    if a is None:
-        return None
-    out = a[:, lag:lag + t]
-    if out.shape[1] < t:   # a mis-built pipeline may be shorter than its expected lag: pad with zeros, visibly
-        out = np.concatenate([out, np.zeros((a.shape[0], t - out.shape[1]) + a.shape[2:], a.dtype)], axis=1)
-    return out
