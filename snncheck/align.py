@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backends.base import LayerRecord, RunResult, window
+from .kernels import one_type
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,11 +67,11 @@ def lag_scores(rec: LayerRecord, ref: LayerRecord, expected: int) -> LagScores:
     t = ref.steps
     counts = []
     differ, v_differ = np.empty(ref.spikes.shape, bool), np.empty(ref.spikes.shape, bool)
-    ref_v = _same_type(ref.v, rec.v)
+    raw_v, ref_v = (rec.v, ref.v) if rec.v is None or ref.v is None else one_type(rec.v, ref.v)
     for d in range(rec.steps - t + 1):
         np.not_equal(rec.spikes[:, d:d + t], ref.spikes, out=differ)
         if rec.v is not None and ref.v is not None:
-            differ |= np.not_equal(rec.v[:, d:d + t], ref_v, out=v_differ)
+            differ |= np.not_equal(raw_v[:, d:d + t], ref_v, out=v_differ)
         counts.append(int(np.count_nonzero(differ)))
     # a correctly timed stage is idle (no spike, v = 0) before its tick_wait_start; activity there means it
     # started before its input could arrive (e.g. tick_wait_start=1 everywhere), whatever shift fits best
@@ -93,11 +94,3 @@ def lag_verdict(scores: list, expected: int, early: bool = False) -> dict:
         # another shift fits better, or no shift fits at all (the node's output does not follow its input)
         "anomaly": (len(ties) == 1 and best != expected) or (len(ties) > 1 and scores[best] > 0) or early,
     }
-
-
-def _same_type(ref_v, raw_v):
-    """The reference's membranes in the raw run's dtype where that holds every value (int32 into int64): compared
-    once per shift, mixed types cost a cast each time."""
-    if ref_v is None or raw_v is None or ref_v.dtype == raw_v.dtype or not np.can_cast(ref_v.dtype, raw_v.dtype):
-        return ref_v
-    return ref_v.astype(raw_v.dtype)
