@@ -69,7 +69,7 @@ def test_readout_scale_between_a_and_b_and_a_zeroed_head():
                  "quantization", out_scales=readouts.scales(a, b))
     assert pc.output("vote").max_abs_diff < 1e-5 and pc.output("vote").scale == pytest.approx(3.0)
     zero = a.with_node("head", weight=np.zeros_like(a.nodes["head"].weight))
-    found = readouts.zeroed(a, zero, readouts.scales(a, zero))
+    found = readouts.zeroed(readouts.scales(a, zero))
     assert [(d.code, d.layer) for d in found] == [("readout_lost", "vote")]
 
 
