@@ -118,7 +118,7 @@ def readouts(graph: Graph, records: dict, expected: dict, inputs: np.ndarray) ->
     if not graph.readouts:
         return []
     from ..reference import evaluate, is_exact
-    off, t = lower.offchip(graph), inputs.shape[1]
+    off, t = graph.offchip, inputs.shape[1]
     # the input and every spiking layer: whatever lies between them and a readout (SEW's spike ADD) is recomputed
     feeds = {graph.input: inputs, **{n: window(records[n][0], expected[n], t) for n in graph.neurons}}
     values = evaluate(graph, feeds, exact=is_exact(graph, inputs), record_v=False, targets=[], keep=graph.readouts)
