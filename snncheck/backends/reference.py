@@ -49,9 +49,34 @@ class ReferenceBackend(Backend):
         records = evaluate(graph, {graph.input: inputs}, exact=exact, record_v=record_v, keep=graph.readouts)
         layers = [LayerRecord(n, *records[n], threshold=float(graph.nodes[n].threshold), rounding_bound=bounds[n])
                   for n in graph.neurons]
-        outputs = [OutputRecord(n, np.asarray(records[n])) for n in graph.readouts]
+        outputs = readout_records(graph, records, inputs.shape[1])
         return RunResult(self.name, label, layers, {"exact": exact, "seconds": time.perf_counter() - start},
                          outputs)
+
+
+def readout_records(graph: Graph, values: dict, t: int) -> list:
+    """[OutputRecord] of the graph's readouts from `evaluate`'s kept values, in steps: a readout computed once from
+    a feed that is the same at every step ([N, 1, ...]) is that value at each of the t steps; a rate (a
+    MeanOverTime on its way) stays one value per run."""
+    out = []
+    for n in graph.readouts:
+        v = np.asarray(values[n])
+        if v.shape[1] == 1 and t > 1 and not _per_run(graph, n):
+            v = np.broadcast_to(v, (v.shape[0], t) + v.shape[2:]).copy()
+        out.append(OutputRecord(n, v))
+    return out
+
+
+def _per_run(graph: Graph, name: str) -> bool:
+    """A readout with one value per run (a MeanOverTime on its way from the spikes)."""
+    stack, seen = [name], set()
+    while stack:
+        n = stack.pop()
+        if isinstance(graph.nodes[n], P.MeanOverTime):
+            return True
+        seen.add(n)
+        stack += [p for p in graph.inputs_of(n) if p in graph.offchip and p not in seen]
+    return False
 
 
 def is_exact(graph: Graph, inputs: np.ndarray) -> bool:
