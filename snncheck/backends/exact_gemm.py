@@ -177,7 +177,7 @@ class Conv2d:
             return self._channel_major(x, out, use)
         o, cg, kh, kw = self.shape
         og, k = o // self.groups, cg * kh * kw
-        (sh, sw), (ph, pw) = self.stride, self.padding
+        ph, pw = self.padding
         b, c, h, w = x.shape
         oh, ow = self.out_shape(h, w)
         dtype = DTYPES[use]
