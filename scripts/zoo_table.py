@@ -70,10 +70,9 @@ def top_error(rep: dict):
     return (errors[0]["code"], errors[0]["layer"]) if errors else None
 
 
-def planted(a: Path, name: str, shape: tuple, args, tmp: Path, bug: dict, pick) -> str:
-    """Plants `bug` in a correct conversion, diffs A against it; 'code @ layer' and whether it is the layer."""
-    model = checkpoint.load_float(a, spec(name), input_shape=shape)
-    conv = convert.convert(model.graph, INPUT_SCALE, "max")
+def planted(a: Path, name: str, shape: tuple, args, tmp: Path, bug: dict, pick, model, conv) -> str:
+    """Plants `bug` in `conv` (the correct conversion of A, loaded as `model`; mutations leave it as it is), diffs
+    A against it; 'code @ layer' and whether it is the layer."""
     layer = pick(conv, model.graph)
     bug = dict(bug, layer=layer)
     path = tmp / f"{name}-{bug['name']}.pth"
@@ -110,10 +109,12 @@ def if_row(name: str, args, tmp: Path) -> dict:
     firing = [l.get("reference:b~spikingjelly:a", l.get("spikingjelly:a~reference:b", {})).get("firing_rate_b")
               for l in rep.get("layers", [])]
     row["firing B"] = "/".join(f"{f:.2f}" for f in firing if f is not None)
+    model = checkpoint.load_float(a, spec(name), input_shape=shape)     # once for both planted bugs
+    conv = convert.convert(model.graph, INPUT_SCALE, "max")
     row["bias /255"] = planted(a, name, shape, args, tmp, {"name": "bias_unscaled"},
-                               lambda conv, g: mutations.target(conv.graph, g, conv, "bias_unscaled"))
+                               lambda conv, g: mutations.target(conv.graph, g, conv, "bias_unscaled"), model, conv)
     row["threshold x2"] = planted(a, name, shape, args, tmp, {"name": "vthr_scale", "factor": 2},
-                                  lambda conv, g: conv.graph.neurons[min(1, len(conv.graph.neurons) - 1)])
+                                  lambda conv, g: conv.graph.neurons[min(1, len(conv.graph.neurons) - 1)], model, conv)
     return dict(row, seconds=time.perf_counter() - start)
 
 

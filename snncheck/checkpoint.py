@@ -167,7 +167,7 @@ def _looks_float(state: dict, want: set) -> bool:
     if any(k.endswith(("num_batches_tracked", "running_mean", "running_var")) for k in state):
         return True
     weights = [np.asarray(v) for k, v in state.items() if k in want and k.endswith(".weight")]
-    return bool(weights) and not any(np.all(np.equal(np.mod(w, 1), 0)) for w in weights)
+    return bool(weights) and not any(P.is_integer_valued(w) for w in weights)
 
 
 def _few(names, n=4) -> str:
@@ -244,7 +244,7 @@ def save_deployed(conversion, path, inputs=()) -> None:
     extra = {"v_reset": {n: int(node.v_reset) for n, node in neurons if not node.soft_reset and node.v_reset != 0},
              "leak": {n: _plain(node.leak) for n, node in neurons if np.any(getattr(node, "leak", 0))},
              "v_init": {n: int(node.v_init) for n, node in neurons if node.v_init is not None},
-             "readout_scale": dict(getattr(conversion, "readout_scales", {}))}
+             "readout_scale": dict(conversion.readout_scales)}
     meta.update({k: v for k, v in extra.items() if v})
     out[DEPLOY_KEY] = meta
     atomic_torch_save(out, path, inputs)

@@ -226,7 +226,7 @@ def convert(graph: Graph, input_scale: float = 1.0, rule: str = "max", reset: Op
             lambda: f"input scale must be positive, got {input_scale}")
     input_scale = float(input_scale)
     g = prepare(graph)
-    plans = _plans(g, input_scale)
+    plans, head_names = _plans(g, input_scale)
     correct = bias_correction if bias_correction is not None else rule in DATA_AWARE
     probe = _Calibration(g, calibration, input_scale, reset) \
         if calibration is not None and (rule in DATA_AWARE or correct) else None
@@ -241,30 +241,29 @@ def convert(graph: Graph, input_scale: float = 1.0, rule: str = "max", reset: Op
         layer_scales[n] = k
         weight_scales.update({t.weight: k / t.amplitude for t in terms if isinstance(g.nodes[t.weight], P.SYNAPSES)})
         vthr[n] = int(new[n].threshold)
-    heads, readout_scales = _readouts(g, input_scale, rule)
+    heads, readout_scales, head_scales = _readouts(g, head_names, input_scale, rule)
     nodes.update(heads)
-    weight_scales.update({h: readout_scales[h] / _amplitude(g, h, input_scale) for h in heads})
+    weight_scales.update(head_scales)
     out = g.replace(nodes, name=f"{g.name}-int", input_scale=input_scale,
-                    meta=dict(g.meta, conversion={"rule": rule, "input_scale": input_scale},
-                              **({"readout_scale": readout_scales} if readout_scales else {})))
+                    meta=dict(g.meta, conversion={"rule": rule, "input_scale": input_scale}))
     _check_ranges(out, nodes, input_scale)
     modes = {out.nodes[n].reset for n in out.neurons}
     return Conversion(out, layer_scales, weight_scales, input_scale, rule, vthr,
                       modes.pop() if len(modes) == 1 else "mixed", readout_scales)
 
 
-def _readouts(g: Graph, input_scale: float, rule: str) -> tuple:
-    """({head: integer node}, {head: k}) for the readout heads (weight nodes computed off-chip): s_w by the rule
-    (the full-range rule for data-aware ones), k = s_w * the amplitude of what it reads."""
-    out, scales = {}, {}
-    for h in readout_heads(g):
+def _readouts(g: Graph, heads: list, input_scale: float, rule: str) -> tuple:
+    """({head: integer node}, {head: k}, {head: s_w}) for the readout heads (weight nodes computed off-chip): s_w by
+    the rule (the full-range rule for data-aware ones), k = s_w * the amplitude of what it reads."""
+    out, scales, weight_scales = {}, {}, {}
+    for h in heads:
         node = g.nodes[h]
         a = _amplitude(g, h, input_scale)
         weights = np.abs([float(node.factor)]) if isinstance(node, P.Scale) else np.asarray(node.weight)
         bias = getattr(node, "bias", None)
         s_w = (rule_max if rule in DATA_AWARE else RULES[rule])(weights, None if bias is None else np.asarray(bias))
-        out[h], scales[h] = scaled(node, s_w, s_w * a), float(s_w * a)
-    return out, scales
+        out[h], scales[h], weight_scales[h] = scaled(node, s_w, s_w * a), float(s_w * a), float(s_w)
+    return out, scales, weight_scales
 
 
 def readout_heads(g: Graph) -> list:
@@ -286,8 +285,9 @@ def _amplitude(g: Graph, node: str, input_scale: float) -> float:
     return amps.pop()
 
 
-def _plans(g: Graph, input_scale: float) -> dict:
-    """{neuron: [WeightedTerm]}, refusing what has no integer form, each weight node feeding one neuron."""
+def _plans(g: Graph, input_scale: float) -> tuple:
+    """({neuron: [WeightedTerm]}, [readout head]), refusing what has no integer form, each weight node feeding one
+    neuron."""
     plans, owner = {}, {}
     for n in g.of_type(P.AvgPool2d, P.AdaptiveAvgPool2d):
         reason = why_not_sum(g, n)
@@ -304,11 +304,11 @@ def _plans(g: Graph, input_scale: float) -> dict:
                                            "carry two layer scales")
             require(other[1] == t.amplitude, lambda: f"{t.weight!r} sums the input and spikes into {n!r}: their "
                                                      "scales differ, so it has no single integer form")
-    heads = set(readout_heads(g))
+    heads = readout_heads(g)
     stray = [n for n in g.order if isinstance(g.nodes[n], WEIGHTED) and n not in owner and n not in heads]
     require(not stray, lambda: f"{g.nodes[stray[0]].kind} {stray[0]!r} feeds no spiking neuron the conversion can "
                                "reach: it has no integer form")
-    return plans
+    return plans, heads
 
 
 def _layer_scale(g: Graph, n: str, terms: list, rule: str, calibration, probe, reset) -> float:

@@ -166,6 +166,19 @@ def test_own_if_class_against_ifnode_names_the_initial_membrane(report):
     assert e["accuracy"]["user"] == e["accuracy"]["half"] and e["accuracy"]["ifnode"] == e["accuracy"]["zero"]
 
 
+def test_histogram_counts_the_unevenness_at_the_table_steps(report):
+    """Each variant's unevenness histogram holds exactly the non-zero unevenness errors of the table's T (4 here,
+    not the last of the sweep), summed over the chunks. Catches a histogram kept at another T of the sweep."""
+    e = report.extras["ann2snn"]
+    t, n = str(e["table_steps"]), e["samples"]
+    assert t != str(e["timesteps"][-1])
+    for name in ("half", "zero", "signed"):
+        for layer in e["layers"]:
+            share = layer[name][t]["unevenness"]["share"]
+            assert sum(e["histogram"][name][layer["name"]]) == round(share * layer["neurons"] * n)
+    assert sum(e["histogram"]["half"]["act2"]) > 0
+
+
 def test_simulators_agree_on_the_converted_snn(report):
     """The converted SNN (IF with amplitude theta) runs identically in SpikingJelly and the reference."""
     pair = report.pair("spikingjelly:a~reference:a")

@@ -177,6 +177,11 @@ def _fraction(state):
     state["conv_fc.4.weight"] = state["conv_fc.4.weight"].float() + 0.25
 
 
+def _float_weights(state):
+    for k in [k for k in state if k.endswith(".weight")]:
+        state[k] = state[k].float() / 3 + 0.1
+
+
 def _threshold(state):
     state["snncheck"]["vthr"]["conv_fc.6"] = 2 ** 29
 
@@ -191,8 +196,10 @@ def _shape(state):
 
 @pytest.mark.parametrize("edit,words", [(_drop, "layers do not match"), (_rename, "layers do not match"),
                                         (_fraction, "non-integer"), (_threshold, "outside PAIBox's range"),
-                                        (_shape, "has shape")])
+                                        (_shape, "has shape"), (_float_weights, "B holds float weights")])
 def test_bad_deployed_checkpoints_say_why(digits, tmp_path, edit, words):
+    """Catches a broken B read as if sound; among them float weights with no BatchNorm statistics to give them away
+    (no weight integer-valued), which must be named as the float checkpoint."""
     g, _ = digits
     with pytest.raises(InputError, match=words) as err:
         checkpoint.load_deployed(_bad_b(tmp_path, g, edit), g)

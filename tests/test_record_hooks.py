@@ -83,3 +83,21 @@ def test_a_module_without_neurons_is_refused_naming_the_option():
         hooks.record(net, np.zeros((2, 3, 4), np.float32))
     run = hooks.record(net, np.ones((2, 3, 4), np.float32), classes=["ReLU"])
     assert run.names == ["1"] and run.layers[0].spikes.shape == (2, 3, 3)
+
+
+def test_multi_step_recording_leaves_layers_inside_a_seq_to_ann_container_alone():
+    """Catches: every module with a step_mode switched to multi-step, children of a SeqToANNContainer too (whose
+    layer.Conv2d then refuses the [T*N, C, H, W] the container feeds it): the wrapped net records the same spikes
+    and membranes as the same net unwrapped (SpikingJelly's set_step_mode skips such children)."""
+    import torch
+    from spikingjelly.activation_based import layer, neuron
+    from snncheck.frontends import hooks
+    torch.manual_seed(0)
+    conv = layer.Conv2d(1, 4, 3, padding=1)
+    wrapped = torch.nn.Sequential(layer.SeqToANNContainer(conv), neuron.IFNode())
+    plain = torch.nn.Sequential(layer.Conv2d(1, 4, 3, padding=1), neuron.IFNode())
+    plain[0].load_state_dict(conv.state_dict())
+    x = np.random.default_rng(0).uniform(0, 1, (3, 4, 1, 8, 8)).astype(np.float32)
+    a, b = hooks.record(wrapped, x, step_mode="m"), hooks.record(plain, x, step_mode="m")
+    assert a.layers[0].spikes.any() and np.array_equal(a.layers[0].spikes, b.layers[0].spikes)
+    assert np.allclose(a.layers[0].v, b.layers[0].v, atol=1e-6)

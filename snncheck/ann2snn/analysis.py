@@ -77,9 +77,9 @@ class Ann2Snn:
         return Tally(sums, v0)
 
     def _errors(self, name: str, recs: dict, acts: dict) -> tuple:
-        """[layer, T, error, stat] sums and [layer, T, bin] unevenness histograms."""
+        """[layer, T, error, stat] sums and [layer, bin] unevenness histograms at table_steps (all `conclude` shows)."""
         errs = np.zeros((len(self.layers), len(self.timesteps), len(ERRORS), len(STATS)))
-        hist = np.zeros((len(self.layers), len(self.timesteps), len(BINS) + 1), np.int64)
+        hist = np.zeros((len(self.layers), len(BINS) + 1), np.int64)
         for i, layer in enumerate(self.layers):
             x, s = recs[layer.name]
             theta = layer.threshold
@@ -91,8 +91,9 @@ class Ann2Snn:
                     d = qcfs.decompose(z, r, theta, t, V0[name])
                     parts.update(clipping=d.clipping, quantization=d.quantization, unevenness=d.unevenness,
                                  total=d.total)
-                    u = d.unevenness.ravel() / theta
-                    hist[i, j] = np.bincount(np.digitize(u[np.abs(u) > NONZERO], BINS), minlength=len(BINS) + 1)
+                    if t == self.table_steps:
+                        u = d.unevenness.ravel() / theta
+                        hist[i] = np.bincount(np.digitize(u[np.abs(u) > NONZERO], BINS), minlength=len(BINS) + 1)
                 for k, e in enumerate(ERRORS):
                     if e in parts:
                         u = parts[e] / theta
@@ -110,7 +111,6 @@ class Ann2Snn:
                "accuracy": {"ann": float(tally.sums["correct:ann"]) / n}, "layers": [],
                "histogram": {"edges": BINS.tolist()},
                "unevenness_dominates_from": {}, "initial_membrane": {k: list(v) for k, v in tally.v0.items()}}
-        j = self.timesteps.index(self.table_steps)
         for name in self.runs:
             out["accuracy"][name] = dict(zip(map(str, self.timesteps), (tally.sums[f"correct:{name}"] / n).tolist()))
         for i, layer in enumerate(self.layers):
@@ -123,7 +123,7 @@ class Ann2Snn:
             out["layers"].append(entry)
         for name in self.runs:
             if name in V0:
-                out["histogram"][name] = {l.name: tally.sums[f"hist:{name}"][i, j].tolist()
+                out["histogram"][name] = {l.name: tally.sums[f"hist:{name}"][i].tolist()
                                           for i, l in enumerate(self.layers)}
                 out["unevenness_dominates_from"][name] = {str(t): dominates_from(out["layers"], name, str(t))
                                                           for t in self.timesteps}

@@ -53,9 +53,9 @@ def record(module, inputs: np.ndarray, classes: Optional[list] = None, step_mode
              for n, m in neurons.items()]
     n, t = inputs.shape[:2]
     if step_mode == "m":                     # SpikingJelly layers and neurons take [T, N, ...] in multi-step mode
+        from spikingjelly.activation_based import functional
+        functional.set_step_mode(module, "m")   # leaves the children of SeqToANNContainer & co. as they are
         for m in module.modules():
-            if hasattr(m, "step_mode"):
-                m.step_mode = "m"
             if hasattr(m, "store_v_seq"):
                 m.store_v_seq = True
     _reset(module)
