@@ -62,8 +62,9 @@ def load(spec: str, float_graph: Graph) -> UserNetwork:
     require(int(np.prod(inp.shape_out)) == int(np.prod(folded.input_shape)),
             lambda: f"{spec}: the InputProj takes {tuple(inp.shape_out)}, A takes {folded.input_shape}")
     matched, matching = _match(folded, order, spec)
-    graph = _deployed_graph(folded, matched, net, spec)
-    _note_early_inputs(net, matched, matching)
+    into = _synapses_into(net)
+    graph = _deployed_graph(folded, matched, net, spec, into)
+    _note_early_inputs(net, matched, matching, into)
     return UserNetwork(net, inp, matched, [n for n, _ in order], graph, matching, spec, float_graph)
 
 
@@ -152,13 +153,18 @@ def _is_soft(node) -> Optional[bool]:
 
 
 # ----------------------------------------------------------------------------------------------- B's graph
-def _deployed_graph(folded: Graph, matched: dict, net, spec: str) -> Graph:
-    """A's graph with, for each matched neuron, the user's threshold, reset and leak, and for each of its terms the
-    weights of the user's synapse that carries it."""
+def _synapses_into(net) -> dict:
+    """{id(node): the user's synapses into it}."""
     from paibox.base import SynSys
     into: dict = {}
     for syn in net.components.subset(SynSys).values():
         into.setdefault(id(syn.target), []).append(syn)
+    return into
+
+
+def _deployed_graph(folded: Graph, matched: dict, net, spec: str, into: dict) -> Graph:
+    """A's graph with, for each matched neuron, the user's threshold, reset and leak, and for each of its terms the
+    weights of the user's synapse that carries it (`into`: `_synapses_into`)."""
     names = {id(node): name for name, node in matched.items()}
     nodes, edges, synapse_of = dict(folded.nodes), list(folded.edges), {}
     for name, node in matched.items():
@@ -270,13 +276,9 @@ def _edge_delay(src, dst) -> int:
     return int(dst.tick_wait_start) - int(src.tick_wait_start) + int(src.delay_relative) - 1
 
 
-def _note_early_inputs(net, matched: dict, matching: list) -> None:
+def _note_early_inputs(net, matched: dict, matching: list, into: dict) -> None:
     """Adds `early_inputs` to the row of each matched merge that a synapse from the input (or a relay chain from it)
     reaches before the merge's own pipeline stage does: what the user must delay, and how."""
-    from paibox.base import SynSys
-    into: dict = {}
-    for syn in net.components.subset(SynSys).values():
-        into.setdefault(id(syn.target), []).append(syn)
     for row in matching:
         node = matched.get(row["layer"]) if row["layer"] else None
         if node is None or len(into.get(id(node), [])) < 2:
