@@ -301,12 +301,10 @@ def _user_paibox_plan(case: Case, graph: Graph, model, inputs: Inputs, runs, opt
     spec = case.spec.paibox
     require(case.spec.conversion is None, lambda: f"case {case.name}: [paibox] is B; it takes no [conversion]")
     target, _, attr = spec.factory.rpartition(":")
-    user = user_paibox.load(f"{case.resolve(target)}:{attr}", graph)
-    scale = spec.input_scale or user_paibox.infer_input_scale(user, graph, inputs.chunk(0, 64))[0]
-    notes = {"paibox_matching": user.matching, "user_nodes": user_paibox.user_nodes(user.matching)}
-    return plans.diff(Subject(Role.FLOAT, graph, module=model),
-                      Subject(Role.DEPLOYED, user.graph, input_scale=float(scale), source=user), inputs,
-                      runs or plans.BACKENDS, title=case.name, backend_options=options, notes=notes, **plan_options)
+    deployed, notes = user_paibox.subject(f"{case.resolve(target)}:{attr}", graph, inputs, spec.input_scale)
+    plan_options = dict(plan_options, notes={**plan_options.get("notes", {}), **notes})
+    return plans.diff(Subject(Role.FLOAT, graph, module=model), deployed, inputs, runs or plans.BACKENDS,
+                      title=case.name, backend_options=options, **plan_options)
 
 
 def _ann2snn_plan(case: Case, samples: Optional[int], runners: Optional[list], **plan_options) -> plans.Plan:

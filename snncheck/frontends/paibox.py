@@ -68,6 +68,23 @@ def load(spec: str, float_graph: Graph) -> UserNetwork:
     return UserNetwork(net, inp, matched, [n for n, _ in order], graph, matching, spec, float_graph)
 
 
+def subject(spec: str, float_graph: Graph, inputs, input_scale: Optional[float] = None) -> tuple:
+    """(B's Subject, report notes) for a user's own PAIBox network, as both `snncheck diff --paibox` and a case's
+    [paibox] build it: B's input scale as given, else inferred; spikes and event counts are fed to B as they are
+    (scale 1, noted when a scale was given)."""
+    from ..inputs import deployed_scale, scale_note, unscaled
+    from ..plan import Role, Subject
+    user = load(spec, float_graph)
+    notes = {"paibox_matching": user.matching, "user_nodes": user_nodes(user.matching)}
+    if input_scale is None and not unscaled(inputs):
+        input_scale, reason = infer_input_scale(user, float_graph, inputs.chunk(0, 64))
+        notes["inferred"] = [f"input_scale={input_scale:g} ({reason})"]
+    declared = 1.0 if input_scale is None else float(input_scale)
+    scale = deployed_scale(inputs, declared)
+    notes.update(scale_note(inputs, declared, scale))
+    return Subject(Role.DEPLOYED, user.graph, input_scale=scale, source=user), notes
+
+
 # ----------------------------------------------------------------------------------------------- the user's nodes
 def _graph_order(net, spec: str):
     """(InputProj, [(node, pipeline depth)] for the neuron and module nodes in order from the input).

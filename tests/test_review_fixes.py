@@ -1,0 +1,50 @@
+"""Mends of a review: the rules one entry point applied and another dropped, now in one place."""
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from snncheck import case as cases
+from snncheck.cli import main
+from snncheck.plan import Role
+
+ROOT = Path(__file__).parent.parent
+RESIDUAL = ROOT / "cases" / "residual_paibox_user.toml"
+EXAMPLE = ROOT / "examples" / "residual_paibox.py"
+
+
+@pytest.fixture(scope="module")
+def poisson_user_case():
+    """The residual user-PAIBox case on Poisson spikes, its [paibox] declaring input_scale = 255 (B's scale for
+    analog frames, which spikes must not get)."""
+    raw = tomllib.loads(RESIDUAL.read_text())
+    raw["paibox"]["input_scale"] = 255
+    raw["inputs"] = {"source": "digits", "samples": 4, "timesteps": 8, "encoding": "poisson"}
+    raw["run"] = {"runners": ["reference"]}
+    raw["expect"] = {}
+    return cases.Case.from_dict(raw, RESIDUAL.parent / "poisson_user.toml")
+
+
+def test_a_case_feeds_its_user_paibox_network_spikes_unscaled(poisson_user_case, tmp_path, capsys):
+    """Catches: a case's [paibox] B fed round(spikes * input_scale) (the rule 'spikes and event counts get B's
+    scale 1' applied by `snncheck diff --paibox` but not by a case): B's inputs are the spikes, the report says the
+    scale was not applied, and the case reaches the verdict the CLI reaches on the same network and inputs."""
+    plan = cases.build_plan(poisson_user_case)
+    x = plan.inputs.chunk()
+    assert set(np.unique(x)) <= {0, 1}
+    assert np.array_equal(plan.subject(Role.DEPLOYED).inputs(x), x)
+    assert "input_scale_ignored" in plan.notes
+    report = cases.run(poisson_user_case)
+    graph, model = cases.build_float(poisson_user_case)
+    torch.save(model.module.state_dict(), tmp_path / "A.pth")
+    code = main([str(a) for a in ["diff", tmp_path / "A.pth", "--model", f"{EXAMPLE}:model", "--paibox",
+                                  f"{EXAMPLE}:paibox_correct", "--encoding", "poisson", "--input-scale", "255",
+                                  "--samples", "4", "--timesteps", "8", "--runners", "reference",
+                                  "--json", tmp_path / "r.json", "--out", tmp_path / "r.html"]])
+    capsys.readouterr()
+    assert json.loads((tmp_path / "r.json").read_text())["verdict"] == report.verdict == "consistent", code
