@@ -466,6 +466,10 @@ PROBES = [
     ("case-model-absolute-outside", lambda w: (
         (w.parent / "evil2.py").write_text(f"open({str(w / MARK)!r}, 'w').close()\ndef f():\n    return None\n"),
         ["compare", case_with(w, model=f'name = "{w.parent / "evil2.py"}:f"')])[1]),
+    ("case-paibox-factory-outside-project", lambda w: (
+        (w.parent / "evil3.py").write_text(f"open({str(w / MARK)!r}, 'w').close()\ndef f():\n    return None\n"),
+        ["compare", case_with(w, paibox='factory = "../evil3.py:f"')])[1]),
+    ("case-paibox-factory-module-attr", lambda w: ["compare", case_with(w, paibox='factory = "os:getcwd"')]),
     ("case-model-sys-exit", lambda w: ["compare", case_with(w, model='name = "model.py:exits"')]),
     ("case-model-gives-none", lambda w: ["compare", case_with(w, model='name = "model.py:gives_none"')]),
     ("case-model-raises", lambda w: ["compare", case_with(w, model='name = "model.py:raises"')]),

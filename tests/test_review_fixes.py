@@ -48,3 +48,12 @@ def test_a_case_feeds_its_user_paibox_network_spikes_unscaled(poisson_user_case,
                                   "--json", tmp_path / "r.json", "--out", tmp_path / "r.html"]])
     capsys.readouterr()
     assert json.loads((tmp_path / "r.json").read_text())["verdict"] == report.verdict == "consistent", code
+
+
+def test_a_cases_paibox_factory_is_among_the_files_it_reads(tmp_path):
+    """Catches: `Case.files()` leaving out B's [paibox] factory, so that --out/--json may be written over it."""
+    raw = tomllib.loads(RESIDUAL.read_text())
+    raw["model"]["name"], raw["paibox"]["factory"] = "digits_csnn", "b_net.py:paibox_correct"
+    (tmp_path / "b_net.py").write_text("")
+    case = cases.Case.from_dict(raw, tmp_path / "c.toml")
+    assert tmp_path / "b_net.py" in case.files()
