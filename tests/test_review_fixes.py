@@ -57,3 +57,15 @@ def test_a_cases_paibox_factory_is_among_the_files_it_reads(tmp_path):
     (tmp_path / "b_net.py").write_text("")
     case = cases.Case.from_dict(raw, tmp_path / "c.toml")
     assert tmp_path / "b_net.py" in case.files()
+
+
+def test_a_recorded_runs_a_with_a_wrong_input_shape_names_the_shape_it_takes(tmp_path, capsys):
+    """Catches: `diff A --run-b` loading A by its own call, without `_load_float`'s translation of a wrong input
+    shape into the shape the model takes."""
+    from snncheck.frontends import models as zoo
+    (tmp_path / "g.h5").write_bytes(b"x")
+    code = main(["diff", str(zoo.DIGITS_CHECKPOINT), "--model", "digits_csnn", "--run-b", str(tmp_path / "g.h5"),
+                 "--input-shape", "3,8,8"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "--input-shape 3,8,8; the model takes [N, 1, 8, 8]" in err, err

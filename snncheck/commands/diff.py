@@ -106,8 +106,7 @@ def _model_a(args):
     if source is not None:
         return checkpoint.FloatModel(nir_files.load(source, args.nir_dt or nir_files.DT), None, str(source))
     require(args.a is not None, "give A (a float checkpoint) or --model graph.nir")
-    return checkpoint.load_float(args.a, args.model, input_shape=args.input_shape,
-                                 shape_hint=_shape_hint(args.inputs))
+    return _load_float(args)
 
 
 def _layout(args) -> dict:
