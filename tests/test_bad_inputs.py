@@ -153,6 +153,13 @@ def text(w: Path, name: str, body, binary=False) -> Path:
     return p
 
 
+def events_file(w: Path) -> Path:
+    """A small events file (.npz of t, x, y, p), as docs/inputs.md describes it."""
+    p = w / "ev.npz"
+    np.savez(p, t=np.arange(10) * 1000, x=np.arange(10) % 8, y=np.arange(10) % 8, p=np.arange(10) % 2)
+    return p
+
+
 class Touch:
     """Unpickling this would create MARK: a checkpoint that tries to run code."""
 
@@ -568,6 +575,7 @@ PROBES = [
     ("export-a-missing", lambda w: ["export", w / "nope.pth", "--out", w / "g.nir"]),
     ("diff-run-b-missing", lambda w: ["diff", A(w), "--run-b", w / "nope.h5"]),
     ("diff-run-b-garbage", lambda w: ["diff", A(w), "--run-b", text(w, "g.h5", b"not hdf5", binary=True)]),
+    ("diff-frame-ms-nan", lambda w: ["diff", A(w), "--inputs", events_file(w), "--frame-ms", "nan"]),
     ("diff-json-over-run-b", lambda w: ["diff", A(w), "--run-b", text(w, "g.h5", b"x", binary=True),
                                         "--json", w / "g.h5"]),
     # ---------------------------------------------------------------- demo
