@@ -69,3 +69,15 @@ def test_a_recorded_runs_a_with_a_wrong_input_shape_names_the_shape_it_takes(tmp
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "--input-shape 3,8,8; the model takes [N, 1, 8, 8]" in err, err
+
+
+def test_an_ann_with_a_shaped_layer_converts_to_its_snn_graph():
+    """Catches: ann2snn's own converter lookup, which skipped converters that need their input's shape
+    (nn.AdaptiveAvgPool2d) and plugin classes: a TypeError traceback instead of the SNN's graph."""
+    import torch.nn as nn
+    from snncheck.ann2snn import build, model, runs
+    ann = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), model.QCFS(levels=4, up=1.0), nn.AdaptiveAvgPool2d(2),
+                        nn.Flatten(), nn.Linear(16, 10), model.QCFS(levels=4, up=1.0)).eval()
+    graph = build.snn_graph(ann, runs.layers_of(ann), (1, 8, 8), 0.5)
+    assert [graph.shapes[o] for o in graph.outputs] == [(10,)]
+    assert graph.shapes["2"] == (4, 2, 2)
