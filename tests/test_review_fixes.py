@@ -81,3 +81,16 @@ def test_an_ann_with_a_shaped_layer_converts_to_its_snn_graph():
     graph = build.snn_graph(ann, runs.layers_of(ann), (1, 8, 8), 0.5)
     assert [graph.shapes[o] for o in graph.outputs] == [(10,)]
     assert graph.shapes["2"] == (4, 2, 2)
+
+
+def test_the_api_says_when_bs_input_scale_is_not_applied_to_spikes():
+    """Catches: `snncheck.api.diff` feeding spikes to B unscaled without the report's note that B's declared input
+    scale was not applied (the CLI and a case say it)."""
+    from snncheck import api, convert
+    from snncheck.inputs import encode
+    from snncheck.plan import Inputs
+    a, _ = cases.build_float(cases.Case.from_dict(tomllib.loads(RESIDUAL.read_text()), RESIDUAL))
+    b = convert.convert(a, 255.0).graph
+    frames = Inputs.frames(np.random.default_rng(0).random((2, 1, 8, 8)).astype(np.float32), 4)
+    report = api.diff(a, b, encode(frames, "poisson"), input_scale=255.0, backends=["reference"])
+    assert "input_scale_ignored" in report.extras, report.extras.keys()
