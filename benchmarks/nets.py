@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 
-def _block(layer, nn, cin, cout, reset, **conv):
+def _block(layer, cin, cout, reset, **conv):
     from snncheck.frontends.models import if_node
     return [layer.Conv2d(cin, cout, conv.pop("kernel", 3), bias=False, **conv), layer.BatchNorm2d(cout),
             if_node(reset)]
@@ -19,9 +19,9 @@ def vgg_cifar(reset="hard", channels=(32, 64), hidden=128, classes=10):
     from spikingjelly.activation_based import layer
     from snncheck.frontends.models import if_node, named_parts
     c1, c2 = channels
-    mods = (_block(layer, nn, 3, c1, reset, padding=1) + _block(layer, nn, c1, c1, reset, padding=1)
+    mods = (_block(layer, 3, c1, reset, padding=1) + _block(layer, c1, c1, reset, padding=1)
             + [layer.MaxPool2d(2, 2)]
-            + _block(layer, nn, c1, c2, reset, padding=1) + _block(layer, nn, c2, c2, reset, padding=1)
+            + _block(layer, c1, c2, reset, padding=1) + _block(layer, c2, c2, reset, padding=1)
             + [layer.MaxPool2d(2, 2), layer.Flatten(),
                layer.Linear(c2 * 8 * 8, hidden), if_node(reset), layer.Linear(hidden, classes), if_node(reset)])
     return named_parts(features=nn.Sequential(*mods))
@@ -32,8 +32,8 @@ def event128(reset="hard", channels=(16, 32, 32), hidden=128, classes=10):
     from spikingjelly.activation_based import layer
     from snncheck.frontends.models import if_node, named_parts
     c1, c2, c3 = channels
-    mods = (_block(layer, nn, 2, c1, reset, kernel=5, stride=2, padding=2) + [layer.MaxPool2d(2, 2)]
-            + _block(layer, nn, c1, c2, reset, padding=1) + [layer.MaxPool2d(2, 2)]
-            + _block(layer, nn, c2, c3, reset, padding=1) + [layer.MaxPool2d(2, 2), layer.Flatten(),
+    mods = (_block(layer, 2, c1, reset, kernel=5, stride=2, padding=2) + [layer.MaxPool2d(2, 2)]
+            + _block(layer, c1, c2, reset, padding=1) + [layer.MaxPool2d(2, 2)]
+            + _block(layer, c2, c3, reset, padding=1) + [layer.MaxPool2d(2, 2), layer.Flatten(),
                layer.Linear(c3 * 8 * 8, hidden), if_node(reset), layer.Linear(hidden, classes), if_node(reset)])
     return named_parts(features=nn.Sequential(*mods))

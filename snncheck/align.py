@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backends.base import LayerRecord, RunResult
+from .backends.base import LayerRecord, RunResult, window
+from .kernels import one_type
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,8 +55,8 @@ def align(raw: RunResult, reference: RunResult) -> tuple:
         ref = reference.layer(rec.name)
         lag, t = int(expected[rec.name]), ref.steps
         scores[rec.name] = lag_scores(rec, ref, lag)
-        layers.append(rec.replace(spikes=_window(rec.spikes, lag, t), v=_window(rec.v, lag, t),
-                                  h=_window(rec.h, lag, t)))
+        layers.append(rec.replace(spikes=window(rec.spikes, lag, t), v=window(rec.v, lag, t),
+                                  h=window(rec.h, lag, t)))
     lags = Lags(scores)
     meta = dict(raw.meta, lags={n: v for n, v in lags.verdicts().items()})
     return raw.replace(layers=layers, meta=meta), lags
@@ -66,11 +67,11 @@ def lag_scores(rec: LayerRecord, ref: LayerRecord, expected: int) -> LagScores:
     t = ref.steps
     counts = []
     differ, v_differ = np.empty(ref.spikes.shape, bool), np.empty(ref.spikes.shape, bool)
-    ref_v = _same_type(ref.v, rec.v)
+    raw_v, ref_v = (rec.v, ref.v) if rec.v is None or ref.v is None else one_type(rec.v, ref.v)
     for d in range(rec.steps - t + 1):
         np.not_equal(rec.spikes[:, d:d + t], ref.spikes, out=differ)
         if rec.v is not None and ref.v is not None:
-            differ |= np.not_equal(rec.v[:, d:d + t], ref_v, out=v_differ)
+            differ |= np.not_equal(raw_v[:, d:d + t], ref_v, out=v_differ)
         counts.append(int(np.count_nonzero(differ)))
     # a correctly timed stage is idle (no spike, v = 0) before its tick_wait_start; activity there means it
     # started before its input could arrive (e.g. tick_wait_start=1 everywhere), whatever shift fits best
@@ -93,20 +94,3 @@ def lag_verdict(scores: list, expected: int, early: bool = False) -> dict:
         # another shift fits better, or no shift fits at all (the node's output does not follow its input)
         "anomaly": (len(ties) == 1 and best != expected) or (len(ties) > 1 and scores[best] > 0) or early,
     }
-
-
-def _same_type(ref_v, raw_v):
-    """The reference's membranes in the raw run's dtype where that holds every value (int32 into int64): compared
-    once per shift, mixed types cost a cast each time."""
-    if ref_v is None or raw_v is None or ref_v.dtype == raw_v.dtype or not np.can_cast(ref_v.dtype, raw_v.dtype):
-        return ref_v
-    return ref_v.astype(raw_v.dtype)
-
-
-def _window(a, lag: int, t: int):
-    if a is None:
-        return None
-    out = a[:, lag:lag + t]
-    if out.shape[1] < t:   # a mis-built pipeline may be shorter than its expected lag: pad with zeros, visibly
-        out = np.concatenate([out, np.zeros((a.shape[0], t - out.shape[1]) + a.shape[2:], a.dtype)], axis=1)
-    return out

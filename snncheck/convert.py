@@ -270,7 +270,7 @@ def _readouts(g: Graph, input_scale: float, rule: str) -> tuple:
 def readout_heads(g: Graph) -> list:
     """The weight nodes of the off-chip readouts, in order (refused, as PAIBox refuses them, where a readout has no
     deployed form)."""
-    off = lower.offchip(g)
+    off = g.offchip
     heads = [n for n in g.order if n in off and isinstance(g.nodes[n], WEIGHTED)]
     for h in heads:
         reason = lower.readout_problem(g, h)

@@ -64,7 +64,7 @@ def _membrane_diff(a: np.ndarray, b: np.ndarray, scale: Optional[float]) -> tupl
         ok = a.dtype == np.float32 and np.isfinite(float(scale)) and scale
         return _scaled(a, b, float(scale)) if ok else _plain(a, b, scale)
     if a.dtype.kind == b.dtype.kind == "i":
-        return _differing(*_one_type(a, b))
+        return _differing(*one_type(a, b))
     fa, fb = _float32(a), _float32(b)
     if fa is None or fb is None:
         return _differing(a, b) if _finite(a) and _finite(b) else _plain(a, b, scale)
@@ -75,8 +75,8 @@ def _finite(x: np.ndarray) -> bool:
     return x.dtype.kind in "iub" or bool(np.isfinite(x.min()) and np.isfinite(x.max()))
 
 
-def _one_type(a: np.ndarray, b: np.ndarray) -> tuple:
-    """Two integer arrays in one dtype (the narrower cast once: compared mixed, NumPy casts in every loop)."""
+def one_type(a: np.ndarray, b: np.ndarray) -> tuple:
+    """Two arrays in one dtype (the narrower cast once: compared mixed, NumPy casts in every loop)."""
     if a.dtype == b.dtype:
         return a, b
     common = np.result_type(a, b)

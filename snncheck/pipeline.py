@@ -24,7 +24,7 @@ from .backends.base import RunResult
 from .compare import compare
 from .diagnose import rank
 from .graph import fold_batchnorm
-from .inputs import merge_received, received, statistics
+from .inputs import encoded_sums, merge_received, received, statistics
 from .plan import Expect, Plan, Role
 from .report import Evidence, Report
 
@@ -131,11 +131,17 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
     return Chunk(pairs, lags, metas, evidence, x[:keep].copy() if keep else None, analyses)
 
 
+_ENCODED = "encoded sums"      # beside the roles in `_received`'s memo: the chunk's own inputs, summed once
+
+
 def _received(fed: dict, role, xs, subject, x, rows) -> dict:
     """What a run received (`inputs.received`), computed once per subject for the runs of every sample: they all
     receive the subject's inputs of the same x."""
     if role is None or role not in fed:
-        got = received(xs, subject.input_scale, x if rows is None else x[rows])
+        if rows is None and _ENCODED not in fed:            # the plan's side, the same for every subject
+            fed[_ENCODED] = encoded_sums(x)
+        got = received(xs, subject.input_scale, x if rows is None else x[rows], fed.get(_ENCODED) if rows is None
+                       else None)
         if role is None:
             return got
         fed[role] = got
@@ -207,7 +213,7 @@ def conversion_context(plan: Plan) -> dict:
     with parallel.blas_threads(1):     # dot products of a few 100k weights: a second thread waits on a busy core
         stats, found = static.analyse(a.graph, b.graph, b.input_scale)
     out_scales = readouts.scales(a.graph, b.graph)
-    return {"stats": stats, "static": found + readouts.zeroed(a.graph, b.graph, out_scales),
+    return {"stats": stats, "static": found + readouts.zeroed(out_scales),
             "v_scales": {name: st["expected_scale"] for name, st in stats.items()}, "out_scales": out_scales}
 
 

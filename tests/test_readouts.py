@@ -69,7 +69,7 @@ def test_readout_scale_between_a_and_b_and_a_zeroed_head():
                  "quantization", out_scales=readouts.scales(a, b))
     assert pc.output("vote").max_abs_diff < 1e-5 and pc.output("vote").scale == pytest.approx(3.0)
     zero = a.with_node("head", weight=np.zeros_like(a.nodes["head"].weight))
-    found = readouts.zeroed(a, zero, readouts.scales(a, zero))
+    found = readouts.zeroed(readouts.scales(a, zero))
     assert [(d.code, d.layer) for d in found] == [("readout_lost", "vote")]
 
 
@@ -106,3 +106,22 @@ def test_paibox_readout_after_a_spike_add():
     run, _ = align(raw, ref)
     assert ref.layers[0].spikes.any() and ref.output("head").values.any()
     np.testing.assert_array_equal(run.output("head").values, ref.output("head").values)
+
+
+def test_a_readout_constant_over_time_has_one_value_per_step_in_every_backend():
+    """Catches a readout fed only by direct-encoded inputs (computed once, [N, 1, ...]) stretched to the run's steps
+    by PAIBox but not by the reference, whose records then could not be compared (shapes differ): both give
+    [N, T, ...], equal; a rate (MeanOverTime) stays one value per run."""
+    from snncheck.backends.paibox import PAIBoxBackend
+    from snncheck.backends.reference import ReferenceBackend
+    from snncheck.graph import Graph
+    rng = np.random.default_rng(5)
+    nodes = {"input": P.Input((1, 4, 4)), "f": P.Flatten(), "l": P.Linear(rng.integers(-9, 10, (6, 16))),
+             "n": P.IF(400, v_reset=0), "side": P.Linear(rng.integers(-9, 10, (3, 16))), "rate": P.MeanOverTime()}
+    edges = [("input", "f"), ("f", "l"), ("l", "n"), ("f", "side"), ("n", "rate")]
+    g = Graph(nodes, tuple(edges), "side_head")
+    x = np.repeat(rng.integers(0, 256, (2, 1, 1, 4, 4)), 3, axis=1).astype(np.float64)
+    ref, pb = ReferenceBackend().run(g, x), PAIBoxBackend().run(g, x)
+    for name, shape in (("side", (2, 3, 3)), ("rate", (2, 1, 6))):
+        a, b = ref.output(name).values, pb.output(name).values
+        assert a.shape == b.shape == shape and np.array_equal(a, b), name

@@ -259,3 +259,14 @@ def rounding_bounds(graph: Graph, input_max: float, exact: Optional[bool] = None
             total += bound
         out[name] = total + 4 * U * abs(float(graph.nodes[name].threshold))
     return out
+
+
+def window(a: Optional[np.ndarray], lag: int, t: int) -> Optional[np.ndarray]:
+    """Steps [lag, lag + t) of a pipelined record [N, steps, ...] (a view), padded with zeros where the record is
+    shorter: a mis-built pipeline may end before its expected lag, and the mismatches must stay visible."""
+    if a is None:
+        return None
+    out = a[:, lag:lag + t]
+    if out.shape[1] < t:
+        out = np.concatenate([out, np.zeros((a.shape[0], t - out.shape[1]) + a.shape[2:], a.dtype)], axis=1)
+    return out

@@ -32,6 +32,16 @@ def fits_int8(x: np.ndarray) -> bool:
     return x.size == 0 or (INT8[0] <= x.min() and x.max() <= INT8[1])
 
 
+def operand(x: np.ndarray) -> tuple:
+    """(max |x|, whether x fits int8) of an integer-valued operand, from one min and one max (no |x| copy)."""
+    if x.dtype == bool:
+        return (1.0 if x.any() else 0.0), True
+    if x.size == 0:
+        return 0.0, True
+    lo, hi = float(x.min()), float(x.max())
+    return max(-lo, hi, 0.0), INT8[0] <= lo and hi <= INT8[1]
+
+
 def bound(a_max: float, b: np.ndarray) -> float:
     """Largest |partial sum| of a @ b with |a| <= a_max: max over columns of sum_k |b_k| * a_max."""
     b = np.abs(np.asarray(b, np.float64))
@@ -46,12 +56,28 @@ def kernel(limit: float, a_fits: bool, b_fits: bool) -> str:
     return "float32" if limit < 2 ** 24 else "float64"
 
 
-def matmul(a: np.ndarray, b: np.ndarray, a_max: float = None, use: str = None) -> np.ndarray:
+def matmul(a: np.ndarray, b: np.ndarray, use: str = None) -> np.ndarray:
     """a [M, K] @ b [K, N] of integer values, exactly, as int64 (`use` forces a kernel: tests, benchmarks)."""
-    if use is None:
-        a_max = (1.0 if a.dtype == bool else float(np.abs(a).max(initial=0))) if a_max is None else a_max
-        use = kernel(bound(a_max, b), fits_int8(a), fits_int8(b))
-    return product(a, b, use).astype(np.int64)
+    return product(a, b, use or Weights(b).kernel(*operand(a))).astype(np.int64)
+
+
+class Weights:
+    """A weight matrix b [K, N] as exact products read it, prepared once: the largest |partial sum| per unit of
+    input (`bound`), whether it fits int8, and its copy in each kernel's operand dtype (C-contiguous)."""
+
+    def __init__(self, b: np.ndarray):
+        self.b = np.asarray(b)
+        self.w_sum = bound(1.0, self.b)
+        self.fits = fits_int8(self.b)
+        self._cast = {}
+
+    def kernel(self, x_max: float, x_fits: bool) -> str:
+        return kernel(self.w_sum * x_max, x_fits, self.fits)
+
+    def cast(self, use: str) -> np.ndarray:
+        if use not in self._cast:
+            self._cast[use] = np.ascontiguousarray(self.b, dtype=DTYPES[use])
+        return self._cast[use]
 
 
 def product(a: np.ndarray, b: np.ndarray, use: str) -> np.ndarray:
@@ -126,7 +152,7 @@ class Conv2d:
         og = o // self.groups
         wk = weight.reshape(self.groups, og, cg, kh, kw).transpose(0, 1, 3, 4, 2)      # [g, o, u, v, c]
         self.weight = np.ascontiguousarray(wk).reshape(self.groups, og, kh * kw * cg)
-        self.w_sum = float(np.abs(weight.astype(np.float64)).reshape(o, -1).sum(axis=1).max(initial=0))
+        self.w_sum = bound(1.0, weight.reshape(o, -1).T)
         self.w_fits = fits_int8(weight)
         self.depthwise = cg == 1 and og == 1 and self.groups > 1
         # few input channels: a kernel row of the rows layout is a run of only kw*C values (10 bytes for 2 channels
@@ -136,8 +162,8 @@ class Conv2d:
         self._buffers = {}
 
     def kernel(self, x: np.ndarray) -> str:
-        x_max = (1.0 if x.any() else 0.0) if x.dtype == bool else float(np.abs(x).max(initial=0))
-        return kernel(self.w_sum * x_max, fits_int8(x), self.w_fits)
+        x_max, x_fits = operand(x)
+        return kernel(self.w_sum * x_max, x_fits, self.w_fits)
 
     def out_shape(self, h: int, w: int) -> tuple:
         (_, _, kh, kw), (sh, sw), (ph, pw) = self.shape, self.stride, self.padding
@@ -151,7 +177,7 @@ class Conv2d:
             return self._channel_major(x, out, use)
         o, cg, kh, kw = self.shape
         og, k = o // self.groups, cg * kh * kw
-        (sh, sw), (ph, pw) = self.stride, self.padding
+        ph, pw = self.padding
         b, c, h, w = x.shape
         oh, ow = self.out_shape(h, w)
         dtype = DTYPES[use]
@@ -182,11 +208,8 @@ class Conv2d:
         oh, ow = self.out_shape(h, w)
         dtype, k = DTYPES[use], c * kh * kw
         step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
-        key = ("channel-major", np.dtype(dtype).str, min(step, b), x.shape[1:])
-        if key not in self._buffers:
-            self._buffers = {key: (np.zeros((min(step, b), c, h + 2 * ph, w + 2 * pw), dtype),
-                                   np.empty(k * min(step, b) * oh * ow, dtype))}
-        padded, flat = self._buffers[key]
+        padded, flat = self._buffer(dtype, min(step, b), (c, h + 2 * ph, w + 2 * pw), (k * oh * ow,))
+        flat = flat.reshape(-1)
         y = np.empty((b, o, oh * ow), out)
         src = x.view(np.int8) if x.dtype == bool else x.astype(dtype, copy=False)
         for lo in range(0, b, step):

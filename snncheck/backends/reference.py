@@ -49,9 +49,34 @@ class ReferenceBackend(Backend):
         records = evaluate(graph, {graph.input: inputs}, exact=exact, record_v=record_v, keep=graph.readouts)
         layers = [LayerRecord(n, *records[n], threshold=float(graph.nodes[n].threshold), rounding_bound=bounds[n])
                   for n in graph.neurons]
-        outputs = [OutputRecord(n, np.asarray(records[n])) for n in graph.readouts]
+        outputs = readout_records(graph, records, inputs.shape[1])
         return RunResult(self.name, label, layers, {"exact": exact, "seconds": time.perf_counter() - start},
                          outputs)
+
+
+def readout_records(graph: Graph, values: dict, t: int) -> list:
+    """[OutputRecord] of the graph's readouts from `evaluate`'s kept values, in steps: a readout computed once from
+    a feed that is the same at every step ([N, 1, ...]) is that value at each of the t steps; a rate (a
+    MeanOverTime on its way) stays one value per run."""
+    out = []
+    for n in graph.readouts:
+        v = np.asarray(values[n])
+        if v.shape[1] == 1 and t > 1 and not _per_run(graph, n):
+            v = np.broadcast_to(v, (v.shape[0], t) + v.shape[2:]).copy()
+        out.append(OutputRecord(n, v))
+    return out
+
+
+def _per_run(graph: Graph, name: str) -> bool:
+    """A readout with one value per run (a MeanOverTime on its way from the spikes)."""
+    stack, seen = [name], set()
+    while stack:
+        n = stack.pop()
+        if isinstance(graph.nodes[n], P.MeanOverTime):
+            return True
+        seen.add(n)
+        stack += [p for p in graph.inputs_of(n) if p in graph.offchip and p not in seen]
+    return False
 
 
 def is_exact(graph: Graph, inputs: np.ndarray) -> bool:
@@ -153,36 +178,24 @@ OPS.allow(P.Input, P.Neuron)          # the input is fed; neurons run in `run_ne
 @OPS.register(P.Linear)
 @_frames
 def _linear(node: P.Linear, x, exact, work):
-    prepared = _prepared(node, _PreparedLinear)
+    weights = _prepared(node, _linear_weights)
     with one_blas_thread():
         if exact:
-            x_max, x_fits = _operand(x)
-            use = exact_gemm.kernel(prepared.w_sum * x_max, x_fits, prepared.w_fits)
-            y = exact_gemm.product(x, prepared.weight_t(use), use)
-            y = y.astype(_narrowest(prepared.w_sum * x_max + prepared.b_max), copy=False)
+            x_max, x_fits = exact_gemm.operand(x)
+            use = weights.kernel(x_max, x_fits)
+            y = exact_gemm.product(x, weights.cast(use), use)
+            y = y.astype(_narrowest(weights.w_sum * x_max + _bias_max(node)), copy=False)
         else:
-            y = x.astype(np.float32, copy=False) @ prepared.weight_t("float32")
+            y = x.astype(np.float32, copy=False) @ weights.cast("float32")
     if node.bias is not None:
         y += _bias(node, y.dtype, y.shape[-1])
     return y
 
 
-class _PreparedLinear:
-    """A Linear's weights as its products read them, and their bounds: computed once per node (a 4096x128 layer's
-    statistics cost more than its product on spikes)."""
-
-    def __init__(self, node: P.Linear):
-        self.weight = np.asarray(node.weight)
-        self.w_sum = float(np.abs(self.weight.astype(np.float64)).sum(axis=1).max(initial=0))
-        self.w_fits = exact_gemm.fits_int8(self.weight)
-        self.b_max = 0.0 if node.bias is None else float(np.abs(np.asarray(node.bias, np.float64)).max(initial=0))
-        self._cast = {}
-
-    def weight_t(self, use: str) -> np.ndarray:
-        """W^T [K, N] in the kernel's operand dtype, C-contiguous."""
-        if use not in self._cast:
-            self._cast[use] = np.ascontiguousarray(self.weight.T, dtype=exact_gemm.DTYPES[use])
-        return self._cast[use]
+def _linear_weights(node: P.Linear) -> exact_gemm.Weights:
+    """A Linear's W^T as its products read it, prepared once per node (a 4096x128 layer's statistics cost more
+    than its product on spikes)."""
+    return exact_gemm.Weights(np.asarray(node.weight).T)
 
 
 _PREPARED = weakref.WeakKeyDictionary()       # node -> what its kernels prepare once (nodes are frozen)
@@ -304,10 +317,9 @@ def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
     """Integer convolution, exact (`exact_gemm.Conv2d`: int8 im2col and kernel for spikes), held in int32 when its
     sums stay below `NARROW`, else int64. Prepared once per layer and thread (`_prepared`)."""
     conv = _prepared(layer, _exact_conv)
-    b_max = 0.0 if layer.bias is None else float(np.abs(np.asarray(layer.bias, np.float64)).max(initial=0))
-    x_max, x_fits = _operand(x)
+    x_max, x_fits = exact_gemm.operand(x)
     use = exact_gemm.kernel(conv.w_sum * x_max, x_fits, conv.w_fits)
-    y = conv(x, out=_narrowest(conv.w_sum * x_max + b_max), use=use)
+    y = conv(x, out=_narrowest(conv.w_sum * x_max + _bias_max(layer)), use=use)
     if layer.bias is not None:           # (adding zeros would be one more pass over the layer's whole output)
         y += _bias(layer, y.dtype, y.shape[1])[:, None, None]       # y is ours: no second full-size array
     return y
@@ -331,7 +343,7 @@ def narrow_state(neuron: P.Neuron, x: np.ndarray, steps: int) -> bool:
     (at most |v0| + |v_reset| + steps * (max|x| + |threshold| + |leak|))."""
     if x.dtype != np.int32:
         return False
-    per_step = _operand(x)[0] + abs(float(neuron.threshold)) + float(np.abs(getattr(neuron, "leak", 0)).max(initial=0))
+    per_step = exact_gemm.operand(x)[0] + abs(float(neuron.threshold)) + float(np.abs(getattr(neuron, "leak", 0)).max(initial=0))
     start = abs(float(neuron.initial_v)) + abs(float(neuron.v_reset))
     return start + steps * per_step < NARROW
 
@@ -348,14 +360,8 @@ def _as_small_ints(x: np.ndarray) -> np.ndarray:
     return x.astype(np.int64, copy=False)
 
 
-def _operand(x: np.ndarray) -> tuple:
-    """(max |x|, whether x fits int8) of an integer-valued operand from one min and one max (no |x| copy)."""
-    if x.dtype == bool:
-        return (1.0 if x.any() else 0.0), True
-    if x.size == 0:
-        return 0.0, True
-    lo, hi = float(x.min()), float(x.max())
-    return max(-lo, hi, 0.0), exact_gemm.INT8[0] <= lo and hi <= exact_gemm.INT8[1]
+def _bias_max(layer) -> float:
+    return 0.0 if layer.bias is None else float(np.abs(np.asarray(layer.bias, np.float64)).max(initial=0))
 
 
 def max_pool(x: np.ndarray, kernel, stride, padding) -> np.ndarray:

@@ -255,13 +255,6 @@ def _build_add(b, name, node, ins, in_shape):
     return out
 
 
-def _window_cells(node: P.AdaptiveSumPool2d, in_shape) -> int:
-    """The cells of each window of an adaptive sum pool, 0 when they differ (`snncheck.graph.pooling` makes none
-    such)."""
-    rows, cols = node.windows(in_shape[1], 0).sum(1), node.windows(in_shape[2], 1).sum(1)
-    return int(rows[0] * cols[0]) if len(set(rows)) == 1 and len(set(cols)) == 1 else 0
-
-
 def _pool_refusal(graph, name, node) -> Optional[str]:
     if any(2 * p > k for p, k in zip(node.padding, node.kernel)):
         return f"torch pads at most half the pooling window; padding {node.padding}, window {node.kernel}"
@@ -285,9 +278,9 @@ OPS.register(P.AvgPool2d, check=_pool_refusal)(lambda b, name, node, ins, in_sha
     name, layer.AvgPool2d(node.kernel, node.stride, node.padding, count_include_pad=node.count_include_pad), ins[0]))
 OPS.register(P.AdaptiveAvgPool2d)(lambda b, name, node, ins, in_shape: b.module(
     name, layer.AdaptiveAvgPool2d(tuple(node.size)), ins[0]))
-OPS.register(P.AdaptiveSumPool2d, check=lambda graph, name, node: None if _window_cells(
-    node, graph.shapes[graph.inputs_of(name)[0]]) else "its windows differ in size: no mean times one count sums them")(
+OPS.register(P.AdaptiveSumPool2d, check=lambda graph, name, node: None if node.cells(
+    graph.shapes[graph.inputs_of(name)[0]]) else "its windows differ in size: no mean times one count sums them")(
     lambda b, name, node, ins, in_shape: b.graph.call_function(operator.mul, (
-    b.module(name, layer.AdaptiveAvgPool2d(tuple(node.size)), ins[0]), float(_window_cells(node, in_shape)))))
+    b.module(name, layer.AdaptiveAvgPool2d(tuple(node.size)), ins[0]), float(node.cells(in_shape)))))
 OPS.register(P.Vote)(lambda b, name, node, ins, in_shape: b.module(name, layer.VotingLayer(node.size), ins[0]))
 OPS.register(P.MeanOverTime)(lambda b, name, node, ins, in_shape: b.graph.call_method("mean", (ins[0], 0)))

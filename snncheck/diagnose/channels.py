@@ -13,13 +13,12 @@ grid.
 from __future__ import annotations
 
 import math
-from functools import reduce
 
 import numpy as np
 
+from ..convert import INT8_MAX, fit_scale, round_saturate
 from . import Diagnosis
 
-INT8 = 127
 ROUNDING_RMS = 0.29        # RMS of round-to-nearest's error, in steps
 CHANNEL_SIGMAS = 8.0       # a channel's scale this many of its own fit errors from the layer's is an outlier
 CHANNEL_REL = 0.05         # ... and this far in relative terms (a few percent is within what clipping does)
@@ -30,7 +29,7 @@ def channel_scales(b_int, a, scale: float, rms: float = ROUNDING_RMS) -> list:
     """[(channel, s_c, sigma_c)] for every output channel with enough weight to fit (first axis = output)."""
     a = np.asarray(a, np.float64).reshape(np.shape(a)[0], -1)
     b = np.asarray(b_int, np.float64).reshape(a.shape)
-    use = (np.abs(b) < INT8) & (a != 0)
+    use = (np.abs(b) < INT8_MAX) & (a != 0)
     den = np.sum(np.where(use, a * a, 0.0), axis=1)
     num = np.sum(np.where(use, a * b, 0.0), axis=1)
     out = []
@@ -73,9 +72,10 @@ def _words(r: float) -> str:
 
 def grid(b_int) -> int:
     """The largest g with every non-zero weight a multiple of g (1 when too few weights to tell)."""
-    w = np.abs(np.rint(np.asarray(b_int, np.float64))).astype(np.int64).ravel()
+    w = np.asarray(b_int).ravel()
+    w = np.abs(np.rint(w) if w.dtype.kind == "f" else w).astype(np.int64)
     w = w[w != 0]
-    return int(reduce(math.gcd, w.tolist())) if w.size >= GRID_MIN_WEIGHTS else 1
+    return int(np.gcd.reduce(w)) if w.size >= GRID_MIN_WEIGHTS else 1
 
 
 def grid_diagnosis(neuron: str, synapse: str, b_int, a, where: dict) -> list:
@@ -84,10 +84,10 @@ def grid_diagnosis(neuron: str, synapse: str, b_int, a, where: dict) -> list:
         return []
     a = np.asarray(a, np.float64).ravel()
     b = np.asarray(b_int, np.float64).ravel()
-    use = (np.abs(b) < INT8) & (a != 0)
-    s = float(a[use] @ b[use] / (a[use] @ a[use])) if use.any() else 1.0
-    s_all = float(a @ b / (a @ a)) if np.any(a) else 1.0       # saturated entries included: binary weights
-    if grid(np.clip(np.rint(s_all * a), -128, 127)) % g == 0:
+    use = (np.abs(b) < INT8_MAX) & (a != 0)
+    s = fit_scale(b[use], a[use])
+    s_all = fit_scale(b, a)                 # saturated entries included: binary weights
+    if grid(round_saturate(s_all * a)) % g == 0:
         return []                 # A's own weights round onto that grid (e.g. binary weights): nothing dropped
     # against the unit-step weights the grid came from: truncation sits one-sided toward zero
     toward_zero = float(np.mean((b[use] - s * a[use]) * np.sign(a[use]))) if use.any() else 0.0

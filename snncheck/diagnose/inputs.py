@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backends.paibox.limits import INPUT as UINT8      # what PAIBox's InputProj carries
 from . import Diagnosis
 
 INPUT_ERROR = 0.05          # mean input error over mean input beyond which B's input is not A's
-UINT8 = (0, 255)            # what PAIBox's InputProj carries
 DISTINCT_SHOWN = 6
 
 
@@ -24,13 +24,16 @@ def check(inputs: np.ndarray, input_scale: float, first_layer: str) -> list:
     x = np.asarray(inputs, np.float64)
     if not x.size:
         return []
-    return _resolution(x, float(input_scale), first_layer) + _range(x, float(input_scale), first_layer)
+    s = float(input_scale)
+    deployed = np.rint(x * s)                       # what B receives, computed once for both checks
+    return _resolution(x, s, first_layer, deployed) + _range(x, s, first_layer, deployed)
 
 
-def input_error(x: np.ndarray, s: float) -> float:
-    """Mean |round(x * s) / s - x| over mean |x| (0 for all-zero inputs)."""
+def input_error(x: np.ndarray, s: float, deployed: np.ndarray = None) -> float:
+    """Mean |round(x * s) / s - x| over mean |x| (0 for all-zero inputs); `deployed`: round(x * s) if known."""
     scale = float(np.mean(np.abs(x)))
-    return float(np.mean(np.abs(np.rint(x * s) / s - x))) / scale if scale > 0 else 0.0
+    deployed = np.rint(x * s) if deployed is None else deployed
+    return float(np.mean(np.abs(deployed / s - x))) / scale if scale > 0 else 0.0
 
 
 def suggested_scale(x: np.ndarray) -> float:
@@ -39,30 +42,30 @@ def suggested_scale(x: np.ndarray) -> float:
     return float(np.floor(UINT8[1] / top)) if top > 0 else 1.0
 
 
-def _resolution(x: np.ndarray, s: float, layer: str) -> list:
-    err = input_error(x, s)
+def _resolution(x: np.ndarray, s: float, layer: str, deployed: np.ndarray) -> list:
+    err = input_error(x, s, deployed)
     if err <= INPUT_ERROR:
         return []
-    deployed = np.unique(np.rint(x * s))
+    deployed, distinct_a = np.unique(deployed), int(np.unique(x).size)
     want = suggested_scale(x)
+    err_want = input_error(x, want)
     values = ", ".join(f"{v:g}" for v in deployed[:DISTINCT_SHOWN]) + (", ..." if deployed.size > DISTINCT_SHOWN
                                                                        else "")
     binarised = deployed.size <= 2
     return [Diagnosis(
         "input_scale", layer, "error",
-        f"B receives round(x * {s:g}): A's inputs, {np.unique(x).size} distinct values in "
+        f"B receives round(x * {s:g}): A's inputs, {distinct_a} distinct values in "
         f"[{x.min():g}, {x.max():g}], become {deployed.size} value(s) ({values})"
         + (": the inputs are binarised" if binarised else "") +
         f"; the mean input error is {err:.1%} of the mean input (effective input step {1 / s:g} in A's units)",
-        evidence={"layer": layer, "input_scale": s, "input_error": err, "distinct_a": int(np.unique(x).size),
+        evidence={"layer": layer, "input_scale": s, "input_error": err, "distinct_a": distinct_a,
                   "distinct_b": int(deployed.size), "suggested_input_scale": want,
-                  "input_error_at_suggested": input_error(x, want)},
-        fix=f"--input-scale {want:g} (input error {input_error(x, want):.2%}), and scale the first layer's bias "
+                  "input_error_at_suggested": err_want},
+        fix=f"--input-scale {want:g} (input error {err_want:.2%}), and scale the first layer's bias "
             f"and threshold by {want / s:g} with it (re-convert with input_scale={want:g})")]
 
 
-def _range(x: np.ndarray, s: float, layer: str) -> list:
-    deployed = np.rint(x * s)
+def _range(x: np.ndarray, s: float, layer: str, deployed: np.ndarray) -> list:
     lo, hi = float(deployed.min()), float(deployed.max())
     if UINT8[0] <= lo and hi <= UINT8[1]:
         return []

@@ -39,7 +39,7 @@ def _scale(a: Graph, b: Graph, name: str) -> float:
     return k
 
 
-def zeroed(a: Graph, b: Graph, found: dict) -> list:
+def zeroed(found: dict) -> list:
     """A readout of B whose weights are all zero where A's are not: written as zeros, never compared."""
     return [Diagnosis("readout_lost", r, "error",
                       f"readout {r!r} of B is all zeros where A's is not: its weights were not converted",

@@ -289,7 +289,7 @@ def _structural(cx: _Ctx, term, syn_a, syn_b, f: Fit, where) -> list:
         return []
     for code, label, alt, fix in _alternatives(cx, term, syn_a):
         g = fit(syn_b.weight, alt)
-        if f.unexplained > 1e-3 and g.unexplained * STRUCTURAL_GAIN < f.unexplained:
+        if g.unexplained * STRUCTURAL_GAIN < f.unexplained:
             return [Diagnosis(
                 code, cx.neuron, "error",
                 f"the weights of {term.weight} are {label}: they match that reading of the float weights "

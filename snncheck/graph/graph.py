@@ -113,15 +113,20 @@ class Graph:
         return [n for n in self.order if not self._succs[n]]
 
     @cached_property
+    def offchip(self) -> frozenset:
+        """The nodes from which no neuron can be reached (the input aside): what is computed off-chip from the last
+        spiking layers' spikes (a readout head, a vote, a rate, and what leads to them)."""
+        feeds = set()
+        for n in reversed(self.order):
+            if P.is_neuron(self.nodes[n]) or any(c in feeds for c in self._succs[n]):
+                feeds.add(n)
+        return frozenset(n for n in self.order if n not in feeds and not isinstance(self.nodes[n], P.Input))
+
+    @cached_property
     def readouts(self) -> list:
         """Outputs that are not spikes: what is computed off-chip from the last spiking layers (a rate, a
         Linear head, a vote over groups), in order. A run records their values beside the spikes."""
-        feeds_neuron = set()
-        for n in reversed(self.order):
-            if any(P.is_neuron(self.nodes[c]) or c in feeds_neuron for c in self._succs[n]):
-                feeds_neuron.add(n)
-        return [n for n in self.outputs if not P.is_neuron(self.nodes[n]) and n not in feeds_neuron
-                and not isinstance(self.nodes[n], P.Input)]
+        return [n for n in self.outputs if n in self.offchip]
 
     def of_type(self, *types) -> list:
         return [n for n in self.order if isinstance(self.nodes[n], types)]

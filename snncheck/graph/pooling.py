@@ -74,9 +74,7 @@ def _cells(graph: Graph, name: str) -> Optional[int]:
     pool = graph.nodes[name]
     if isinstance(pool, P.AvgPool2d):
         return int(np.prod(pool.kernel))
-    _, h, w = graph.shapes[graph.inputs_of(name)[0]]
-    rows, cols = pool.windows(h, 0).sum(1), pool.windows(w, 1).sum(1)
-    return int(rows[0] * cols[0]) if len(set(rows)) == 1 and len(set(cols)) == 1 else None
+    return pool.cells(graph.shapes[graph.inputs_of(name)[0]])
 
 
 def _carrier_after(graph: Graph, name: str) -> Optional[str]:

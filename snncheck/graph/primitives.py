@@ -192,6 +192,11 @@ class AdaptiveAvgPool2d(Primitive):
         r = np.arange(in_size)
         return ((r[None, :] >= lo[:, None]) & (r[None, :] < hi[:, None])).astype(np.float32)
 
+    def cells(self, in_shape) -> Optional[int]:
+        """n, the cells every window holds for an input [C, H, W], or None when windows differ in size."""
+        rows, cols = self.windows(in_shape[1], 0).sum(1), self.windows(in_shape[2], 1).sum(1)
+        return int(rows[0] * cols[0]) if len(set(rows)) == 1 and len(set(cols)) == 1 else None
+
 
 @dataclass(frozen=True, eq=False)
 class AdaptiveSumPool2d(Primitive):
@@ -202,6 +207,7 @@ class AdaptiveSumPool2d(Primitive):
 
     out_shape = AdaptiveAvgPool2d.out_shape
     windows = AdaptiveAvgPool2d.windows
+    cells = AdaptiveAvgPool2d.cells
 
 
 @dataclass(frozen=True, eq=False)

@@ -122,15 +122,25 @@ def statistics(x: np.ndarray) -> dict:
             "binary": bool(np.isin(x, (0, 1)).all())}
 
 
-def received(fed: np.ndarray, scale: float, encoded: np.ndarray) -> dict:
-    """What a run received, against the plan's encoded inputs on the same samples, as sums per channel that add
-    up over chunks: `received` in A's units (fed / scale), `encoded`, and `count` values per channel."""
+def encoded_sums(encoded: np.ndarray) -> dict:
+    """The plan's side of `received`: per-channel sums of the encoded inputs (plain and weighted), their count per
+    channel and whether they are integers; the same for every run fed these samples."""
     per = np.asarray(encoded)[0, 0].size // (encoded.shape[2] if np.ndim(encoded) >= 4 else 1)
-    return {"received": (_per_channel(fed) / scale).tolist(), "encoded": _per_channel(encoded).tolist(),
-            "received_weighted": (_per_channel(fed, True) / scale).tolist(),
-            "encoded_weighted": _per_channel(encoded, True).tolist(),
-            "count": int(encoded.shape[0] * encoded.shape[1] * per), "scale": float(scale),
-            "integer": is_integer_valued(encoded)}
+    return {"encoded": _per_channel(encoded), "encoded_weighted": _per_channel(encoded, True),
+            "count": int(encoded.shape[0] * encoded.shape[1] * per), "integer": is_integer_valued(encoded)}
+
+
+def received(fed: np.ndarray, scale: float, encoded: np.ndarray, sums: Optional[dict] = None) -> dict:
+    """What a run received, against the plan's encoded inputs on the same samples, as sums per channel that add
+    up over chunks: `received` in A's units (fed / scale), `encoded`, and `count` values per channel. `sums`:
+    `encoded_sums(encoded)` when the caller has it; a run fed the encoded array itself reuses its sums."""
+    sums = encoded_sums(encoded) if sums is None else sums
+    same = fed is encoded
+    got = sums["encoded"] if same else _per_channel(fed)
+    got_weighted = sums["encoded_weighted"] if same else _per_channel(fed, True)
+    return {"received": (got / scale).tolist(), "encoded": sums["encoded"].tolist(),
+            "received_weighted": (got_weighted / scale).tolist(), "encoded_weighted": sums["encoded_weighted"].tolist(),
+            "count": sums["count"], "scale": float(scale), "integer": sums["integer"]}
 
 
 def merge_received(a: dict, b: dict) -> dict:

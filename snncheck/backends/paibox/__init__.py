@@ -21,8 +21,7 @@ import numpy as np
 from ... import parallel
 from ...errors import InputError, require
 from ...graph import Graph, fold_batchnorm
-from ...graph import primitives as P
-from ..base import Backend, LayerRecord, OutputRecord, Refusal, RunResult, check_inputs
+from ..base import Backend, LayerRecord, Refusal, RunResult, check_inputs, window
 from . import fastpath, layouts, limits, lower, reuse
 from .build import TIMINGS, GraphSource, UserSource
 from .simulate import simulate_source, simulate_spread
@@ -117,34 +116,9 @@ def readouts(graph: Graph, records: dict, expected: dict, inputs: np.ndarray) ->
     the values are in the reference's steps (T of them, or one per run)."""
     if not graph.readouts:
         return []
-    from ..reference import evaluate, is_exact
-    off, t = lower.offchip(graph), inputs.shape[1]
+    from ..reference import evaluate, is_exact, readout_records
+    t = inputs.shape[1]
     # the input and every spiking layer: whatever lies between them and a readout (SEW's spike ADD) is recomputed
-    feeds = {graph.input: inputs, **{n: _window(records[n][0], expected[n], t) for n in graph.neurons}}
+    feeds = {graph.input: inputs, **{n: window(records[n][0], expected[n], t) for n in graph.neurons}}
     values = evaluate(graph, feeds, exact=is_exact(graph, inputs), record_v=False, targets=[], keep=graph.readouts)
-    out = []
-    for n in graph.readouts:
-        v = np.asarray(values[n])
-        if v.shape[1] == 1 and t > 1 and not _per_run(graph, n, off):   # a constant feed is computed once
-            v = np.broadcast_to(v, (v.shape[0], t) + v.shape[2:]).copy()
-        out.append(OutputRecord(n, v))
-    return out
-
-
-def _window(spikes: np.ndarray, lag: int, t: int) -> np.ndarray:
-    out = np.zeros((spikes.shape[0], t) + spikes.shape[2:], spikes.dtype)
-    part = spikes[:, lag:lag + t]
-    out[:, :part.shape[1]] = part
-    return out
-
-
-def _per_run(graph: Graph, name: str, off: set) -> bool:
-    """A readout with one value per run (a MeanOverTime on its way from the spikes)."""
-    stack, seen = [name], set()
-    while stack:
-        n = stack.pop()
-        if isinstance(graph.nodes[n], P.MeanOverTime):
-            return True
-        seen.add(n)
-        stack += [p for p in graph.inputs_of(n) if p in off and p not in seen]
-    return False
+    return readout_records(graph, values, t)

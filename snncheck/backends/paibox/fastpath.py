@@ -132,15 +132,13 @@ class _FloatProduct(FastConv2d):
 
     def __init__(self, comm):
         super().__init__(comm)
-        self.matrix = {k: np.asarray(comm.weights).reshape(comm.weights.shape[0], -1).T.astype(k)
-                       for k in ("float32", "float64")}
+        self.matrix = exact_gemm.Weights(np.asarray(comm.weights).reshape(comm.weights.shape[0], -1).T)
 
     def _product(self, cols: np.ndarray, x_max: int) -> np.ndarray:
         """cols [positions, K] (uint8) @ the weights [K, O], exactly, as int32 [positions, O]: float32 where every
         sum is below 2**24, else float64, then wrapped to int32 as PAIBox's int64 -> int32 cast does."""
-        limit = self.conv.w_sum * x_max
-        use = "float32" if limit < 2 ** 24 else exact_gemm.kernel(limit, False, False)
-        sums = cols.astype(use) @ self.matrix[use]
+        use = self.matrix.kernel(x_max, False)
+        sums = exact_gemm.product(cols, self.matrix.cast(use), use)
         return sums.astype(np.int32) if use == "float32" else sums.astype(np.int64).astype(np.int32)
 
 
@@ -206,19 +204,17 @@ class FastFullConn:
         self.comm = comm
         weights = np.asarray(comm.weights)
         self.rows = weights.astype(np.int64)
-        self.w_sum = float(np.abs(self.rows).sum(axis=0).max(initial=0))
-        self.w_fits = exact_gemm.fits_int8(weights)
-        self.weights_f = {"float32": weights.astype(np.float32), "float64": weights.astype(np.float64)}
+        self.weights = exact_gemm.Weights(weights)
 
     def __call__(self, x, *args, **kwargs) -> np.ndarray:
         active = np.flatnonzero(x)
         if active.size == 0:
             return np.zeros(self.rows.shape[1], np.int32)
-        x_max = float(np.abs(x).max())
+        x_max = exact_gemm.operand(x)[0]
         if x_max == 1 and active.size <= GATHER_DENSITY * x.size:      # spikes: add the rows of the active inputs
             return self.rows[active].sum(axis=0).astype(np.int32)
-        use = exact_gemm.kernel(self.w_sum * x_max, False, self.w_fits)
-        return (x.astype(use) @ self.weights_f[use]).astype(np.int64).astype(np.int32)
+        use = self.weights.kernel(x_max, False)          # a vector times a matrix: BLAS in float, never int8
+        return exact_gemm.product(x, self.weights.cast(use), use).astype(np.int64).astype(np.int32)
 
     def __getattr__(self, name):
         return _delegate(self, name)

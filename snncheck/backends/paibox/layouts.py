@@ -27,6 +27,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...graph import Graph
+from .. import exact_gemm
 from . import limits, lower
 
 
@@ -255,8 +256,7 @@ def _as3d(shape: tuple) -> tuple:
 
 def _reach(weight: np.ndarray, x_max: float) -> float:
     """Largest |synaptic input| one output can receive: max_o sum_i |W_oi| * max x."""
-    w = np.abs(np.asarray(weight).astype(np.int64)).reshape(weight.shape[0], -1)
-    return float(w.sum(axis=1).max() * x_max)
+    return exact_gemm.bound(x_max, np.asarray(weight).reshape(weight.shape[0], -1).T)
 
 
 def _conv_rows(name: str, rows: Rows, kernel, stride, padding, channels: int, batch: int) -> Rows:

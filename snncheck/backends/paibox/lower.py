@@ -349,22 +349,11 @@ OPS.allow(P.LIF, P.ParametricLIF, check=neuron_problem)         # refused, sayin
 OPS.allow(P.Input)
 
 
-def offchip(graph: Graph) -> set:
-    """The nodes computed off-chip from the spikes: those from which no neuron can be reached (a readout head, a
-    vote, a rate, and what leads to them after the last spiking layers)."""
-    feeds = set()
-    for n in reversed(graph.order):
-        if P.is_neuron(graph.nodes[n]) or any(c in feeds for c in graph.consumers(n)):
-            feeds.add(n)
-    return {n for n in graph.order if n not in feeds and not isinstance(graph.nodes[n], P.Input)}
-
-
 def readout_problem(graph: Graph, name: str) -> Optional[str]:
     """Why an off-chip node cannot be a deployed readout (shared by the PAIBox backend and `snncheck convert`): a
     readout is at most one Conv2d/Linear over the spikes, computed off-chip."""
-    off = offchip(graph)
     node = graph.nodes[name]
-    if name not in off or not isinstance(node, P.SYNAPSES + (P.Scale,)):
+    if name not in graph.offchip or not isinstance(node, P.SYNAPSES + (P.Scale,)):
         return None
     before = [n for t in graph.terms(name) for n in t.path if isinstance(graph.nodes[n], P.SYNAPSES + (P.Scale,))]
     if before:
@@ -377,7 +366,7 @@ def readout_problem(graph: Graph, name: str) -> Optional[str]:
 def refusals(graph: Graph) -> list:
     """[Refusal] for a graph whose BatchNorms are folded. Off-chip nodes are computed by the reference from PAIBox's
     spikes: refused only by `readout_problem`."""
-    off = offchip(graph)
+    off = graph.offchip
     out = [r for r in OPS.refusals(graph) if r.node not in off]
     out += [Refusal(OPS.backend, n, reason) for n in graph.order if n in off
             for reason in [readout_problem(graph, n)] if reason]
