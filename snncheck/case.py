@@ -192,6 +192,8 @@ class Case:
             case.model_spec()            # what a case may run is checked when it is read, before anything runs
         if spec.ann2snn is not None:
             case.checked_spec(spec.ann2snn.snn, "ann2snn.snn")
+        if spec.paibox is not None:      # B's factory is code too
+            case.checked_spec(spec.paibox.factory, "paibox.factory")
         for plugin in spec.plugins:      # plugin files are code too: inside the project, like model files
             require(plugin.endswith(".py"), lambda: f"{case.where}: plugins: {plugin!r} is not a .py file")
             case.checked_spec(f"{plugin}:plugin", "plugins")
@@ -230,7 +232,8 @@ class Case:
     def files(self) -> list:
         """Every file the case reads (itself, its model file, weights, inputs file): outputs never go over them."""
         model, out = self.spec.model, [self.path]
-        for spec in (model.name if model.layers is None else None, self.spec.ann2snn and self.spec.ann2snn.snn):
+        for spec in (model.name if model.layers is None else None, self.spec.ann2snn and self.spec.ann2snn.snn,
+                     self.spec.paibox and self.spec.paibox.factory):
             if spec and spec.rpartition(":")[0].endswith(".py"):
                 out.append(self.resolve(spec.rpartition(":")[0]))
         if model.weights not in ("trained",) and not model.weights.startswith("seed:"):
@@ -300,13 +303,11 @@ def _user_paibox_plan(case: Case, graph: Graph, model, inputs: Inputs, runs, opt
     from .frontends import paibox as user_paibox
     spec = case.spec.paibox
     require(case.spec.conversion is None, lambda: f"case {case.name}: [paibox] is B; it takes no [conversion]")
-    target, _, attr = spec.factory.rpartition(":")
-    user = user_paibox.load(f"{case.resolve(target)}:{attr}", graph)
-    scale = spec.input_scale or user_paibox.infer_input_scale(user, graph, inputs.chunk(0, 64))[0]
-    notes = {"paibox_matching": user.matching, "user_nodes": user_paibox.user_nodes(user.matching)}
-    return plans.diff(Subject(Role.FLOAT, graph, module=model),
-                      Subject(Role.DEPLOYED, user.graph, input_scale=float(scale), source=user), inputs,
-                      runs or plans.BACKENDS, title=case.name, backend_options=options, notes=notes, **plan_options)
+    deployed, notes = user_paibox.subject(case.checked_spec(spec.factory, "paibox.factory"), graph, inputs,
+                                          spec.input_scale)
+    plan_options = dict(plan_options, notes={**plan_options.get("notes", {}), **notes})
+    return plans.diff(Subject(Role.FLOAT, graph, module=model), deployed, inputs, runs or plans.BACKENDS,
+                      title=case.name, backend_options=options, **plan_options)
 
 
 def _ann2snn_plan(case: Case, samples: Optional[int], runners: Optional[list], **plan_options) -> plans.Plan:

@@ -153,6 +153,13 @@ def text(w: Path, name: str, body, binary=False) -> Path:
     return p
 
 
+def events_file(w: Path) -> Path:
+    """A small events file (.npz of t, x, y, p), as docs/inputs.md describes it."""
+    p = w / "ev.npz"
+    np.savez(p, t=np.arange(10) * 1000, x=np.arange(10) % 8, y=np.arange(10) % 8, p=np.arange(10) % 2)
+    return p
+
+
 class Touch:
     """Unpickling this would create MARK: a checkpoint that tries to run code."""
 
@@ -466,6 +473,10 @@ PROBES = [
     ("case-model-absolute-outside", lambda w: (
         (w.parent / "evil2.py").write_text(f"open({str(w / MARK)!r}, 'w').close()\ndef f():\n    return None\n"),
         ["compare", case_with(w, model=f'name = "{w.parent / "evil2.py"}:f"')])[1]),
+    ("case-paibox-factory-outside-project", lambda w: (
+        (w.parent / "evil3.py").write_text(f"open({str(w / MARK)!r}, 'w').close()\ndef f():\n    return None\n"),
+        ["compare", case_with(w, paibox='factory = "../evil3.py:f"')])[1]),
+    ("case-paibox-factory-module-attr", lambda w: ["compare", case_with(w, paibox='factory = "os:getcwd"')]),
     ("case-model-sys-exit", lambda w: ["compare", case_with(w, model='name = "model.py:exits"')]),
     ("case-model-gives-none", lambda w: ["compare", case_with(w, model='name = "model.py:gives_none"')]),
     ("case-model-raises", lambda w: ["compare", case_with(w, model='name = "model.py:raises"')]),
@@ -530,6 +541,10 @@ PROBES = [
     ("ann2snn-timesteps-text", lambda w: ["ann2snn", "--timesteps", "a,b"]),
     ("ann2snn-samples-0", lambda w: ["ann2snn", "--samples", "0"]),
     ("ann2snn-inputs-missing", lambda w: ["ann2snn", "--inputs", w / "nope.npy", "--labels", w / "x.npy"]),
+    ("ann2snn-inputs-empty-npy", lambda w: ["ann2snn", "--inputs", text(w, "e.npy", b"", binary=True),
+                                            "--labels", w / "x.npy"]),
+    ("ann2snn-labels-npz", lambda w: (np.savez(w / "l.npz", y=np.zeros(4)),
+                                      ["ann2snn", "--inputs", w / "x.npy", "--labels", w / "l.npz"])[1]),
     ("ann2snn-inputs-without-labels", lambda w: ["ann2snn", "--inputs", w / "x.npy"]),
     ("ann2snn-json-over-inputs", lambda w: ["ann2snn", "--inputs", w / "x.npy", "--labels", w / "x.npy",
                                             "--json", w / "x.npy"]),
@@ -560,6 +575,7 @@ PROBES = [
     ("export-a-missing", lambda w: ["export", w / "nope.pth", "--out", w / "g.nir"]),
     ("diff-run-b-missing", lambda w: ["diff", A(w), "--run-b", w / "nope.h5"]),
     ("diff-run-b-garbage", lambda w: ["diff", A(w), "--run-b", text(w, "g.h5", b"not hdf5", binary=True)]),
+    ("diff-frame-ms-nan", lambda w: ["diff", A(w), "--inputs", events_file(w), "--frame-ms", "nan"]),
     ("diff-json-over-run-b", lambda w: ["diff", A(w), "--run-b", text(w, "g.h5", b"x", binary=True),
                                         "--json", w / "g.h5"]),
     # ---------------------------------------------------------------- demo

@@ -37,18 +37,18 @@ def snn_graph(ann, layers: tuple, input_shape, v0_fraction: float, name: str = "
     """The ANN's leaf modules in order (an nn.Sequential, nested or not) as a graph, each activation an IF neuron
     (soft reset, v0 = fraction x theta) followed by Scale(theta): its spikes carry amplitude theta."""
     import torch.nn as nn
-    from ..frontends.spikingjelly import MODULES
+    from ..frontends.spikingjelly import convert_module
     require(isinstance(ann, nn.Sequential), lambda: f"{type(ann).__name__}: the ANN must be an nn.Sequential to be "
                                                     "run in the simulators (its forward is then its modules in order)")
-    acts, items = {l.name: l for l in layers}, []
+    acts, items, shape = {l.name: l for l in layers}, [], tuple(input_shape)
     for path, m in ann.named_modules():
         if path in acts:
             theta = acts[path].threshold
             items += [(path, qcfs.if_neuron(theta, v0_fraction)), (f"{path}.amplitude", P.Scale(theta))]
-        elif not list(m.children()):
-            convert = MODULES.get(type(m))
-            require(convert is not None, lambda: f"module {path!r} ({type(m).__name__}) has no graph twin")
-            items += [(f"{path}.{suffix}" if suffix else path, prim) for suffix, prim in convert(path, m)]
+        elif not list(m.children()):     # the frontend's converters, shaped ones (their input shape) and plugins' too
+            for suffix, prim in convert_module(path, m, lambda: shape):
+                items.append((f"{path}.{suffix}" if suffix else path, prim))
+                shape = prim.out_shape(shape)
     return chain(items, input_shape, name=name)
 
 

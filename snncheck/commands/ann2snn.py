@@ -80,13 +80,10 @@ def _inputs(args) -> tuple:
     """(frames [N, ...], labels [N], where they came from)."""
     import numpy as np
     from .. import data
-    from ..errors import InputError, require
+    from ..errors import require
     require(bool(args.inputs) == bool(args.labels), "--inputs and --labels go together")
     if args.inputs:
-        try:
-            frames, labels = np.load(args.inputs, allow_pickle=False), np.load(args.labels, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read --inputs/--labels: {exc}") from None
+        frames, labels = data.open_array(args.inputs), data.open_array(args.labels)
         source = f"file:{args.inputs}"
     else:
         (frames, labels), source = data.digits("test"), "digits"

@@ -106,8 +106,7 @@ def _model_a(args):
     if source is not None:
         return checkpoint.FloatModel(nir_files.load(source, args.nir_dt or nir_files.DT), None, str(source))
     require(args.a is not None, "give A (a float checkpoint) or --model graph.nir")
-    return checkpoint.load_float(args.a, args.model, input_shape=args.input_shape,
-                                 shape_hint=_shape_hint(args.inputs))
+    return _load_float(args)
 
 
 def _layout(args) -> dict:
@@ -213,16 +212,8 @@ def _conversion_scale(args, inputs) -> tuple:
 def _user_paibox(args, model, inputs):
     """(B's subject, report notes, B's name) for a user's own PAIBox network."""
     from ..frontends import paibox as user_paibox
-    from ..inputs import unscaled
-    from ..plan import Role, Subject
-    user = user_paibox.load(args.paibox, model.graph)
-    notes = {"paibox_matching": user.matching, "user_nodes": user_paibox.user_nodes(user.matching)}
-    scale = 1.0 if unscaled(inputs) else args.input_scale
-    if scale is None:
-        scale, reason = user_paibox.infer_input_scale(user, model.graph, inputs.chunk(0, 64))
-        notes["inferred"] = [f"input_scale={scale:g} ({reason})"]
-    return Subject(Role.DEPLOYED, user.graph, input_scale=float(scale), source=user), notes, \
-        args.paibox.rpartition(":")[2]
+    deployed, notes = user_paibox.subject(args.paibox, model.graph, inputs, args.input_scale)
+    return deployed, notes, args.paibox.rpartition(":")[2]
 
 
 def parse_vthr(text):

@@ -2,7 +2,7 @@
 integrated into frames (docs/inputs.md)."""
 from __future__ import annotations
 
-from . import positive_int
+from . import positive_float, positive_int
 
 
 def register(p) -> None:
@@ -14,8 +14,8 @@ def register(p) -> None:
     g.add_argument("--frames", type=positive_int, metavar="N", help="integrate an events file into N frames")
     g.add_argument("--split-by", choices=("number", "time"), help="with --frames: equal event counts or equal "
                                                                   "time spans (default number)")
-    g.add_argument("--frame-ms", type=float, metavar="D", help="integrate an events file into one frame per D ms "
-                                                               "(time stamps in microseconds)")
+    g.add_argument("--frame-ms", type=positive_float, metavar="D",
+                   help="integrate an events file into one frame per D ms (time stamps in microseconds)")
 
 
 def overrides(args) -> dict:

@@ -62,9 +62,27 @@ def load(spec: str, float_graph: Graph) -> UserNetwork:
     require(int(np.prod(inp.shape_out)) == int(np.prod(folded.input_shape)),
             lambda: f"{spec}: the InputProj takes {tuple(inp.shape_out)}, A takes {folded.input_shape}")
     matched, matching = _match(folded, order, spec)
-    graph = _deployed_graph(folded, matched, net, spec)
-    _note_early_inputs(net, matched, matching)
+    into = _synapses_into(net)
+    graph = _deployed_graph(folded, matched, net, spec, into)
+    _note_early_inputs(net, matched, matching, into)
     return UserNetwork(net, inp, matched, [n for n, _ in order], graph, matching, spec, float_graph)
+
+
+def subject(spec: str, float_graph: Graph, inputs, input_scale: Optional[float] = None) -> tuple:
+    """(B's Subject, report notes) for a user's own PAIBox network, as both `snncheck diff --paibox` and a case's
+    [paibox] build it: B's input scale as given, else inferred; spikes and event counts are fed to B as they are
+    (scale 1, noted when a scale was given)."""
+    from ..inputs import deployed_scale, scale_note, unscaled
+    from ..plan import Role, Subject
+    user = load(spec, float_graph)
+    notes = {"paibox_matching": user.matching, "user_nodes": user_nodes(user.matching)}
+    if input_scale is None and not unscaled(inputs):
+        input_scale, reason = infer_input_scale(user, float_graph, inputs.chunk(0, 64))
+        notes["inferred"] = [f"input_scale={input_scale:g} ({reason})"]
+    declared = 1.0 if input_scale is None else float(input_scale)
+    scale = deployed_scale(inputs, declared)
+    notes.update(scale_note(inputs, declared, scale))
+    return Subject(Role.DEPLOYED, user.graph, input_scale=scale, source=user), notes
 
 
 # ----------------------------------------------------------------------------------------------- the user's nodes
@@ -152,13 +170,18 @@ def _is_soft(node) -> Optional[bool]:
 
 
 # ----------------------------------------------------------------------------------------------- B's graph
-def _deployed_graph(folded: Graph, matched: dict, net, spec: str) -> Graph:
-    """A's graph with, for each matched neuron, the user's threshold, reset and leak, and for each of its terms the
-    weights of the user's synapse that carries it."""
+def _synapses_into(net) -> dict:
+    """{id(node): the user's synapses into it}."""
     from paibox.base import SynSys
     into: dict = {}
     for syn in net.components.subset(SynSys).values():
         into.setdefault(id(syn.target), []).append(syn)
+    return into
+
+
+def _deployed_graph(folded: Graph, matched: dict, net, spec: str, into: dict) -> Graph:
+    """A's graph with, for each matched neuron, the user's threshold, reset and leak, and for each of its terms the
+    weights of the user's synapse that carries it (`into`: `_synapses_into`)."""
     names = {id(node): name for name, node in matched.items()}
     nodes, edges, synapse_of = dict(folded.nodes), list(folded.edges), {}
     for name, node in matched.items():
@@ -270,13 +293,9 @@ def _edge_delay(src, dst) -> int:
     return int(dst.tick_wait_start) - int(src.tick_wait_start) + int(src.delay_relative) - 1
 
 
-def _note_early_inputs(net, matched: dict, matching: list) -> None:
+def _note_early_inputs(net, matched: dict, matching: list, into: dict) -> None:
     """Adds `early_inputs` to the row of each matched merge that a synapse from the input (or a relay chain from it)
     reaches before the merge's own pipeline stage does: what the user must delay, and how."""
-    from paibox.base import SynSys
-    into: dict = {}
-    for syn in net.components.subset(SynSys).values():
-        into.setdefault(id(syn.target), []).append(syn)
     for row in matching:
         node = matched.get(row["layer"]) if row["layer"] else None
         if node is None or len(into.get(id(node), [])) < 2:

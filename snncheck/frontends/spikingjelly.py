@@ -79,8 +79,13 @@ def _refuse(path: str, m, reason: str):
     raise InputError(f"module {path!r} ({type(m).__name__}) cannot be imported: {reason}")
 
 
+def _registered(m) -> Optional[Callable]:
+    """The converter registered for the module's class: a built-in one, else a plugin's (by defining source)."""
+    return MODULES.get(type(m)) or (BY_SOURCE.get(source_key(type(m))) if BY_SOURCE else None)
+
+
 def _converter(path: str, m) -> Callable:
-    fn = MODULES.get(type(m)) or (BY_SOURCE.get(source_key(type(m))) if BY_SOURCE else None)
+    fn = _registered(m)
     if fn is None:
         _refuse(path, m, "not a supported layer (Conv2d, Linear, BatchNorm1d/2d, Flatten, MaxPool2d, AvgPool2d, "
                          "AdaptiveAvgPool2d, VotingLayer, Dropout, Identity, IFNode, LIFNode, ParametricLIFNode, "
@@ -89,7 +94,7 @@ def _converter(path: str, m) -> Callable:
     return fn
 
 
-def _convert(path: str, m, in_shape: Callable) -> list:
+def convert_module(path: str, m, in_shape: Callable) -> list:
     """The module's [(suffix, primitive)]; `in_shape()` gives its per-sample input shape, asked only by the
     converters that need it."""
     fn = _converter(path, m)
@@ -207,7 +212,7 @@ def _plif_node(path, m):
 def _seq_to_ann(path, m, in_shape):
     out, shape = [], in_shape
     for key, child in m.named_children():
-        for suffix, prim in _convert(f"{path}.{key}", child, lambda: shape):
+        for suffix, prim in convert_module(f"{path}.{key}", child, lambda: shape):
             if prim.stateful:
                 _refuse(path, m, f"its child {key!r} is a neuron, which would see T*N samples as one step")
             out.append((f"{key}.{suffix}" if suffix else key, prim))
@@ -231,7 +236,7 @@ class _Tracer(fx.Tracer):
             raise
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return (type(m) in MODULES or (bool(BY_SOURCE) and source_key(type(m)) in BY_SOURCE) or isinstance(m, base.MemoryModule)
+        return (_registered(m) is not None or isinstance(m, base.MemoryModule)
                 or type(m).__module__.startswith("spikingjelly.activation_based.layer")
                 or super().is_leaf_module(m, qualname))
 
@@ -381,7 +386,7 @@ class _Reading:
                 lambda: f"{self.name}: module {path!r} is called with {len(node.args) + len(node.kwargs)} "
                         "arguments; one tensor is supported")
         prev = self._tensor(node, node.args[0])
-        for suffix, prim in _convert(path, m, lambda: Graph(self.nodes, self.edges, name=self.name).shapes[prev]):
+        for suffix, prim in convert_module(path, m, lambda: Graph(self.nodes, self.edges, name=self.name).shapes[prev]):
             name = f"{path}.{suffix}" if suffix else path
             require(name not in self.nodes, lambda: f"{self.name}: module {name!r} runs more than once in its "
                                                     "forward (or clashes with another node's name)")
