@@ -138,10 +138,10 @@ def run_threads(tasks: list) -> None:
     thread), and re-raises the first error. For NumPy and PyTorch kernels, which release the GIL: threads do not
     spin-wait for a busy core the way OpenMP's do, so a loaded machine costs time, not 10x."""
     global _THREADS
-    if _THREADS is None:
+    if _THREADS is None or _THREADS[0] != os.getpid():     # a forked child has the object but not its threads
         from concurrent.futures import ThreadPoolExecutor
-        _THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snncheck-frames")
-    rest = [_THREADS.submit(task) for task in tasks[1:]]
+        _THREADS = os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="snncheck-frames")
+    rest = [_THREADS[1].submit(task) for task in tasks[1:]]
     errors = []
     try:
         tasks[0]()
@@ -152,7 +152,7 @@ def run_threads(tasks: list) -> None:
         raise errors[0]
 
 
-_THREADS = None
+_THREADS = None          # (pid, pool)
 _IN_WORKER = False
 
 

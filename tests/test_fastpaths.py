@@ -141,6 +141,22 @@ def test_run_threads_waits_for_every_task_and_raises_the_first_error():
     assert sorted(done[1:]) == [1, 2]
 
 
+def test_run_threads_in_a_forked_child_does_not_hang():
+    """Catches the thread pool inherited by a forked child (the object, not its threads) taking work that
+    never runs: the child would hang."""
+    import multiprocessing
+    from snncheck import parallel
+    parallel.run_threads([lambda: None, lambda: None])         # the parent's pool exists
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=parallel.run_threads, args=([lambda: None, lambda: None],))
+    child.start()
+    child.join(20)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
+
+
 def test_reference_integer_layers_use_the_fast_kernel_and_stay_exact():
     """Catches the reference's integer Conv2d or Linear differing from int64 arithmetic (bias, layout NCHW)."""
     rng = np.random.default_rng(3)
