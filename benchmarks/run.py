@@ -56,6 +56,7 @@ COLD = ("pb as shipped",)      # slow, and nothing of its own to warm up
 def machine() -> dict:
     import torch
     from threadpoolctl import threadpool_info
+    from snncheck import parallel
     from snncheck.backends import exact_gemm
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
@@ -66,6 +67,8 @@ def machine() -> dict:
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
             "torch threads": torch.get_num_threads(), "numpy BLAS": "; ".join(blas) or "none found",
             "int8 kernel exact here": exact_gemm.int8_exact(),
+            "reference conv threads": f"{parallel.frame_threads()} (frames split from "
+                                      f"{exact_gemm.SPLIT_MACS / 2 ** 20:.0f}M multiply-adds)",
             "load average (1, 5, 15 min)": tuple(round(v, 2) for v in os.getloadavg())}
 
 

@@ -126,6 +126,36 @@ def chunks(n: int, size: int) -> list:
     return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
+def frame_threads() -> int:
+    """Threads a big convolution splits its frames over: the usable cores up to 2, or 1 inside a worker process
+    (its siblings hold the other cores)."""
+    return 1 if _IN_WORKER else min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                    else (os.cpu_count() or 1))
+
+
+def run_threads(tasks: list) -> None:
+    """Runs the callables concurrently on a pool of threads kept for the process (the first on the calling
+    thread), and re-raises the first error. For NumPy and PyTorch kernels, which release the GIL: threads do not
+    spin-wait for a busy core the way OpenMP's do, so a loaded machine costs time, not 10x."""
+    global _THREADS
+    if _THREADS is None or _THREADS[0] != os.getpid():     # a forked child has the object but not its threads
+        from concurrent.futures import ThreadPoolExecutor
+        _THREADS = os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="snncheck-frames")
+    rest = [_THREADS[1].submit(task) for task in tasks[1:]]
+    errors = []
+    try:
+        tasks[0]()
+    except Exception as error:          # the others still write into shared outputs: wait for them first
+        errors.append(error)
+    errors += [e for e in (future.exception() for future in rest) if e is not None]
+    if errors:
+        raise errors[0]
+
+
+_THREADS = None          # (pid, pool)
+_IN_WORKER = False
+
+
 def blas_threads(n: int = 1):
     """Context manager limiting BLAS threads (a no-op without threadpoolctl). On a shared machine an idle second
     BLAS thread waits for a busy core: small matrix products got 10-20x slower with two threads here."""
@@ -155,6 +185,8 @@ class _Done:
 
 def _worker_init():
     """Quiet, single-threaded workers: one process per core does the parallel part."""
+    global _IN_WORKER
+    _IN_WORKER = True
     import warnings
     warnings.filterwarnings("ignore")
     os.environ.setdefault("OMP_NUM_THREADS", "1")

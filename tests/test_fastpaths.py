@@ -89,6 +89,74 @@ def test_exact_conv_equals_int64_convolution(shape, weight, stride, padding, gro
         exact_gemm.COLS_BYTES = old
 
 
+@pytest.mark.parametrize("shape, weight, stride, padding, x_kind", [
+    ((5, 6, 9, 9), (4, 6, 3, 3), (1, 1), (1, 1), "spikes"),           # rows layout, int8 kernel
+    ((5, 2, 11, 9), (4, 2, 5, 5), (2, 2), (2, 2), "spikes"),          # channel-major by phases
+    ((5, 6, 9, 9), (4, 6, 3, 3), (2, 2), (0, 1), "pixels"),           # float32 kernel
+])
+def test_conv_split_over_threads_equals_one_thread(monkeypatch, shape, weight, stride, padding, x_kind):
+    """Catches the two-thread split of a big convolution's frames writing a half to the wrong rows (a part
+    off by one frame), the halves sharing one im2col buffer (a race: garbage in either half), the split
+    leaving PyTorch on one thread, or a float convolution split (its rounding would then depend on the core
+    count). 5 frames: unequal halves; one frame per chunk: each half reuses its buffer."""
+    import torch
+    from snncheck import parallel
+    rng = np.random.default_rng(12)
+    x = rng.random(shape) < 0.3 if x_kind == "spikes" else rng.integers(0, 256, shape).astype(np.uint8)
+    w = rng.integers(-128, 128, weight)
+    want = _conv_int64(x, w, stride, padding, 1)
+    threads = torch.get_num_threads()
+    split = []
+    monkeypatch.setattr(parallel, "frame_threads", lambda: 2)
+    monkeypatch.setattr(exact_gemm, "SPLIT_MACS", 0)
+    monkeypatch.setattr(exact_gemm, "COLS_BYTES", 1)
+    monkeypatch.setattr(parallel, "run_threads", lambda tasks, run=parallel.run_threads: split.append(len(tasks))
+                        or run(tasks))
+    conv = exact_gemm.Conv2d(w, stride, padding)
+    for _ in range(2):              # the second call reuses each thread's buffers
+        assert np.array_equal(conv(x), want)
+        assert np.array_equal(conv(x, out=np.int32), want.astype(np.int32))
+    assert split == [2] * 4 and torch.get_num_threads() == threads
+    conv(x, out=np.float32, use="float32")          # a float graph's sums would round with the core count
+    assert split == [2] * 4
+
+
+def test_run_threads_waits_for_every_task_and_raises_the_first_error():
+    """Catches `run_threads` returning before a task finished (a half of the output still being written) or
+    swallowing a task's error."""
+    from snncheck import parallel
+    done = []
+
+    def slow():
+        import time
+        time.sleep(0.05)
+        done.append("slow")
+
+    def fails():
+        raise ValueError("half failed")
+    with pytest.raises(ValueError, match="half failed"):
+        parallel.run_threads([fails, slow])
+    assert done == ["slow"]
+    parallel.run_threads([lambda: done.append(1), lambda: done.append(2)])
+    assert sorted(done[1:]) == [1, 2]
+
+
+def test_run_threads_in_a_forked_child_does_not_hang():
+    """Catches the thread pool inherited by a forked child (the object, not its threads) taking work that
+    never runs: the child would hang."""
+    import multiprocessing
+    from snncheck import parallel
+    parallel.run_threads([lambda: None, lambda: None])         # the parent's pool exists
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=parallel.run_threads, args=([lambda: None, lambda: None],))
+    child.start()
+    child.join(20)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
+
+
 def test_reference_integer_layers_use_the_fast_kernel_and_stay_exact():
     """Catches the reference's integer Conv2d or Linear differing from int64 arithmetic (bias, layout NCHW)."""
     rng = np.random.default_rng(3)

@@ -13,14 +13,17 @@ saturating int16 pairs, which would be silently wrong.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
+from .. import parallel
 from ..errors import require
 
 INT8 = (-128, 127)
 KERNELS = ("int8", "float32", "float64")
 DTYPES = {"int8": np.int8, "float32": np.float32, "float64": np.float64}
+SPLIT_MACS = 1 << 23        # multiply-adds from which a convolution's frames are split over `parallel.frame_threads`
 COLS_BYTES = 1 << 22        # im2col buffer per chunk of frames: stays in cache, reused across chunks and groups
 CHANNEL_MAJOR_RUN = 16      # a kernel row shorter than this (kw * channels) goes through the channel-major im2col
 
@@ -91,7 +94,7 @@ def product(a: np.ndarray, b: np.ndarray, use: str) -> np.ndarray:
 def int8_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a [M, K] @ b [K, N], both int8-valued (bool is read as int8 without a copy), int32 result."""
     import torch
-    threads = torch.get_num_threads()
+    threads = torch.get_num_threads()       # (OpenMP's count is per thread: each thread of a split restores its own)
     torch.set_num_threads(1)        # as the reference's BLAS: with a neighbour on the other core, 2 threads ran
     try:                            # a 16384x288 @ 288x32 product in 6.8 ms, 1 thread in 0.39 ms
         return torch._int_mm(_as_torch_int8(a), _as_torch_int8(b)).numpy()
@@ -173,8 +176,22 @@ class Conv2d:
         use = use or self.kernel(x)
         if self.depthwise:
             return self._depthwise(x, out, use)
-        if self.channel_major:
-            return self._channel_major(x, out, use)
+        b, _, h, w = x.shape
+        oh, ow = self.out_shape(h, w)
+        y = np.empty((b, self.shape[0], oh * ow), out)
+        fill = self._channel_major if self.channel_major else self._rows
+        # frames in halves on two threads (products and copies release the GIL): integer sums only, which are
+        # exact in any order; a float graph's would round differently with the machine's core count
+        split = y.dtype.kind != "f" and b * oh * ow * np.prod(self.shape) >= SPLIT_MACS
+        parts = parallel.split(b, parallel.frame_threads()) if split else [(0, b)]
+        if len(parts) == 1:
+            fill(x, y, use)
+        else:
+            parallel.run_threads([lambda lo=lo, hi=hi: fill(x[lo:hi], y[lo:hi], use) for lo, hi in parts])
+        return y.reshape(b, self.shape[0], oh, ow)
+
+    def _rows(self, x: np.ndarray, y: np.ndarray, use: str) -> None:
+        """y [B, O, OH * OW] = the convolution of x, by im2col in the rows layout, chunk by chunk of frames."""
         o, cg, kh, kw = self.shape
         og, k = o // self.groups, cg * kh * kw
         ph, pw = self.padding
@@ -183,7 +200,6 @@ class Conv2d:
         dtype = DTYPES[use]
         step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
         padded, cols = self._buffer(dtype, min(step, b), (h + 2 * ph, w + 2 * pw, c), (oh, ow, kh, kw, cg))
-        y = np.empty((b, o, oh * ow), out)
         # cast once, contiguously: the transposing copy into `padded` below is then between equal dtypes
         src = x.view(np.int8) if x.dtype == bool else x.astype(dtype, copy=False)
         for lo in range(0, b, step):
@@ -194,14 +210,13 @@ class Conv2d:
                 # W [og, K] @ cols^T: the sums come out channel-major [og, n * OH * OW], so that writing them
                 # back NCHW copies runs of OH * OW values (4x faster than a transpose of [n * OH * OW, og])
                 z = product(self.weight[g], cols[:n].reshape(-1, k).T, use).reshape(og, n, oh * ow)
-                if _wraps(out, use):
+                if _wraps(y.dtype, use):
                     z = z.astype(np.int64)          # then wrapped to `out` as PAIBox's astype does
                 np.copyto(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(1, 0, 2), casting="unsafe")
-        return y.reshape(b, o, oh, ow)
 
-    def _channel_major(self, x: np.ndarray, out, use: str) -> np.ndarray:
+    def _channel_major(self, x: np.ndarray, y: np.ndarray, use: str) -> None:
         """One group, few channels: frames padded NCHW (no transpose), cols[c, u, v, n, i, j] = padded[n, c,
-        sh*i + u, sw*j + v] by kh*kw copies, then W [O, C*kh*kw] @ cols (Caffe's im2col)."""
+        sh*i + u, sw*j + v] by kh*kw copies, then W [O, C*kh*kw] @ cols (Caffe's im2col), into y [B, O, OH * OW]."""
         o, c, kh, kw = self.shape
         (sh, sw), (ph, pw) = self.stride, self.padding
         b, _, h, w = x.shape
@@ -210,7 +225,6 @@ class Conv2d:
         step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
         padded, flat = self._buffer(dtype, min(step, b), (c, h + 2 * ph, w + 2 * pw), (k * oh * ow,))
         flat = flat.reshape(-1)
-        y = np.empty((b, o, oh * ow), out)
         src = x.view(np.int8) if x.dtype == bool else x.astype(dtype, copy=False)
         for lo in range(0, b, step):
             n = min(b, lo + step) - lo
@@ -224,10 +238,9 @@ class Conv2d:
                     part = phases[u % sh, v % sw][:, :, u // sh:u // sh + oh, v // sw:v // sw + ow]
                     cols[:, u, v] = part.transpose(1, 0, 2, 3)
             z = product(self.weight_cm, cols.reshape(k, n * oh * ow), use).reshape(o, n, oh * ow)
-            if _wraps(out, use):
+            if _wraps(y.dtype, use):
                 z = z.astype(np.int64)
             np.copyto(y[lo:lo + n], z.transpose(1, 0, 2), casting="unsafe")
-        return y.reshape(b, o, oh, ow)
 
     def _im2col(self, padded: np.ndarray, cols: np.ndarray, g: int) -> None:
         """cols[n, i, j, u, v, c] = padded[n, sh*i + u, sw*j + v, g*cg + c]. With one group, the kw*C values of a
@@ -246,10 +259,13 @@ class Conv2d:
                                              g * cg:(g + 1) * cg]
 
     def _buffer(self, dtype, frames: int, padded: tuple, cols: tuple) -> tuple:
+        """(padded frames, im2col) buffers of this thread, kept while the shapes stay the same."""
         key = (np.dtype(dtype).str, frames, padded, cols)
-        if key not in self._buffers:
-            self._buffers = {key: (np.zeros((frames,) + padded, dtype), np.empty((frames,) + cols, dtype))}
-        return self._buffers[key]
+        mine = self._buffers.get(threading.get_ident())
+        if mine is None or mine[0] != key:
+            mine = self._buffers[threading.get_ident()] = (key, np.zeros((frames,) + padded, dtype),
+                                                            np.empty((frames,) + cols, dtype))
+        return mine[1:]
 
     def _depthwise(self, x: np.ndarray, out, use: str) -> np.ndarray:
         """Per channel, the sum of kh*kw shifted slices times that channel's weight: in int32 when the sums

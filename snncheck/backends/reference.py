@@ -297,7 +297,8 @@ OPS.allow(P.BatchNorm)       # folded into its synapse before running (Reference
 def one_blas_thread():
     """BLAS limited to one thread around the reference's products. On this shared 2-core machine a second
     OpenBLAS thread waits for a busy core: a 2048x64 @ 64x32 product took 12 ms with two threads and 0.6 ms
-    with one, and the reference on the 28x28 CSNN ran ~15% faster (benchmarks/run.py measures both)."""
+    with one, and the reference on the 28x28 CSNN ran ~15% faster (benchmarks/run.py measures both). Both cores
+    still work on big integer convolutions: `exact_gemm.Conv2d` splits their frames over two Python threads."""
     from ..parallel import blas_threads
     return blas_threads(1)
 
