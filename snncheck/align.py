@@ -62,21 +62,29 @@ def align(raw: RunResult, reference: RunResult) -> tuple:
     return raw.replace(layers=layers, meta=meta), lags
 
 
+ROWS = 1 << 16       # reference entries per block of samples in lag_scores: every shift reads the block from cache
+
+
 def lag_scores(rec: LayerRecord, ref: LayerRecord, expected: int) -> LagScores:
-    """Mismatching (sample, step, neuron) entries for every shift d, spikes and (where both record it) membranes."""
+    """Mismatching (sample, step, neuron) entries for every shift d, spikes and (where both record it) membranes;
+    counted a block of samples at a time, every shift on one block before the next block (counts add up)."""
     t = ref.steps
-    counts = []
-    differ, v_differ = np.empty(ref.spikes.shape, bool), np.empty(ref.spikes.shape, bool)
+    counts = np.zeros(rec.steps - t + 1, np.int64)
     raw_v, ref_v = (rec.v, ref.v) if rec.v is None or ref.v is None else one_type(rec.v, ref.v)
-    for d in range(rec.steps - t + 1):
-        np.not_equal(rec.spikes[:, d:d + t], ref.spikes, out=differ)
-        if rec.v is not None and ref.v is not None:
-            differ |= np.not_equal(raw_v[:, d:d + t], ref_v, out=v_differ)
-        counts.append(int(np.count_nonzero(differ)))
+    rows = max(1, ROWS // max(1, ref.spikes[0].size))
+    differ, v_differ = np.empty((rows,) + ref.spikes.shape[1:], bool), np.empty((rows,) + ref.spikes.shape[1:], bool)
+    for lo in range(0, ref.spikes.shape[0], rows):
+        hi = min(lo + rows, ref.spikes.shape[0])
+        out, v_out = differ[:hi - lo], v_differ[:hi - lo]
+        for d in range(len(counts)):
+            np.not_equal(rec.spikes[lo:hi, d:d + t], ref.spikes[lo:hi], out=out)
+            if raw_v is not None and ref_v is not None:
+                out |= np.not_equal(raw_v[lo:hi, d:d + t], ref_v[lo:hi], out=v_out)
+            counts[d] += np.count_nonzero(out)
     # a correctly timed stage is idle (no spike, v = 0) before its tick_wait_start; activity there means it
     # started before its input could arrive (e.g. tick_wait_start=1 everywhere), whatever shift fits best
     early = bool(rec.spikes[:, :expected].any()) or (rec.v is not None and bool(np.any(rec.v[:, :expected] != 0)))
-    return LagScores(expected, np.asarray(counts, np.int64), int(ref.spikes.size), early)
+    return LagScores(expected, counts, int(ref.spikes.size), early)
 
 
 def lag_verdict(scores: list, expected: int, early: bool = False) -> dict:

@@ -10,6 +10,7 @@ import numpy as np
 
 _U8_ROWS = 255           # rows a uint8 sum of 0/1 values can take without overflow
 _F32_EPS = float(np.finfo(np.float32).eps)
+BLOCK = 1 << 15          # entries per block of the float32 screens: a block and its temporaries stay in L2 cache
 
 
 def spike_counts(spikes: np.ndarray) -> np.ndarray:
@@ -65,10 +66,9 @@ def _membrane_diff(a: np.ndarray, b: np.ndarray, scale: Optional[float]) -> tupl
         return _scaled(a, b, float(scale)) if ok else _plain(a, b, scale)
     if a.dtype.kind == b.dtype.kind == "i":
         return _differing(*one_type(a, b))
-    fa, fb = _float32(a), _float32(b)
-    if fa is None or fb is None:
+    if not (_is_float32(a) and _is_float32(b)):
         return _differing(a, b) if _finite(a) and _finite(b) else _plain(a, b, scale)
-    return _screened(a, b, fa, fb)
+    return _screened(a, b)
 
 
 def _finite(x: np.ndarray) -> bool:
@@ -83,13 +83,9 @@ def one_type(a: np.ndarray, b: np.ndarray) -> tuple:
     return a.astype(common, copy=False), b.astype(common, copy=False)
 
 
-def _float32(x: np.ndarray) -> Optional[np.ndarray]:
-    """x as float32 if every value is one exactly (float32 itself, or integers within 2**24), else None."""
-    if x.dtype == np.float32:
-        return x
-    if x.dtype.kind in "iu" and max(abs(int(x.min())), abs(int(x.max()))) <= 2 ** 24:
-        return x.astype(np.float32)
-    return None
+def _is_float32(x: np.ndarray) -> bool:
+    """Whether every value of x is a float32 exactly (float32 itself, or integers within 2**24)."""
+    return x.dtype == np.float32 or (x.dtype.kind in "iu" and max(abs(int(x.min())), abs(int(x.max()))) <= 2 ** 24)
 
 
 def _differing(a: np.ndarray, b: np.ndarray) -> tuple:
@@ -104,9 +100,28 @@ def _differing(a: np.ndarray, b: np.ndarray) -> tuple:
     return float(d.max()), count
 
 
-def _screened(a: np.ndarray, b: np.ndarray, fa: np.ndarray, fb: np.ndarray) -> tuple:
+def _screened(a: np.ndarray, b: np.ndarray) -> tuple:
     """Both exactly float32: their float32 difference is the exact one correctly rounded, and rounding keeps order,
-    so the largest exact difference is among the largest float32 ones."""
+    so the largest exact difference is among the largest float32 ones. Block by block (`_blocks`): the largest
+    float32 difference, and the entries that differ (a float32 difference of finite values is 0 only where they are
+    equal); the exact one only on the blocks that hold the largest."""
+    blocks = _blocks(a, b, lambda x, y, d: np.abs(np.subtract(x, y, out=d, dtype=np.float32, casting="unsafe"),
+                                                  out=d))
+    if blocks is None:
+        return _screened_whole(a, b)
+    m32 = float(blocks.maxima.max())
+    if not np.isfinite(m32):
+        return _plain(a, b, None)
+    if not m32:
+        return 0.0, 0
+    exact = blocks.each(lambda x, y, d: np.abs(x[d == m32].astype(np.float64) - y[d == m32].astype(np.float64))
+                        .max(), blocks.maxima == m32)
+    return float(max(exact)), blocks.nonzero
+
+
+def _screened_whole(a: np.ndarray, b: np.ndarray) -> tuple:
+    """`_screened` on whole arrays (non-contiguous records)."""
+    fa, fb = a.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
     d32 = np.abs(fa - fb)
     m32 = float(d32.max())
     if not np.isfinite(m32):
@@ -119,17 +134,85 @@ def _screened(a: np.ndarray, b: np.ndarray, fa: np.ndarray, fb: np.ndarray) -> t
 
 
 def _scaled(a: np.ndarray, b: np.ndarray, scale: float) -> tuple:
-    d32 = np.abs(a - b.astype(np.float32) / np.float32(scale))
-    m32 = float(d32.max())
+    """a float32: |a - b / scale| screened in float32 block by block, the exact float64 maximum taken only on the
+    blocks holding a float32 difference within the screen's rounding slack of the largest."""
+    k32 = np.float32(scale)
+
+    def screen(x, y, d):
+        np.divide(y, k32, out=d, dtype=np.float32, casting="unsafe")      # b.astype(float32) / float32(scale)
+        return np.abs(np.subtract(x, d, out=d), out=d)
+    blocks = _blocks(a, b, screen, extremes=True)
+    if blocks is None:
+        return _scaled_whole(a, b, scale)
+    m32 = float(blocks.maxima.max())
     if not np.isfinite(m32):                   # NaN, infinities, a float32 overflow: the plain way
         return _plain(a, b, scale)
-    # float32 against float64: three roundings of b / scale and one of their difference, each within eps/2 of
-    # |a| + |b / scale| (<= the largest |a| plus the largest |b| / scale), and the subnormals
-    slack = 4 * _F32_EPS * (_top(a) + _top(b) / abs(scale)) + 2 * float(np.finfo(np.float32).tiny)
-    if not np.isfinite(slack):
+    near = m32 - 2 * _slack(blocks.top_a, blocks.top_b, scale)
+    if not np.isfinite(near):
         return _plain(a, b, scale)
-    near = d32 >= m32 - 2 * slack
-    return float(np.abs(a[near].astype(np.float64) - b[near].astype(np.float64) / scale).max()), None
+    exact = blocks.each(lambda x, y, d: np.abs(x[d >= near].astype(np.float64) -
+                                                   y[d >= near].astype(np.float64) / scale).max(),
+                        blocks.maxima >= near)
+    return float(max(exact)), None
+
+
+def _scaled_whole(a: np.ndarray, b: np.ndarray, scale: float) -> tuple:
+    """`_scaled` on whole arrays (non-contiguous records)."""
+    d32 = np.abs(a - b.astype(np.float32) / np.float32(scale))
+    m32 = float(d32.max())
+    if not np.isfinite(m32):
+        return _plain(a, b, scale)
+    near = m32 - 2 * _slack(_top(a), _top(b), scale)
+    if not np.isfinite(near):
+        return _plain(a, b, scale)
+    return float(np.abs(a[near <= d32].astype(np.float64) - b[near <= d32].astype(np.float64) / scale).max()), None
+
+
+def _slack(top_a: float, top_b: float, scale: float) -> float:
+    """float32 against float64: three roundings of b / scale and one of their difference, each within eps/2 of
+    |a| + |b / scale| (<= the largest |a| plus the largest |b| / scale), and the subnormals."""
+    return 4 * _F32_EPS * (top_a + top_b / abs(scale)) + 2 * float(np.finfo(np.float32).tiny)
+
+
+class _Blocks:
+    """Two contiguous arrays of one size, read BLOCK entries at a time into one float32 buffer: `screen(x, y, d)`
+    fills d from blocks x, y and returns it. One pass gives the maximum of every block's d, the entries of d that
+    are not 0, and (`extremes`) the largest magnitude of each array (`_top`)."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, screen, extremes: bool):
+        self.a, self.b, self.screen = a.reshape(-1), b.reshape(-1), screen
+        self.d = np.empty(min(self.a.size, BLOCK), np.float32)
+        differ = np.empty(self.d.size, bool)            # counted as bool: count_nonzero of floats is 5x slower
+        starts = range(0, self.a.size, BLOCK)
+        self.maxima = np.empty(len(starts), np.float32)
+        lows, highs, self.nonzero = [], [], 0
+        for i, lo in enumerate(starts):
+            x, y = self.a[lo:lo + BLOCK], self.b[lo:lo + BLOCK]
+            d = self.screen(x, y, self.d[:x.size])
+            self.maxima[i] = d.max()
+            self.nonzero += int(np.count_nonzero(np.not_equal(d, 0, out=differ[:x.size])))
+            if extremes:
+                lows.append((x.min(), y.min()))
+                highs.append((x.max(), y.max()))
+        if extremes:
+            lo, hi = np.array(lows), np.array(highs)
+            self.top_a = max(abs(float(lo[:, 0].min())), abs(float(hi[:, 0].max())))
+            self.top_b = max(abs(float(lo[:, 1].min())), abs(float(hi[:, 1].max())))
+
+    def each(self, fn, which: np.ndarray) -> list:
+        """fn(x, y, d) on the blocks `which` selects, each screened anew."""
+        out = []
+        for lo in np.flatnonzero(which) * BLOCK:
+            x, y = self.a[lo:lo + BLOCK], self.b[lo:lo + BLOCK]
+            out.append(fn(x, y, self.screen(x, y, self.d[:x.size])))
+        return out
+
+
+def _blocks(a: np.ndarray, b: np.ndarray, screen, extremes: bool = False) -> Optional[_Blocks]:
+    """Block-wise screening when both arrays are contiguous, non-empty and of one shape; else None (whole arrays)."""
+    if a.shape != b.shape or not (a.flags.c_contiguous and b.flags.c_contiguous) or not a.size:
+        return None
+    return _Blocks(a, b, screen, extremes)
 
 
 def _top(x: np.ndarray) -> float:

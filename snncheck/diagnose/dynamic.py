@@ -168,13 +168,13 @@ def _slope(rec, spikes_b: np.ndarray, h_b):
     """Least-squares slope of B's charged potential against A's, over each neuron's steps up to its first flip."""
     if rec.h is None or h_b is None:
         return None
-    flipped_before = seen_before(np.not_equal(spikes_b, rec.spikes))
-    a, b = rec.h.astype(np.float64), h_b.astype(np.float64)
-    keep = ~flipped_before
-    b *= a                                # the same products as a * b and a * a, without two more float64 arrays
-    a *= a
-    den = float(np.sum(a, where=keep))
-    return float(np.sum(b, where=keep) / den) if den > 0 else None
+    keep = np.logical_not(seen_before(np.not_equal(spikes_b, rec.spikes)))
+    # the float64 products of a = h_A and b = h_B (each cast first, as a.astype(float64) * b.astype(float64) does)
+    # written into one buffer, then summed by the same np.sum: a * a first, then b * a
+    products = np.square(rec.h, dtype=np.float64)
+    den = float(np.sum(products, where=keep))
+    np.multiply(h_b, rec.h, out=products, dtype=np.float64)
+    return float(np.sum(products, where=keep) / den) if den > 0 else None
 
 
 # ------------------------------------------------------------------------------------------- signatures

@@ -59,21 +59,21 @@ def fit(b_int: np.ndarray, a: np.ndarray) -> Fit:
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b_int, np.float64).ravel()
     sat = np.abs(b) >= INT8
     usable = ~sat & (a != 0)
-    s0 = max(_candidates(a, b, usable), key=lambda s: np.sum(usable & (np.abs(b - s * a) <= 1.5)))
-    inl = usable & (np.abs(b - s0 * a) <= 1.5)
+    s0, inl = _best(a, b, usable, _candidates(a, b, usable))
     if inl.sum() < 3:
         inl = usable if usable.sum() >= 1 else np.ones_like(usable)
-    x = np.stack([a[inl], np.sign(a[inl])], axis=1)
-    (s, c), *_ = np.linalg.lstsq(x, b[inl], rcond=None) if inl.sum() >= 2 else ((s0, 0.0),)
+    a_in, b_in = a[inl], b[inl]
+    x = np.stack([a_in, np.sign(a_in)], axis=1)
+    (s, c), *_ = np.linalg.lstsq(x, b_in, rcond=None) if inl.sum() >= 2 else ((s0, 0.0),)
     feasible = _feasible(a, b, sat)
     if c > TRUNCATION_OFFSET or not np.isfinite(s) or s == 0:
-        s = fit_scale(b[inl], a[inl]) or s0      # no one-sided offset: the plain fit has the smaller variance
+        s = fit_scale(b_in, a_in) or s0      # no one-sided offset: the plain fit has the smaller variance
         if feasible and np.any(a):               # of the scales that explain B exactly, one that clips nothing
             s = float(np.clip(s, feasible[0], max(feasible[0], min(feasible[1], (INT8 + 0.5) / np.abs(a).max()))))
     res = b - s * a
     kept = ~sat
     rmse = float(np.sqrt(np.mean(res[kept] ** 2))) if kept.any() else 0.0
-    energy = float(np.sum((s * a[inl]) ** 2))
+    energy = float(np.sum((s * a_in) ** 2))
     over = np.abs(s * a) > INT8 + 0.5
     flips = (np.sign(b) != np.sign(a)) & (np.abs(s * a) >= 1)
     cos2 = float((a @ b) ** 2 / ((a @ a) * (b @ b))) if (a @ a) > 0 and (b @ b) > 0 else 0.0
@@ -84,16 +84,32 @@ def fit(b_int: np.ndarray, a: np.ndarray) -> Fit:
                sign_flips=int(flips.sum()), unexplained=1.0 - cos2, feasible=feasible)
 
 
+def _best(a, b, usable, candidates) -> tuple:
+    """(s0, its inliers): the first of the candidate scales that the most usable entries agree with (within 1.5
+    steps), as max(candidates, key=that count) picks it, with the entries it counted."""
+    best = None
+    for s in candidates:
+        inl = usable & (np.abs(b - s * a) <= 1.5)
+        count = np.sum(inl)
+        if best is None or count > best[0]:
+            best = count, s, inl
+    return best[1], best[2]
+
+
 def _feasible(a, b, sat):
     """The interval of scales s with round(s*a) = b for every unsaturated entry and |s*a| >= 126.5 for the
-    saturated ones (None if empty): with few weights, many scales explain B equally well."""
+    saturated ones (None if empty): with few weights, many scales explain B equally well. Per entry the bounds
+    are (b -+ 0.5) / a, the lower one b - 0.5 * sign(a) (exactly b - 0.5 or b + 0.5); only their extremes are
+    kept."""
     nz = a != 0
-    lo_b, hi_b = (b - 0.5) / np.where(nz, a, 1), (b + 0.5) / np.where(nz, a, 1)
-    lo = np.where(a > 0, lo_b, hi_b)[nz & ~sat]
-    hi = np.where(a > 0, hi_b, lo_b)[nz & ~sat]
+    keep = nz & ~sat
+    a1, half = np.where(nz, a, 1), 0.5 * np.sign(a)
+    lo = float(np.max((b - half) / a1, where=keep, initial=-np.inf))
+    hi = float(np.min((b + half) / a1, where=keep, initial=np.inf))
     floor = (INT8 - 0.5) / np.abs(a[nz & sat & (np.sign(a) == np.sign(b))])
-    low = max(float(lo.max()) if lo.size else 0.0, float(floor.max()) if floor.size else 0.0)
-    high = float(hi.min()) if hi.size else low * (1 + CLIP_ALLOWANCE)   # only saturated weights: no upper bound
+    some = bool(keep.any())
+    low = max(lo if some else 0.0, float(floor.max()) if floor.size else 0.0)
+    high = hi if some else low * (1 + CLIP_ALLOWANCE)   # only saturated weights: no upper bound
     return (low, high) if 0 < low <= high else None
 
 
@@ -490,11 +506,23 @@ def _candidates(a, b, usable) -> list:
     out = [fit_scale(b[usable], a[usable])]
     size = np.abs(a)
     cuts = np.percentile(size[usable], (25, 50, 100)) if usable.any() else (None,) * 3    # one partition
+    ratio, size_big = b[big] / a[big], size[big]        # every band's ratios, taken once
     for cut in cuts:
-        band = big & (size <= cut) if cut is not None else big
-        if band.sum() >= 3:
-            out.append(float(np.median(b[band] / a[band])))
+        band = ratio if cut is None else ratio[size_big <= cut]
+        if band.size >= 3:
+            out.append(median(band))
     return out
+
+
+def median(x: np.ndarray) -> float:
+    """`float(np.median(x))` of a 1-D float64 array, by one selection (np.median partitions at both middle entries
+    and at the last, for its NaN check): the middle entry, or np.mean of the two middle ones in the order
+    np.median averages them."""
+    if not x.size or np.isnan(x).any():
+        return float(np.median(x))
+    k = x.size // 2
+    part = np.partition(x, k)
+    return float(part[k]) if x.size % 2 else float(np.mean(np.array([part[:k].max(), part[k]])))
 
 
 def _full_range(syn_a) -> float:
