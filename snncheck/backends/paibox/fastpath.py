@@ -51,6 +51,8 @@ GATHER_COLS = 1 << 15     # FastGather's im2col of spikes up to this many values
 class FastConv2d:
     """Stands in for PAIBox's `Conv2dForward` (same attributes; the call computes the same int32 sums)."""
 
+    keep_frames = True        # the last input frame's sums kept (off: benchmarks/fastpaths_ab.py's baseline)
+
     def __init__(self, comm):
         self.comm = comm
         self.in_shape, self.out_shape = tuple(comm.in_shape), tuple(comm.out_shape)
@@ -65,7 +67,7 @@ class FastConv2d:
         x_max = int(x.max())                  # one reduction picks the kernel (uint8: no sign to look at)
         if x_max == 0:
             return np.zeros(self.zeros, np.int32)
-        if x_max == 1:
+        if x_max == 1 or not self.keep_frames:
             return self._sums(x, x_max)
         # a frame (pixels, event counts): under direct encoding the input layer gets the same one at every step,
         # so the last frame's sums are kept, and given (as a copy: PAIBox owns what it gets) when it comes again

@@ -1,0 +1,99 @@
+"""Two fast paths against their own baseline, interleaved in one process (min / median over rounds), each checked
+to give the same records:
+
+- the reference's big integer convolutions split by frames over two threads (`exact_gemm.SPLIT_MACS`) against
+  one thread;
+- PAIBox's convolution twin keeping the last input frame's sums (`fastpath.FastConv2d.keep_frames`) against
+  computing them at every step (PAIBox batched 32).
+
+    .venv/bin/python benchmarks/fastpaths_ab.py                      # 4 networks x T=8, 32; 9 rounds
+    .venv/bin/python benchmarks/fastpaths_ab.py --nets vgg_cifar --T 8 --rounds 15
+
+Networks and samples as `benchmarks/run.py` builds them (its runners' samples for the reference, its PAIBox
+variants' for PAIBox). Prints the load average: compare runs only on a quiet machine.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+warnings.filterwarnings("ignore")
+
+
+def interleaved(variants: dict, rounds: int) -> dict:
+    """{name: [seconds]}: each variant once untimed, then every round runs each in turn."""
+    for run in variants.values():
+        run()
+    times = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def same(x, y) -> bool:
+    return all(np.array_equal(a.spikes, b.spikes) and (a.v is None or np.array_equal(a.v, b.v))
+               for a, b in zip(x.layers, y.layers))
+
+
+def line(label: str, times: dict, base: str, fast: str, identical: bool) -> str:
+    (b_min, b_med), (f_min, f_med) = ((min(times[k]) * 1e3, statistics.median(times[k]) * 1e3) for k in (base, fast))
+    return (f"  {label:36s} {base} {b_min:7.2f} / {b_med:7.2f} ms   {fast} {f_min:7.2f} / {f_med:7.2f} ms   "
+            f"x{b_min / f_min:5.2f} / {b_med / f_med:5.2f}   same records: {identical}")
+
+
+def block(name: str, t: int, rounds: int) -> None:
+    import run as bench
+    from snncheck.backends import exact_gemm
+    from snncheck.backends.paibox import PAIBoxBackend, fastpath
+    from snncheck.backends.reference import ReferenceBackend
+    _, _, n, n_pb = bench.NETWORKS[name]
+    per_t = min(1.0, 16 / t)
+    n, n_pb = max(2, int(n * per_t)), max(2, int(n_pb * per_t))
+    _, _, b, x, scale = bench.network(name, n, t)
+    xb = np.rint(x.astype(np.float64) * scale)
+    split, reference, paibox = exact_gemm.SPLIT_MACS, ReferenceBackend(), PAIBoxBackend(batch=32)
+
+    def ref(on: bool):
+        exact_gemm.SPLIT_MACS = split if on else float("inf")
+        return reference.run(b, xb)
+
+    def pb(on: bool):
+        fastpath.FastConv2d.keep_frames = on
+        return paibox.run(b, xb[:n_pb])
+    try:
+        r = interleaved({"1 thread": lambda: ref(False), "split": lambda: ref(True)}, rounds)
+        p = interleaved({"every step": lambda: pb(False), "kept": lambda: pb(True)}, rounds)
+        print(f"{name} T={t} (reference on {n} samples, PAIBox on {n_pb}); load "
+              f"{tuple(round(v, 2) for v in os.getloadavg())}")
+        print(line("reference, convolutions split", r, "1 thread", "split", same(ref(False), ref(True))))
+        print(line("PAIBox batched 32, frame sums kept", p, "every step", "kept", same(pb(False), pb(True))))
+    finally:
+        exact_gemm.SPLIT_MACS, fastpath.FastConv2d.keep_frames = split, True
+
+
+def main() -> None:
+    import run as bench
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nets", nargs="+", default=list(bench.NETWORKS), choices=list(bench.NETWORKS))
+    p.add_argument("--T", nargs="+", type=int, default=[8, 32])
+    p.add_argument("--rounds", type=int, default=9)
+    args = p.parse_args()
+    for name in args.nets:
+        for t in args.T:
+            block(name, t, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
