@@ -70,11 +70,13 @@ class FastConv2d:
         if x_max == 1 or not self.keep_frames:
             return self._sums(x, x_max)
         # a frame (pixels, event counts): under direct encoding the input layer gets the same one at every step,
-        # so the last frame's sums are kept, and given (as a copy: PAIBox owns what it gets) when it comes again
-        if self.last is not None and np.array_equal(self.last[0], x):
+        # so a frame that came twice in a row has its sums kept, and given (as a copy: PAIBox owns what it gets)
+        # when it comes again; frames that change at every step (events) cost a copy of the frame, not of its sums
+        again = self.last is not None and np.array_equal(self.last[0], x)
+        if again and self.last[1] is not None:
             return self.last[1].copy()
         sums = self._sums(x, x_max)
-        self.last = x.copy(), sums.copy()
+        self.last = (self.last[0], sums.copy()) if again else (x.copy(), None)
         return sums
 
     def _sums(self, x: np.ndarray, x_max: int) -> np.ndarray:
