@@ -127,10 +127,14 @@ def chunks(n: int, size: int) -> list:
 
 
 def frame_threads() -> int:
-    """Threads a big convolution splits its frames over: the usable cores up to 2, or 1 inside a worker process
-    (its siblings hold the other cores)."""
-    return 1 if _IN_WORKER else min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                    else (os.cpu_count() or 1))
+    """Threads a big convolution splits its frames over: the usable cores up to 2, at most OMP_NUM_THREADS when
+    that is set (what someone running several jobs side by side sets), and 1 inside a worker process (its
+    siblings hold the other cores)."""
+    if _IN_WORKER:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return max(1, min(2, cores, int(limit) if limit.isdigit() else cores))
 
 
 def run_threads(tasks: list) -> None:

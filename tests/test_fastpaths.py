@@ -121,6 +121,26 @@ def test_conv_split_over_threads_equals_one_thread(monkeypatch, shape, weight, s
     assert split == [2] * 4
 
 
+def test_frame_threads_follow_the_cores_omp_num_threads_and_workers(monkeypatch):
+    """Catches the convolution split ignoring OMP_NUM_THREADS=1 (jobs run side by side would oversubscribe the
+    cores), or splitting inside a worker process, or on one usable core."""
+    from snncheck import parallel
+    monkeypatch.setattr(parallel, "_IN_WORKER", False)    # (an in-process Dask "worker" in another test sets it)
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert parallel.frame_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert parallel.frame_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "garbage")
+    assert parallel.frame_threads() == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert parallel.frame_threads() == 1
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(parallel, "_IN_WORKER", True)
+    assert parallel.frame_threads() == 1
+
+
 def test_run_threads_waits_for_every_task_and_raises_the_first_error():
     """Catches `run_threads` returning before a task finished (a half of the output still being written) or
     swallowing a task's error."""
