@@ -57,7 +57,7 @@ def main() -> None:
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     spent, seen = collections.defaultdict(float), collections.defaultdict(list)
     wrap({"pipeline": pipeline, "dynamic": dynamic, "traps": traps}, spent)
-    n = max(2, int(bench.NETWORKS[net][2] * min(1.0, 16 / t)))
+    n, _ = bench.sample_counts(net, t)
     model, a, b, x, scale = bench.network(net, n, t)
     diff = lambda diagnose: api.diff(a, b, x, scale, module=model, backend_options={"paibox": {"batch": 32}},
                                      diagnose=diagnose)

@@ -58,9 +58,7 @@ def block(name: str, t: int, rounds: int) -> None:
     from snncheck.backends import exact_gemm
     from snncheck.backends.paibox import PAIBoxBackend, fastpath
     from snncheck.backends.reference import ReferenceBackend
-    _, _, n, n_pb = bench.NETWORKS[name]
-    per_t = min(1.0, 16 / t)
-    n, n_pb = max(2, int(n * per_t)), max(2, int(n_pb * per_t))
+    n, n_pb = bench.sample_counts(name, t)
     _, _, b, x, scale = bench.network(name, n, t)
     xb = np.rint(x.astype(np.float64) * scale)
     split, reference, paibox = exact_gemm.SPLIT_MACS, ReferenceBackend(), PAIBoxBackend(batch=32)

@@ -89,6 +89,14 @@ def network(name: str, n: int, t: int):
     return model, graph, convert.convert(graph, scale, "max").graph, x[:n], scale
 
 
+def sample_counts(name: str, t: int, scale: float = 1.0) -> tuple:
+    """(samples for the runners and diff, samples for the PAIBox variants) of a block, times `scale`; beyond T=16,
+    16/T of them: the block's time grows less than T."""
+    _, _, n, n_pb = NETWORKS[name]
+    per_t = min(1.0, 16 / t)
+    return max(2, int(n * scale * per_t)), max(2, int(n_pb * scale * per_t))
+
+
 def rounds(variants: dict, repeats: int, inside: dict) -> tuple:
     """{name: [seconds per round]}, variants interleaved within every round; results of the last round kept.
     `inside` collects, per diff variant and round, its wall time over the seconds its own runners reported."""
@@ -125,9 +133,7 @@ def block(name: str, t: int, repeats: int, scale: float, workers: int) -> dict:
     from snncheck.backends.paibox.simulate import simulate
     from snncheck.backends.reference import ReferenceBackend
     from snncheck.backends.spikingjelly import SpikingJellyBackend
-    _, _, n, n_pb = NETWORKS[name]
-    per_t = min(1.0, 16 / t)              # half the samples at T=32: the block's time grows less than T
-    n, n_pb = max(2, int(n * scale * per_t)), max(2, int(n_pb * scale * per_t))
+    n, n_pb = sample_counts(name, t, scale)
     model, a, b, x, input_scale = network(name, n, t)
     xb = np.rint(x.astype(np.float64) * input_scale)
     xp = xb[:n_pb]
