@@ -18,7 +18,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -27,19 +26,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore")
-
-
-def interleaved(variants: dict, rounds: int) -> dict:
-    """{name: [seconds]}: each variant once untimed, then every round runs each in turn."""
-    for run in variants.values():
-        run()
-    times = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, run in variants.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def same(x, y) -> bool:
@@ -71,8 +57,8 @@ def block(name: str, t: int, rounds: int) -> None:
         fastpath.FastConv2d.keep_frames = on
         return paibox.run(b, xb[:n_pb])
     try:
-        r = interleaved({"1 thread": lambda: ref(False), "split": lambda: ref(True)}, rounds)
-        p = interleaved({"every step": lambda: pb(False), "kept": lambda: pb(True)}, rounds)
+        r, _ = bench.rounds({"1 thread": lambda: ref(False), "split": lambda: ref(True)}, rounds, {})
+        p, _ = bench.rounds({"every step": lambda: pb(False), "kept": lambda: pb(True)}, rounds, {})
         print(f"{name} T={t} (reference on {n} samples, PAIBox on {n_pb}); load "
               f"{tuple(round(v, 2) for v in os.getloadavg())}")
         print(line("reference, convolutions split", r, "1 thread", "split", same(ref(False), ref(True))))
