@@ -71,7 +71,7 @@ def lag_scores(rec: LayerRecord, ref: LayerRecord, expected: int) -> LagScores:
     t = ref.steps
     counts = np.zeros(rec.steps - t + 1, np.int64)
     raw_v, ref_v = (rec.v, ref.v) if rec.v is None or ref.v is None else one_type(rec.v, ref.v)
-    rows = max(1, ROWS // max(1, ref.spikes[0].size))
+    rows = max(1, ROWS // max(1, int(np.prod(ref.spikes.shape[1:]))))
     differ, v_differ = np.empty((rows,) + ref.spikes.shape[1:], bool), np.empty((rows,) + ref.spikes.shape[1:], bool)
     for lo in range(0, ref.spikes.shape[0], rows):
         hi = min(lo + rows, ref.spikes.shape[0])

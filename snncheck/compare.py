@@ -231,8 +231,7 @@ def _compare_layer(index: int, ra: LayerRecord, rb: LayerRecord, upstream_first,
     mismatches = int(np.count_nonzero(flat))
     v_max = v_mis = None
     if ra.v is not None and rb.v is not None and (not scaled or scale):
-        v_max, v_mis = membrane_diff(ra.v, rb.v, scale if scaled else None)
-        v_mis = None if scaled else v_mis
+        v_max, v_mis = membrane_diff(ra.v, rb.v, scale)       # (no scale without v_scales; a count only without)
     explained = unexplained = propagated = 0
     flips, first, first_steps = (), None, np.full(n, t)
     if mismatches:
