@@ -64,10 +64,12 @@ def test_compare_flags_override_the_cases_encoding(tmp_path):
     (["--inputs", "EVENTS"], "--frames N"),
     (["--inputs", "EVENTS", "--frames", "4", "--frame-ms", "10"], "either"),
     (["--encoding-seed", "3"], "goes with --encoding poisson"),
+    (["--inputs", "EVENTS", "--frame-ms", "nan"], "argument --frame-ms"),
 ])
 def test_input_flag_misuse_is_a_one_line_usage_error(tmp_path, capsys, spike_b, flags, message):
     """Frames of a non-events input, events for a model that does not take two polarity channels, an events file
-    with no framing, two framings, a seed for an encoding that draws nothing."""
+    with no framing, two framings, a seed for an encoding that draws nothing, a frame length that is not a positive
+    number (caught as the flag is read, before any file is)."""
     ev = tmp_path / "ev.npz"
     rng = np.random.default_rng(0)
     np.savez(ev, t=np.arange(500), x=rng.integers(0, 8, 500), y=rng.integers(0, 8, 500), p=rng.integers(0, 2, 500))
