@@ -63,7 +63,7 @@ def load(spec: str, float_graph: Graph) -> UserNetwork:
             lambda: f"{spec}: the InputProj takes {tuple(inp.shape_out)}, A takes {folded.input_shape}")
     matched, matching = _match(folded, order, spec)
     into = _synapses_into(net)
-    graph = _deployed_graph(folded, matched, net, spec, into)
+    graph = _deployed_graph(folded, matched, spec, into)
     _note_early_inputs(net, matched, matching, into)
     return UserNetwork(net, inp, matched, [n for n, _ in order], graph, matching, spec, float_graph)
 
@@ -179,7 +179,7 @@ def _synapses_into(net) -> dict:
     return into
 
 
-def _deployed_graph(folded: Graph, matched: dict, net, spec: str, into: dict) -> Graph:
+def _deployed_graph(folded: Graph, matched: dict, spec: str, into: dict) -> Graph:
     """A's graph with, for each matched neuron, the user's threshold, reset and leak, and for each of its terms the
     weights of the user's synapse that carries it (`into`: `_synapses_into`)."""
     names = {id(node): name for name, node in matched.items()}
