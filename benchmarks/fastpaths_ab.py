@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import warnings
 from pathlib import Path
@@ -27,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore")
 
+import run as bench  # noqa: E402  (benchmarks/run.py: networks, sample counts, rounds)
+
 
 def same(x, y) -> bool:
     return all(np.array_equal(a.spikes, b.spikes) and (a.v is None or np.array_equal(a.v, b.v))
@@ -34,20 +35,20 @@ def same(x, y) -> bool:
 
 
 def line(label: str, times: dict, base: str, fast: str, identical: bool) -> str:
-    (b_min, b_med), (f_min, f_med) = ((min(times[k]) * 1e3, statistics.median(times[k]) * 1e3) for k in (base, fast))
+    (b_min, b_med), (f_min, f_med) = (tuple(1e3 * v for v in bench.stats(times[k])) for k in (base, fast))
     return (f"  {label:36s} {base} {b_min:7.2f} / {b_med:7.2f} ms   {fast} {f_min:7.2f} / {f_med:7.2f} ms   "
             f"x{b_min / f_min:5.2f} / {b_med / f_med:5.2f}   same records: {identical}")
 
 
 def block(name: str, t: int, rounds: int) -> None:
-    import run as bench
     from snncheck.backends import exact_gemm
     from snncheck.backends.paibox import PAIBoxBackend, fastpath
     from snncheck.backends.reference import ReferenceBackend
     n, n_pb = bench.sample_counts(name, t)
     _, _, b, x, scale = bench.network(name, n, t)
     xb = np.rint(x.astype(np.float64) * scale)
-    split, reference, paibox = exact_gemm.SPLIT_MACS, ReferenceBackend(), PAIBoxBackend(batch=32)
+    split, keep = exact_gemm.SPLIT_MACS, fastpath.FastConv2d.keep_frames
+    reference, paibox = ReferenceBackend(), PAIBoxBackend(batch=32)
 
     def ref(on: bool):
         exact_gemm.SPLIT_MACS = split if on else float("inf")
@@ -64,11 +65,10 @@ def block(name: str, t: int, rounds: int) -> None:
         print(line("reference, convolutions split", r, "1 thread", "split", same(ref(False), ref(True))))
         print(line("PAIBox batched 32, frame sums kept", p, "every step", "kept", same(pb(False), pb(True))))
     finally:
-        exact_gemm.SPLIT_MACS, fastpath.FastConv2d.keep_frames = split, True
+        exact_gemm.SPLIT_MACS, fastpath.FastConv2d.keep_frames = split, keep
 
 
 def main() -> None:
-    import run as bench
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nets", nargs="+", default=list(bench.NETWORKS), choices=list(bench.NETWORKS))
     p.add_argument("--T", nargs="+", type=int, default=[8, 32])
