@@ -11,9 +11,6 @@ import json
 
 import numpy as np
 
-TIMING_KEYS = ("seconds", "wall_seconds")      # what a rerun changes: left out of the comparison
-
-
 def cases() -> dict:
     """{name: zero-argument callable returning the api.diff keyword arguments of that case}."""
     return {"digits": lambda: _digits(), "csnn28": lambda: _csnn28(), "digits_vthr_x2": lambda: _digits("vthr_scale"),
@@ -47,7 +44,8 @@ def run(name: str):
 def comparable(report) -> dict:
     """The report's JSON as data, timings left out."""
     from snncheck.report.io import report_json
-    return _drop(json.loads(report_json(report)))
+    from helpers import timeless
+    return timeless(json.loads(report_json(report)))
 
 
 def _seen(seen: list, label: str, result):
@@ -58,14 +56,6 @@ def _seen(seen: list, label: str, result):
             h.update(b"-" if a is None else np.ascontiguousarray(a, dtype).tobytes())
     seen.append((label, h.hexdigest()))
     return result
-
-
-def _drop(obj):
-    if isinstance(obj, dict):
-        return {k: _drop(v) for k, v in obj.items() if k not in TIMING_KEYS}
-    if isinstance(obj, list):
-        return [_drop(v) for v in obj]
-    return obj
 
 
 def _digits(mutation=None, timing: bool = False, **plan):

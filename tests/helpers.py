@@ -190,3 +190,11 @@ def unexplained(a, b) -> dict:
 def flips(a, b) -> dict:
     """{layer: the primary flips listed, each with its margin |H - threshold| and rounding bound}."""
     return {lc.name: list(lc.flips) for lc in compare(a, b, "float_rounding").layers}
+
+
+def timeless(d):
+    """A report's JSON (dicts and lists) without its wall-clock times (every key naming seconds): what a rerun
+    changes."""
+    if isinstance(d, dict):
+        return {k: timeless(v) for k, v in d.items() if "seconds" not in k}
+    return [timeless(v) for v in d] if isinstance(d, list) else d

@@ -11,6 +11,8 @@ from snncheck import checkpoint, convert
 from snncheck.cli import main
 from snncheck.frontends import models as zoo
 
+from helpers import timeless
+
 FAST = ["--samples", "6", "--timesteps", "4", "--runners", "reference,spikingjelly"]
 
 
@@ -29,12 +31,6 @@ def _diff(tmp_path, b, *flags, name="r"):
     return code, json.loads((tmp_path / f"{name}.json").read_text()) if code != 2 else None
 
 
-def _timeless(d):
-    if isinstance(d, dict):
-        return {k: _timeless(v) for k, v in d.items() if "seconds" not in k}
-    return [_timeless(v) for v in d] if isinstance(d, list) else d
-
-
 def test_poisson_diff_same_seed_same_json_other_seed_same_verdict(tmp_path, spike_b):
     """Catches --encoding-seed ignored, spikes drawn again per run, or B's scale applied to spikes (it would
     receive 0/255 where its first layer expects 0/1)."""
@@ -42,7 +38,7 @@ def test_poisson_diff_same_seed_same_json_other_seed_same_verdict(tmp_path, spik
     code1, again = _diff(tmp_path, spike_b, "--encoding", "poisson", "--encoding-seed", "5", name="b")
     code2, other = _diff(tmp_path, spike_b, "--encoding", "poisson", "--encoding-seed", "6", name="c")
     assert code0 == code1 == code2 == 0
-    assert _timeless(r0) == _timeless(again)
+    assert timeless(r0) == timeless(again)
     assert r0["runs"]["reference:b"]["input_received"] != other["runs"]["reference:b"]["input_received"]
     assert r0["inputs"]["encoding"] == "poisson" and r0["inputs"]["encoding_seed"] == 5
     assert r0["inputs"]["description"] == "scikit-learn digits (test split), Poisson-encoded (seed 5)"

@@ -11,6 +11,8 @@ from snncheck import case as cases, pipeline
 from snncheck.inputs import encoders
 from snncheck.plan import Role, Subject
 
+from helpers import timeless
+
 CASE = Path(__file__).resolve().parents[1] / "cases" / "poisson_digits.toml"
 RUNNERS = ["reference", "spikingjelly"]
 
@@ -23,20 +25,13 @@ def _report(seed: int, **over):
     return plan, pipeline.execute(plan)
 
 
-def _timeless(d):
-    """The report's JSON without wall-clock times."""
-    if isinstance(d, dict):
-        return {k: _timeless(v) for k, v in d.items() if "seconds" not in k}
-    return [_timeless(v) for v in d] if isinstance(d, list) else d
-
-
 def test_same_seed_same_report_other_seed_other_spikes_same_verdict():
     """Catches spikes drawn anew per run or per chunk (two runs of one seed would differ) and a seed that is
     ignored (two seeds would give the same spikes)."""
     plan0, r0 = _report(0)
     _, again = _report(0)
     plan1, r1 = _report(1)
-    assert _timeless(r0.to_dict()) == _timeless(again.to_dict())
+    assert timeless(r0.to_dict()) == timeless(again.to_dict())
     assert not np.array_equal(plan0.inputs.chunk(), plan1.inputs.chunk())
     s0, s1 = (r.evidence.runs["reference:b"].layers[0].spikes for r in (r0, r1))
     assert not np.array_equal(s0, s1)
