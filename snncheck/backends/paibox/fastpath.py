@@ -192,24 +192,32 @@ class FastGather(_FloatProduct):
     def __init__(self, comm):
         super().__init__(comm)
         o, c, kh, kw = comm.weights.shape
-        (h, w), (oh, ow) = self.in_shape, self.out_shape
-        (sh, sw), (ph, pw) = tuple(comm.stride), tuple(comm.padding)
-        self.padded = np.zeros((c, h + 2 * ph, w + 2 * pw), np.uint8)
-        self.inside = (slice(None), slice(ph, ph + h), slice(pw, pw + w))
-        i, j, ch, u, v = np.ix_(np.arange(oh), np.arange(ow), np.arange(c), np.arange(kh), np.arange(kw))
-        flat = ch * self.padded.shape[1] * self.padded.shape[2] + (i * sh + u) * self.padded.shape[2] + j * sw + v
-        self.index = flat.reshape(oh * ow, c * kh * kw)
+        self.cols = int(np.prod(self.out_shape)) * c * kh * kw      # the im2col's values
+        self.gather = None      # (padded input, its inside, index): made at the first gather (a spiking layer
+        #                         past GATHER_COLS never gathers; a stacked one's index is tens of MB)
 
     @staticmethod
     def applies(comm) -> bool:
         return comm.groups == 1
 
     def _sums(self, x: np.ndarray, x_max: int) -> np.ndarray:
-        if x_max <= exact_gemm.INT8[1] and self.index.size > GATHER_COLS:
+        if x_max <= exact_gemm.INT8[1] and self.cols > GATHER_COLS:
             return FastConv2d._sums(self, x, x_max)
-        self.padded[self.inside] = x.reshape(self.padded.shape[0], *self.in_shape)
-        cols = self.padded.ravel().take(self.index)
-        return self._product(cols, x_max).T.reshape(self.zeros)
+        padded, inside, index = self.gather or self._gather()
+        padded[inside] = x.reshape(padded.shape[0], *self.in_shape)
+        return self._product(padded.ravel().take(index), x_max).T.reshape(self.zeros)
+
+    def _gather(self) -> tuple:
+        """The zero-padded input kept across steps (its border stays zero), the slice its inside is written to, and
+        the flat indices of each output position's window in it [OH * OW, C * kh * kw]."""
+        o, c, kh, kw = self.comm.weights.shape
+        (h, w), (oh, ow) = self.in_shape, self.out_shape
+        (sh, sw), (ph, pw) = tuple(self.comm.stride), tuple(self.comm.padding)
+        padded = np.zeros((c, h + 2 * ph, w + 2 * pw), np.uint8)
+        i, j, ch, u, v = np.ix_(np.arange(oh), np.arange(ow), np.arange(c), np.arange(kh), np.arange(kw))
+        flat = ch * padded.shape[1] * padded.shape[2] + (i * sh + u) * padded.shape[2] + j * sw + v
+        self.gather = padded, (slice(None), slice(ph, ph + h), slice(pw, pw + w)), flat.reshape(oh * ow, -1)
+        return self.gather
 
 
 class FastFullConn:
