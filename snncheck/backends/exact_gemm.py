@@ -156,8 +156,7 @@ class Conv2d:
         og = o // self.groups
         wk = weight.reshape(self.groups, og, cg, kh, kw).transpose(0, 1, 3, 4, 2)      # [g, o, u, v, c]
         self.weight = np.ascontiguousarray(wk).reshape(self.groups, og, kh * kw * cg)
-        self.w_sum = bound(1.0, weight.reshape(o, -1).T)
-        self.w_fits = fits_int8(weight)
+        self.matrix = Weights(weight.reshape(o, -1).T)          # W^T [C*kh*kw, O]: its bound, int8 fit, casts
         self.depthwise = cg == 1 and og == 1 and self.groups > 1
         # few input channels: a kernel row of the rows layout is a run of only kw*C values (10 bytes for 2 channels
         # 5 wide), so im2col goes channel-major instead, by runs of OW values (`_channel_major`)
@@ -166,8 +165,7 @@ class Conv2d:
         self._buffers = {}
 
     def kernel(self, x: np.ndarray) -> str:
-        x_max, x_fits = operand(x)
-        return kernel(self.w_sum * x_max, x_fits, self.w_fits)
+        return self.matrix.kernel(*operand(x))
 
     def out_shape(self, h: int, w: int) -> tuple:
         (_, _, kh, kw), (sh, sw), (ph, pw) = self.shape, self.stride, self.padding

@@ -319,8 +319,8 @@ def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
     sums stay below `NARROW`, else int64. Prepared once per layer and thread (`_prepared`)."""
     conv = _prepared(layer, _exact_conv)
     x_max, x_fits = exact_gemm.operand(x)
-    use = exact_gemm.kernel(conv.w_sum * x_max, x_fits, conv.w_fits)
-    y = conv(x, out=_narrowest(conv.w_sum * x_max + _bias_max(layer)), use=use)
+    use = conv.matrix.kernel(x_max, x_fits)
+    y = conv(x, out=_narrowest(conv.matrix.w_sum * x_max + _bias_max(layer)), use=use)
     if layer.bias is not None:           # (adding zeros would be one more pass over the layer's whole output)
         y += _bias(layer, y.dtype, y.shape[1])[:, None, None]       # y is ours: no second full-size array
     return y

@@ -81,7 +81,7 @@ class FastConv2d:
 
     def _sums(self, x: np.ndarray, x_max: int) -> np.ndarray:
         """The int32 sums of a uint8 input x whose largest value is x_max > 0."""
-        use = exact_gemm.kernel(self.conv.w_sum * x_max, x_max <= exact_gemm.INT8[1], self.conv.w_fits)
+        use = self.conv.matrix.kernel(x_max, x_max <= exact_gemm.INT8[1])
         return self.conv(x.reshape((1, self.channels) + self.in_shape), out=np.int32, use=use)[0]
 
     def _generic(self, x) -> np.ndarray:
@@ -147,7 +147,7 @@ class _FloatProduct(FastConv2d):
 
     def __init__(self, comm):
         super().__init__(comm)
-        self.matrix = exact_gemm.Weights(np.asarray(comm.weights).reshape(comm.weights.shape[0], -1).T)
+        self.matrix = self.conv.matrix
 
     def _product(self, cols: np.ndarray, x_max: int) -> np.ndarray:
         """cols [positions, K] (uint8) @ the weights [K, O], exactly, as int32 [positions, O]: float32 where every
