@@ -16,7 +16,6 @@ another run produced at its inputs); `ReferenceBackend.run` is `evaluate` from t
 """
 from __future__ import annotations
 
-import threading
 import time
 import weakref
 from typing import Iterable, Optional
@@ -202,12 +201,12 @@ _PREPARED = weakref.WeakKeyDictionary()       # node -> what its kernels prepare
 
 
 def _prepared(node, make):
-    """`make(node)`, computed once per node object and thread (prepared convolutions keep buffers)."""
+    """`make(node)`, computed once per node object (what it keeps per thread, a convolution's buffers, it keeps
+    itself)."""
     cache = _PREPARED.setdefault(node, {})
-    key = (make, threading.get_ident())
-    if key not in cache:
-        cache[key] = make(node)
-    return cache[key]
+    if make not in cache:
+        cache[make] = make(node)
+    return cache[make]
 
 
 @OPS.register(P.Conv2d)
@@ -316,7 +315,7 @@ def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
 
 def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
     """Integer convolution, exact (`exact_gemm.Conv2d`: int8 im2col and kernel for spikes), held in int32 when its
-    sums stay below `NARROW`, else int64. Prepared once per layer and thread (`_prepared`)."""
+    sums stay below `NARROW`, else int64. Prepared once per layer (`_prepared`)."""
     conv = _prepared(layer, _exact_conv)
     x_max, x_fits = exact_gemm.operand(x)
     use = conv.matrix.kernel(x_max, x_fits)
