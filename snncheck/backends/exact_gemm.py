@@ -181,7 +181,7 @@ class Conv2d:
         fill = self._channel_major if self.channel_major else self._rows
         # frames in halves on two threads (products and copies release the GIL): integer sums only, which are
         # exact in any order; a float graph's would round differently with the machine's core count
-        split = y.dtype.kind != "f" and b * oh * ow * np.prod(self.shape) >= SPLIT_MACS
+        split = b > 1 and y.dtype.kind != "f" and b * oh * ow * np.prod(self.shape) >= SPLIT_MACS
         parts = parallel.split(b, parallel.frame_threads()) if split else [(0, b)]
         if len(parts) == 1:
             fill(x, y, use)
