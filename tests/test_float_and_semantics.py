@@ -135,3 +135,13 @@ def test_batchnorm_folding_matches_torch():
     assert folded.order == ["input", "0.0", "1"]
     np.testing.assert_allclose(folded.nodes["0.0"].weight, fused.weight.detach().numpy(), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(folded.nodes["0.0"].bias, fused.bias.detach().numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_batchnorm_folding_is_done_once_per_graph():
+    """Catches every run folding its graph anew (a new graph and new synapse nodes each time, so nothing a backend
+    prepares per node is ever found again): the same graph folds to the same object."""
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer, neuron
+    graph, _ = import_module(nn.Sequential(layer.SeqToANNContainer(nn.Conv2d(3, 5, 3).eval(), nn.BatchNorm2d(5).eval()),
+                                           neuron.IFNode()), (3, 6, 6))
+    assert fold_batchnorm(graph) is fold_batchnorm(graph) and fold_batchnorm(graph) is not graph

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import numpy as np
 
@@ -16,6 +17,16 @@ def fold_batchnorm(graph: Graph) -> Graph:
     synapse of its own (one consumed by nothing else) is refused, naming it."""
     if not graph.of_type(P.BatchNorm):
         return graph
+    folded = _FOLDED.get(graph)
+    if folded is None:          # once per graph (graphs are frozen): every run of a chunked set folds the same one,
+        folded = _FOLDED[graph] = _fold(graph)      # and what backends prepare per node is then prepared once
+    return folded
+
+
+_FOLDED = weakref.WeakKeyDictionary()
+
+
+def _fold(graph: Graph) -> Graph:
     nodes, edges = dict(graph.nodes), list(graph.edges)
     for bn_name in graph.of_type(P.BatchNorm):
         bn = graph.nodes[bn_name]
