@@ -41,10 +41,10 @@ def diff(float_graph: Graph, deployed: Graph, x, input_scale: float = 1.0, modul
     """A float network (A, with the user's own module if given) against its deployed integer version (B, or the
     user's own PAIBox network as `source`), on the same inputs; B receives round(x * input_scale), or encoded
     spikes and event counts (`snncheck.inputs.encode`, `from_events`) as they are."""
-    from .inputs import deployed_scale, scale_note
+    from .inputs import deployed_scale
     inputs = as_inputs(x)
-    scale = deployed_scale(inputs, input_scale)
-    plan_options["notes"] = {**plan_options.get("notes", {}), **scale_note(inputs, input_scale, scale)}
+    scale, note = deployed_scale(inputs, input_scale)
+    plan_options["notes"] = {**plan_options.get("notes", {}), **note}
     plan = plans.diff(Subject(Role.FLOAT, float_graph, module=module),
                       Subject(Role.DEPLOYED, deployed, input_scale=scale, source=source),
                       inputs, backends, title=title, backend_options=backend_options, **plan_options)

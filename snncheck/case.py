@@ -289,9 +289,9 @@ def build_plan(case: Case, samples: Optional[int] = None, timesteps: Optional[in
     if spec.conversion.mutation:
         from . import mutations
         int_graph = mutations.apply(int_graph, graph, dict(spec.conversion.mutation), conv)
-    from .inputs import deployed_scale, scale_note
-    scale = deployed_scale(inputs, conv.input_scale)
-    plan_options.setdefault("notes", {}).update(scale_note(inputs, conv.input_scale, scale))
+    from .inputs import deployed_scale
+    scale, note = deployed_scale(inputs, conv.input_scale)
+    plan_options.setdefault("notes", {}).update(note)
     return plans.diff(Subject(Role.FLOAT, graph, module=model),
                       Subject(Role.DEPLOYED, int_graph, input_scale=scale), inputs,
                       runs or plans.BACKENDS, title=case.name, backend_options=options, **plan_options)

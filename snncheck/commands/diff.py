@@ -138,7 +138,7 @@ def _recorded_inputs(args, graph):
 
 def _diff_plan(args):
     from .. import checkpoint, plan as plans
-    from ..inputs import deployed_scale, scale_note
+    from ..inputs import deployed_scale
     from ..plan import Role, Subject
     require(args.b is None or args.paibox is None, "give either B (a deployed checkpoint) or --paibox "
                                                    "FILE.py:FACTORY, not both")
@@ -154,9 +154,9 @@ def _diff_plan(args):
     else:
         dep = checkpoint.load_deployed(args.b, model.graph, vthr=parse_vthr(args.vthr),
                                        input_scale=args.input_scale, reset=args.reset)
-        deployed = Subject(Role.DEPLOYED, dep.graph, input_scale=deployed_scale(inputs, dep.input_scale))
-        notes = dict({"inferred": dep.inferred} if dep.inferred else {},
-                     **scale_note(inputs, dep.input_scale, deployed.input_scale))
+        scale, note = deployed_scale(inputs, dep.input_scale)
+        deployed = Subject(Role.DEPLOYED, dep.graph, input_scale=scale)
+        notes = dict({"inferred": dep.inferred} if dep.inferred else {}, **note)
         b_name = Path(args.b).stem
     return plans.diff(Subject(Role.FLOAT, model.graph, module=model.model), deployed, inputs,
                       args.runners or plans.BACKENDS, title=f"{Path(args.a).stem}-vs-{b_name}", notes=notes)

@@ -72,7 +72,7 @@ def subject(spec: str, float_graph: Graph, inputs, input_scale: Optional[float] 
     """(B's Subject, report notes) for a user's own PAIBox network, as both `snncheck diff --paibox` and a case's
     [paibox] build it: B's input scale as given, else inferred; spikes and event counts are fed to B as they are
     (scale 1, noted when a scale was given)."""
-    from ..inputs import deployed_scale, scale_note, unscaled
+    from ..inputs import deployed_scale, unscaled
     from ..plan import Role, Subject
     user = load(spec, float_graph)
     notes = {"paibox_matching": user.matching, "user_nodes": user_nodes(user.matching)}
@@ -80,8 +80,8 @@ def subject(spec: str, float_graph: Graph, inputs, input_scale: Optional[float] 
         input_scale, reason = infer_input_scale(user, float_graph, inputs.chunk(0, 64))
         notes["inferred"] = [f"input_scale={input_scale:g} ({reason})"]
     declared = 1.0 if input_scale is None else float(input_scale)
-    scale = deployed_scale(inputs, declared)
-    notes.update(scale_note(inputs, declared, scale))
+    scale, note = deployed_scale(inputs, declared)
+    notes.update(note)
     return Subject(Role.DEPLOYED, user.graph, input_scale=scale, source=user), notes
 
 

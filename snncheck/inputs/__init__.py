@@ -77,17 +77,14 @@ def unscaled(inputs: Inputs) -> bool:
     return inputs.info.get("encoding") in UNSCALED
 
 
-def deployed_scale(inputs: Inputs, scale: float) -> float:
-    """What the deployed network's input is multiplied by: 1 for unscaled inputs, else its own input scale."""
-    return 1.0 if unscaled(inputs) else float(scale)
-
-
-def scale_note(inputs: Inputs, declared: float, used: float) -> dict:
-    """The report's note when B's own input scale is not applied to these inputs."""
+def deployed_scale(inputs: Inputs, declared: float) -> tuple:
+    """(what the deployed network's input is multiplied by: 1 for unscaled inputs, else its own input scale
+    `declared`; the report's notes: why `declared` is not applied, when it is not)."""
+    used = 1.0 if unscaled(inputs) else float(declared)
     if declared == used:
-        return {}
-    return {"input_scale_ignored": f"B's input scale {declared:g} is not applied: the inputs are "
-                                   f"{inputs.info['encoding']}, fed to B as they are"}
+        return used, {}
+    return used, {"input_scale_ignored": f"B's input scale {declared:g} is not applied: the inputs are "
+                                         f"{inputs.info['encoding']}, fed to B as they are"}
 
 
 def _per_channel(x, weighted: bool = False) -> np.ndarray:
