@@ -307,10 +307,8 @@ def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
     summation order differs from SpikingJelly's); integer graphs: `conv2d_exact`."""
     if exact:
         return conv2d_exact(x, layer)
-    y = _prepared(layer, _exact_conv)(x, out=np.float32, use="float32")
-    if layer.bias is not None:
-        y += _bias(layer, y.dtype, y.shape[1])[:, None, None]
-    return y
+    bias = None if layer.bias is None else _bias(layer, np.float32, layer.weight.shape[0])
+    return _prepared(layer, _exact_conv)(x, out=np.float32, use="float32", bias=bias)
 
 
 def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
@@ -319,10 +317,9 @@ def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
     conv = _prepared(layer, _exact_conv)
     x_max, x_fits = exact_gemm.operand(x)
     use = conv.matrix.kernel(x_max, x_fits)
-    y = conv(x, out=_narrowest(conv.matrix.w_sum * x_max + _bias_max(layer)), use=use)
-    if layer.bias is not None:           # (adding zeros would be one more pass over the layer's whole output)
-        y += _bias(layer, y.dtype, y.shape[1])[:, None, None]       # y is ours: no second full-size array
-    return y
+    out = _narrowest(conv.matrix.w_sum * x_max + _bias_max(layer))
+    # the bias is added as the sums are written back: one pass over the layer's output, not two
+    return conv(x, out=out, use=use, bias=None if layer.bias is None else _bias(layer, out, layer.weight.shape[0]))
 
 
 def _exact_conv(layer: P.Conv2d) -> exact_gemm.Conv2d:
