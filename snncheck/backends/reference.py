@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import require
 from ..graph import Graph, fold_batchnorm, is_integer_valued
 from ..graph import primitives as P
-from . import exact_gemm
+from . import exact_gemm, fused_neuron
 from .base import Backend, LayerRecord, OutputRecord, Registry, RunResult, check_inputs, rounding_bounds
 
 OPS = Registry("reference", lambda kind: f"the reference has no implementation of {kind}")
@@ -157,7 +157,11 @@ def _frames(fn):
 def run_neuron(neuron: P.Neuron, x: np.ndarray, record_v: bool = True):
     """x: [N, T, ...] synaptic input. Returns spikes (bool), v after reset and h before firing, [N, T, ...].
 
-    Each step writes straight into the records (or, without record_v, into two scratch frames)."""
+    Each step writes straight into the records (or, without record_v, into two scratch frames). The neurons whose
+    update is exact on integers run compiled, one pass per step (`fused_neuron`), with the same results."""
+    params = fused_neuron.plan(neuron, x)
+    if params is not None:
+        return fused_neuron.run(neuron, x, params, record_v)
     v = np.full(x[:, 0].shape, neuron.initial_v, dtype=x.dtype)
     spikes = np.empty(x.shape, dtype=bool)
     vs = np.empty(x.shape, x.dtype) if record_v else None
