@@ -6,15 +6,19 @@ computes the same step in two passes over one step's values (the charge, then th
 compiler vectorizes: 1.8-5x faster than NumPy per neuron layer here, the most on small layers, where NumPy's fixed
 cost per call dominates (`benchmarks/fastpaths_ab.py` measures it in the reference's runs).
 
-What it computes, per step t and element (scalar parameters, integer values, exact):
+What it computes, per step t and element (scalar parameters; the same arithmetic as NumPy's, so the same bits):
 
-    H[t] = V[t-1] + X[t] + leak                         (IF: leak = 0; AdditiveLIF: its constant leak)
-    S[t] = H[t] >= fire_at                              ("h > threshold" on integers is "h >= threshold + 1")
-    V[t] = H[t] * keep + shift   where S[t], else H[t]  (hard: keep 0, shift v_reset; soft: keep 1, shift -threshold)
+    H[t] = V[t-1] + X[t] + leak                     (IF: leak = 0, on floats -0.0, which changes no value)
+    S[t] = H[t] >= fire_at                          (">": on integers threshold + 1, on floats the next float up)
+    V[t] = H[t] * a1 + b1  where S[t], else H[t] * a0 + b0
+
+with (a1, b1) = (0, v_reset) for a hard reset, (1, -threshold) for a soft one, and (a0, b0) = (1, 0): multiplying
+by 0 or 1 and adding are exact, and on floats the signed zeros are chosen as `after_fire`'s own operations leave
+them (H * (1 - S) + S * v_reset; H - S * threshold: where no spike, NumPy adds a zero signed like the parameter).
 
 It takes only what it computes exactly as NumPy does (`plan`): an IF or AdditiveLIF (not a subclass, methods as
-defined) with scalar parameters on an int32 or int64 state; every other neuron (float states, multiplicative
-leaks, per-neuron parameters, a user's own neuron class) runs in NumPy.
+defined) with scalar parameters on an int32, int64 or float32 state; every other neuron (multiplicative leaks,
+per-neuron parameters, a user's own neuron class) runs in NumPy.
 Without numba (it is a dependency, but a platform may lack its wheels) everything runs in NumPy.
 `ENABLED` switches it off for the baseline of benchmarks and identity tests.
 """
@@ -28,7 +32,7 @@ import numpy as np
 from ..graph import primitives as P
 
 ENABLED = True
-INTEGER_STATES = (np.dtype(np.int32), np.dtype(np.int64))
+STATES = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.float32))
 STEPS = ("charge", "fire", "after_fire")
 # the step methods this kernel restates, per neuron type: a subclass, or a method replaced (a planted bug, a patch),
 # is not what the kernel computes, and runs in NumPy
@@ -36,23 +40,45 @@ RESTATED = {cls: tuple(getattr(cls, m) for m in STEPS) for cls in (P.IF, P.Addit
 
 
 def plan(neuron: P.Neuron, x: np.ndarray) -> Optional[tuple]:
-    """(fire_at, keep, shift, leak) as x's dtype when the kernel computes this neuron on x exactly; else None."""
+    """(fire_at, a1, b1, a0, b0, leak) in x's dtype when the kernel computes this neuron on x exactly; else None."""
     restated = RESTATED.get(type(neuron))
-    if not ENABLED or x.dtype not in INTEGER_STATES or restated is None or \
+    if not ENABLED or x.dtype not in STATES or restated is None or \
             restated != tuple(getattr(type(neuron), m) for m in STEPS):
         return None
-    leak = getattr(neuron, "leak", 0)
-    values = (neuron.threshold, neuron.v_reset, neuron.initial_v, leak)
-    if any(np.ndim(v) for v in values) or not all(float(v).is_integer() for v in values) or _kernel() is None:
+    leak = getattr(neuron, "leak", None)
+    values = [v for v in (neuron.threshold, neuron.v_reset, neuron.initial_v, leak) if v is not None]
+    if any(np.ndim(v) for v in values) or _kernel() is None:
+        return None
+    params = (_integer_params if x.dtype.kind == "i" else _float_params)(neuron, x.dtype)
+    return None if params is None else tuple(x.dtype.type(p) for p in params)
+
+
+def _integer_params(neuron: P.Neuron, dtype) -> Optional[tuple]:
+    values = (neuron.threshold, neuron.v_reset, neuron.initial_v, getattr(neuron, "leak", 0))
+    if not all(float(v).is_integer() for v in values):
         return None
     theta = int(neuron.threshold)
     fire_at = theta if neuron.fire_rule == ">=" else theta + 1
-    keep, shift = (1, -theta) if neuron.soft_reset else (0, int(neuron.v_reset))
-    params = (fire_at, keep, shift, int(leak), int(neuron.initial_v))
-    info = np.iinfo(x.dtype)        # (a parameter beyond the state's range: NumPy's casts say what happens)
-    if not all(info.min <= p <= info.max for p in params):
+    a1, b1 = (1, -theta) if neuron.soft_reset else (0, int(neuron.v_reset))
+    params = (fire_at, a1, b1, 1, 0, int(values[3]))
+    info = np.iinfo(dtype)          # (a parameter beyond the state's range: NumPy's casts say what happens)
+    return params if all(info.min <= p <= info.max for p in params + (int(neuron.initial_v),)) else None
+
+
+def _float_params(neuron: P.Neuron, dtype) -> Optional[tuple]:
+    f = dtype.type
+    theta = f(neuron.threshold)
+    if not np.isfinite(theta):
         return None
-    return tuple(x.dtype.type(p) for p in params[:4])
+    fire_at = theta if neuron.fire_rule == ">=" else np.nextafter(theta, f(np.inf))
+    # where no spike, NumPy adds (or subtracts) 0.0 * parameter: a zero with the parameter's sign
+    if neuron.soft_reset:               # H - S * theta
+        a1, b1, a0, b0 = 1, -theta, 1, -(f(0) * theta)
+    elif neuron.plain_zero_reset:       # H * (1 - S): H * 0 where a spike, H * 1 elsewhere; nothing added
+        a1, b1, a0, b0 = 0, -0.0, 1, -0.0
+    else:                               # H * (1 - S) + S * v_reset
+        a1, b1, a0, b0 = 0, f(neuron.v_reset), 1, f(0) * f(neuron.v_reset)
+    return fire_at, a1, b1, a0, b0, (-0.0 if type(neuron) is P.IF else f(neuron.leak))
 
 
 def run(neuron: P.Neuron, x: np.ndarray, params: tuple, record_v: bool) -> tuple:
@@ -82,7 +108,7 @@ def _kernel():
         return None
 
     @numba.njit(nogil=True, cache=True)
-    def steps(x, v0, fire_at, keep, shift, leak, spikes, hs, vs, record):
+    def steps(x, v0, fire_at, a1, b1, a0, b0, leak, spikes, hs, vs, record):
         n_, t_, m_ = spikes.shape
         r = 1 if record else 0          # without records, h and v live in one scratch frame each
         for n in range(n_):
@@ -96,6 +122,6 @@ def _kernel():
                     h = hh[i]
                     s = h >= fire_at
                     sp[i] = s
-                    vv[i] = h * keep + shift if s else h
+                    vv[i] = h * (a1 if s else a0) + (b1 if s else b0)
                 v = vv
     return steps

@@ -314,9 +314,15 @@ class Neuron(Primitive):
         if self.soft_reset:
             return np.subtract(h, s * _scalar(self.threshold, h), out=out)
         v = np.multiply(h, ~s, out=out)
-        if not (isinstance(self.v_reset, (int, float)) and self.v_reset == 0):     # (no array test every step)
+        if not self.plain_zero_reset:
             v += s * _scalar(self.v_reset, h)
         return v
+
+    @property
+    def plain_zero_reset(self) -> bool:
+        """v_reset is a plain 0 (a Python number): a hard reset then adds nothing to H * (1 - S) (no array test
+        every step; on floats, H's -0.0 stays -0.0)."""
+        return isinstance(self.v_reset, (int, float)) and self.v_reset == 0
 
 
 @dataclass(frozen=True, eq=False)
