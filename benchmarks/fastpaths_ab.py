@@ -3,6 +3,7 @@ to give the same records:
 
 - the reference's big integer convolutions split by frames over two threads (`exact_gemm.SPLIT_MACS`) against
   one thread;
+- the reference's compiled neuron update (`fused_neuron`) against NumPy's step-by-step update;
 - PAIBox's convolution twin keeping the last input frame's sums (`fastpath.FastConv2d.keep_frames`) against
   computing them at every step (PAIBox batched 32).
 
@@ -41,7 +42,7 @@ def line(label: str, times: dict, base: str, fast: str, identical: bool) -> str:
 
 
 def block(name: str, t: int, rounds: int) -> None:
-    from snncheck.backends import exact_gemm
+    from snncheck.backends import exact_gemm, fused_neuron
     from snncheck.backends.paibox import PAIBoxBackend, fastpath
     from snncheck.backends.reference import ReferenceBackend
     n, n_pb = bench.sample_counts(name, t)
@@ -54,18 +55,24 @@ def block(name: str, t: int, rounds: int) -> None:
         exact_gemm.SPLIT_MACS = split if on else float("inf")
         return reference.run(b, xb)
 
+    def neurons(on: bool):
+        fused_neuron.ENABLED = on
+        return reference.run(b, xb)
+
     def pb(on: bool):
         fastpath.FastConv2d.keep_frames = on
         return paibox.run(b, xb[:n_pb])
     try:
         r, _ = bench.rounds({"1 thread": lambda: ref(False), "split": lambda: ref(True)}, rounds, {})
+        f, _ = bench.rounds({"NumPy": lambda: neurons(False), "compiled": lambda: neurons(True)}, rounds, {})
         p, _ = bench.rounds({"every step": lambda: pb(False), "kept": lambda: pb(True)}, rounds, {})
         print(f"{name} T={t} (reference on {n} samples, PAIBox on {n_pb}); load "
               f"{tuple(round(v, 2) for v in os.getloadavg())}")
         print(line("reference, convolutions split", r, "1 thread", "split", same(ref(False), ref(True))))
+        print(line("reference, neurons compiled", f, "NumPy", "compiled", same(neurons(False), neurons(True))))
         print(line("PAIBox batched 32, frame sums kept", p, "every step", "kept", same(pb(False), pb(True))))
     finally:
-        exact_gemm.SPLIT_MACS, fastpath.FastConv2d.keep_frames = split, keep
+        exact_gemm.SPLIT_MACS, fastpath.FastConv2d.keep_frames, fused_neuron.ENABLED = split, keep, True
 
 
 def main() -> None:

@@ -72,19 +72,27 @@ def test_every_gemm_kernel_is_exact_at_its_limits(use, a_range, k):
 def test_exact_conv_equals_int64_convolution(shape, weight, stride, padding, groups, x_kind):
     """Catches a wrong im2col in either layout (a window shifted by one, a group's channels off by one, padding on one
     side only),
-    integer inputs carried as floats (as the reference's input is) mishandled, a stale reused buffer (chunks of 1 frame: every chunk reuses the last one's), and a depthwise sum that
-    misses a kernel position."""
+    integer inputs carried as floats (as the reference's input is) mishandled, a stale reused buffer (chunks of 1 frame: every chunk reuses the last one's), a depthwise sum that
+    misses a kernel position, and the bias added on the write-back to the wrong channels (another group's) or
+    to one chunk only."""
     rng = np.random.default_rng(2)
     x = rng.random(shape) < 0.3 if x_kind == "spikes" else rng.integers(0, 256, shape).astype(np.float64)
     w = rng.integers(-128, 128, weight)
+    bias = rng.integers(-1000, 1000, weight[0])
     conv = exact_gemm.Conv2d(w, stride, padding, groups)
     want = _conv_int64(x, w, stride, padding, groups)
+    biased = want + bias[:, None, None]
     assert np.array_equal(conv(x), want)
     old = exact_gemm.COLS_BYTES
     exact_gemm.COLS_BYTES = 1              # one frame per chunk
     try:
-        assert np.array_equal(conv(x), want)
-        assert np.array_equal(conv(x, out=np.int32), want.astype(np.int32))
+        for _ in range(2):                 # big chunks, then one frame per chunk
+            assert np.array_equal(conv(x), want)
+            assert np.array_equal(conv(x, out=np.int32), want.astype(np.int32))
+            assert np.array_equal(conv(x, bias=bias), biased)
+            assert np.array_equal(conv(x, out=np.int32, bias=bias.astype(np.int32)), biased)
+            assert np.array_equal(conv(x, out=np.float32, use="float32", bias=bias.astype(np.float32)), biased)
+            exact_gemm.COLS_BYTES = old
     finally:
         exact_gemm.COLS_BYTES = old
 
@@ -113,9 +121,10 @@ def test_conv_split_over_threads_equals_one_thread(monkeypatch, shape, weight, s
     monkeypatch.setattr(parallel, "run_threads", lambda tasks, run=parallel.run_threads: split.append(len(tasks))
                         or run(tasks))
     conv = exact_gemm.Conv2d(w, stride, padding)
+    bias = rng.integers(-99, 99, weight[0]).astype(np.int32)
     for _ in range(2):              # the second call reuses each thread's buffers
         assert np.array_equal(conv(x), want)
-        assert np.array_equal(conv(x, out=np.int32), want.astype(np.int32))
+        assert np.array_equal(conv(x, out=np.int32, bias=bias), want + bias[:, None, None])
     assert split == [2] * 4 and torch.get_num_threads() == threads
     conv(x, out=np.float32, use="float32")          # a float graph's sums would round with the core count
     assert split == [2] * 4

@@ -109,6 +109,15 @@ def _wraps(out, use: str) -> bool:
     return np.dtype(out).kind == "i" and out != np.int64 and use != "int8"
 
 
+def _write_back(y: np.ndarray, z: np.ndarray, bias) -> None:
+    """y = z (+ bias [O, 1]), cast to y's dtype; the bias is added in y's dtype (integer sums: exactly, as adding
+    it to y afterwards would; a float graph's: in float32, as before)."""
+    if bias is None:
+        np.copyto(y, z, casting="unsafe")
+    else:
+        np.add(z, bias, out=y, casting="unsafe", dtype=y.dtype)
+
+
 def _as_torch_int8(x: np.ndarray):
     """x as an int8 torch tensor with canonical strides. oneDNN takes a matrix's leading dimension from its
     strides, and NumPy gives a dimension of size 1 any stride: `W.T` of a Linear with one input is (1, N) with
@@ -142,9 +151,10 @@ class Conv2d:
     """An exact integer convolution, prepared once: weights reordered channels-last [groups, O/groups, kh*kw*C],
     im2col buffers kept across calls (PAIBox calls a synapse once per step with the same shapes).
 
-    `__call__(x [B, C, H, W], out=np.int64)`: im2col rows [B * OH * OW, kh*kw*C] in the narrowest dtype the
+    `__call__(x [B, C, H, W], out=np.int64, bias=None)`: im2col rows [B * OH * OW, kh*kw*C] in the narrowest dtype the
     kernel takes (int8 for spikes: a quarter of float32's bytes), chunk by chunk of frames, by kh*kw strided slice
-    copies; times the weights by `product`; written back NCHW per chunk. A depthwise convolution (one channel per
+    copies; times the weights by `product`; written back NCHW per chunk, plus `bias` [O] (in `out`'s dtype) on the
+    way: one pass over the output instead of two. A depthwise convolution (one channel per
     group: PAIBox's pooling) is a sum of kh*kw shifted, weighted slices instead. `out=np.int32` wraps as an int64
     sum cast to int32 does (what PAIBox's own convolution returns)."""
 
@@ -171,14 +181,18 @@ class Conv2d:
         (_, _, kh, kw), (sh, sw), (ph, pw) = self.shape, self.stride, self.padding
         return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
 
-    def __call__(self, x: np.ndarray, out=np.int64, use: str = None) -> np.ndarray:
+    def __call__(self, x: np.ndarray, out=np.int64, use: str = None, bias: np.ndarray = None) -> np.ndarray:
         use = use or self.kernel(x)
         if self.depthwise:
-            return self._depthwise(x, out, use)
+            y = self._depthwise(x, out, use)
+            if bias is not None:
+                y += bias[:, None, None]
+            return y
         b, _, h, w = x.shape
         oh, ow = self.out_shape(h, w)
         y = np.empty((b, self.shape[0], oh * ow), out)
         fill = self._channel_major if self.channel_major else self._rows
+        fill = functools.partial(fill, bias=None if bias is None else bias.reshape(-1, 1))
         # frames in halves on two threads (products and copies release the GIL): integer sums only, which are
         # exact in any order; a float graph's would round differently with the machine's core count
         split = b > 1 and y.dtype.kind != "f" and b * oh * ow * np.prod(self.shape) >= SPLIT_MACS
@@ -189,7 +203,7 @@ class Conv2d:
             parallel.run_threads([lambda lo=lo, hi=hi: fill(x[lo:hi], y[lo:hi], use) for lo, hi in parts])
         return y.reshape(b, self.shape[0], oh, ow)
 
-    def _rows(self, x: np.ndarray, y: np.ndarray, use: str) -> None:
+    def _rows(self, x: np.ndarray, y: np.ndarray, use: str, bias=None) -> None:
         """y [B, O, OH * OW] = the convolution of x, by im2col in the rows layout, chunk by chunk of frames."""
         o, cg, kh, kw = self.shape
         og, k = o // self.groups, cg * kh * kw
@@ -211,9 +225,10 @@ class Conv2d:
                 z = product(self.weight[g], cols[:n].reshape(-1, k).T, use).reshape(og, n, oh * ow)
                 if _wraps(y.dtype, use):
                     z = z.astype(np.int64)          # then wrapped to `out` as PAIBox's astype does
-                np.copyto(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(1, 0, 2), casting="unsafe")
+                _write_back(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(1, 0, 2),
+                            None if bias is None else bias[g * og:(g + 1) * og])
 
-    def _channel_major(self, x: np.ndarray, y: np.ndarray, use: str) -> None:
+    def _channel_major(self, x: np.ndarray, y: np.ndarray, use: str, bias=None) -> None:
         """One group, few channels: frames padded NCHW (no transpose), cols[c, u, v, n, i, j] = padded[n, c,
         sh*i + u, sw*j + v] by kh*kw copies, then W [O, C*kh*kw] @ cols (Caffe's im2col), into y [B, O, OH * OW]."""
         o, c, kh, kw = self.shape
@@ -239,7 +254,7 @@ class Conv2d:
             z = product(self.weight_cm, cols.reshape(k, n * oh * ow), use).reshape(o, n, oh * ow)
             if _wraps(y.dtype, use):
                 z = z.astype(np.int64)
-            np.copyto(y[lo:lo + n], z.transpose(1, 0, 2), casting="unsafe")
+            _write_back(y[lo:lo + n], z.transpose(1, 0, 2), bias)
 
     def _im2col(self, padded: np.ndarray, cols: np.ndarray, g: int) -> None:
         """cols[n, i, j, u, v, c] = padded[n, sh*i + u, sw*j + v, g*cg + c]. With one group, the kw*C values of a

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import require
 from ..graph import Graph, fold_batchnorm, is_integer_valued
 from ..graph import primitives as P
-from . import exact_gemm
+from . import exact_gemm, fused_neuron
 from .base import Backend, LayerRecord, OutputRecord, Registry, RunResult, check_inputs, rounding_bounds
 
 OPS = Registry("reference", lambda kind: f"the reference has no implementation of {kind}")
@@ -157,7 +157,11 @@ def _frames(fn):
 def run_neuron(neuron: P.Neuron, x: np.ndarray, record_v: bool = True):
     """x: [N, T, ...] synaptic input. Returns spikes (bool), v after reset and h before firing, [N, T, ...].
 
-    Each step writes straight into the records (or, without record_v, into two scratch frames)."""
+    Each step writes straight into the records (or, without record_v, into two scratch frames). The neurons whose
+    update is exact on integers run compiled, one pass per step (`fused_neuron`), with the same results."""
+    params = fused_neuron.plan(neuron, x)
+    if params is not None:
+        return fused_neuron.run(neuron, x, params, record_v)
     v = np.full(x[:, 0].shape, neuron.initial_v, dtype=x.dtype)
     spikes = np.empty(x.shape, dtype=bool)
     vs = np.empty(x.shape, x.dtype) if record_v else None
@@ -307,10 +311,8 @@ def conv2d(x: np.ndarray, layer: P.Conv2d, exact: bool) -> np.ndarray:
     summation order differs from SpikingJelly's); integer graphs: `conv2d_exact`."""
     if exact:
         return conv2d_exact(x, layer)
-    y = _prepared(layer, _exact_conv)(x, out=np.float32, use="float32")
-    if layer.bias is not None:
-        y += _bias(layer, y.dtype, y.shape[1])[:, None, None]
-    return y
+    bias = None if layer.bias is None else _bias(layer, np.float32, layer.weight.shape[0])
+    return _prepared(layer, _exact_conv)(x, out=np.float32, use="float32", bias=bias)
 
 
 def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
@@ -319,10 +321,9 @@ def conv2d_exact(x: np.ndarray, layer: P.Conv2d) -> np.ndarray:
     conv = _prepared(layer, _exact_conv)
     x_max, x_fits = exact_gemm.operand(x)
     use = conv.matrix.kernel(x_max, x_fits)
-    y = conv(x, out=_narrowest(conv.matrix.w_sum * x_max + _bias_max(layer)), use=use)
-    if layer.bias is not None:           # (adding zeros would be one more pass over the layer's whole output)
-        y += _bias(layer, y.dtype, y.shape[1])[:, None, None]       # y is ours: no second full-size array
-    return y
+    out = _narrowest(conv.matrix.w_sum * x_max + _bias_max(layer))
+    # the bias is added as the sums are written back: one pass over the layer's output, not two
+    return conv(x, out=out, use=use, bias=None if layer.bias is None else _bias(layer, out, layer.weight.shape[0]))
 
 
 def _exact_conv(layer: P.Conv2d) -> exact_gemm.Conv2d:

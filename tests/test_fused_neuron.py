@@ -1,0 +1,110 @@
+"""The reference's compiled neuron update (`fused_neuron`) gives exactly what the step-by-step NumPy update of the
+primitives' equations gives: spikes, v and h, dtypes included, for every neuron it takes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from snncheck.backends import fused_neuron
+from snncheck.backends.reference import ReferenceBackend, run_neuron
+from snncheck.graph import primitives as P
+
+from helpers import int_csnn, pixel_inputs
+
+pytestmark = pytest.mark.skipif(fused_neuron._kernel() is None, reason="numba is not installed")
+
+
+def numpy_only(neuron, x, record_v=True):
+    fused_neuron.ENABLED = False
+    try:
+        return run_neuron(neuron, x, record_v)
+    finally:
+        fused_neuron.ENABLED = True
+
+
+@st.composite
+def cases(draw):
+    dtype = draw(st.sampled_from([np.int32, np.int64]))
+    theta = draw(st.integers(-5, 60))
+    kind = draw(st.sampled_from(["IF", "AdditiveLIF"]))
+    common = dict(threshold=theta, reset=draw(st.sampled_from(["hard", "soft"])),
+                  v_reset=draw(st.integers(-20, 20)), fire_rule=draw(st.sampled_from([">=", ">"])),
+                  v_init=draw(st.one_of(st.none(), st.integers(-30, 30))))
+    neuron = P.IF(**common) if kind == "IF" else P.AdditiveLIF(leak=draw(st.integers(-6, 6)), **common)
+    n, t = draw(st.integers(1, 4)), draw(st.integers(1, 9))
+    shape = draw(st.sampled_from([(), (5,), (3, 4), (2, 3, 5)]))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    repeated = t > 1 and draw(st.booleans())          # direct encoding: one frame broadcast over the steps
+    x = rng.integers(-25, 40, (n, 1 if repeated else t) + shape).astype(dtype)
+    return neuron, np.broadcast_to(x, (n, t) + shape), draw(st.booleans())
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases())
+def test_compiled_update_is_the_numpy_update(case):
+    """Catches any difference between the kernel and the equations: an off-by-one in the step loop (a step
+    skipped or read twice), `>` fired as `>=` (equality fires only under ">="), the soft reset subtracting
+    the wrong value, the leak added once instead of every step, v_init ignored, a broadcast input read at the
+    wrong step, a scratch frame without records that does not carry v."""
+    neuron, x, record_v = case
+    assert fused_neuron.plan(neuron, x) is not None         # (the kernel runs: the comparison is not vacuous)
+    got, want = run_neuron(neuron, x, record_v), numpy_only(neuron, x, record_v)
+    for g, w in zip(got, want):
+        assert (g is None) == (w is None)
+        if w is not None:
+            assert g.dtype == w.dtype and g.shape == w.shape and np.array_equal(g, w)
+
+
+def test_threshold_equality_and_hard_reset_values():
+    """Catches the fire rule inverted at equality: x = threshold fires under ">=" and not under ">", and a hard
+    reset leaves v_reset."""
+    x = np.full((1, 2, 3), 14, np.int32)          # step 0: H = 14 fires; step 1: H = -4 + 14 = 10, the threshold
+    s, v, h = run_neuron(P.IF(10, v_reset=-4, v_init=0), x)
+    assert s.all() and (v == -4).all() and (h[:, 1] == 10).all()
+    s, v, h = run_neuron(P.IF(10, v_reset=-4, v_init=0, fire_rule=">"), x)
+    assert s[:, 0].all() and not s[:, 1].any() and (v[:, 1] == 10).all()
+
+
+@pytest.mark.parametrize("neuron, dtype, why", [
+    (P.IF(10), np.float32, "float states run in NumPy, in SpikingJelly's operation order"),
+    (P.LIF(10, tau=2.0), np.int64, "a multiplicative leak makes fractions"),
+    (P.IF(np.array([10, 11, 12])), np.int32, "per-neuron thresholds"),
+    (P.AdditiveLIF(10, leak=np.array([1, 2, 3])), np.int32, "per-neuron leaks"),
+    (P.IF(2 ** 31 - 1, fire_rule=">"), np.int32, "threshold + 1 beyond int32"),
+])
+def test_what_the_kernel_does_not_take_runs_in_numpy(neuron, dtype, why):
+    """Catches the kernel taking a neuron it would compute differently from NumPy (`why`)."""
+    x = np.ones((2, 3, 3), dtype)
+    assert fused_neuron.plan(neuron, x) is None, why
+
+
+def test_a_subclass_or_a_replaced_step_runs_in_numpy(monkeypatch):
+    """Catches the kernel running a neuron whose steps are not the ones it restates: a user's subclass of IF, or
+    a step method replaced (the fuzzing campaign plants bugs that way; the reference must compute them)."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class Mine(P.IF):
+        def charge(self, v, x, out=None):
+            return np.add(v, 2 * x, out=out)
+    x = np.ones((1, 2, 3), np.int32)
+    assert fused_neuron.plan(P.IF(3), x) is not None and fused_neuron.plan(Mine(3), x) is None
+    assert (run_neuron(Mine(3), x)[2][:, 0] == 2).all()
+    monkeypatch.setattr(P.Neuron, "fire", lambda self, h, out=None: np.greater(h, self.threshold, out=out))
+    assert fused_neuron.plan(P.IF(3), x) is None
+
+
+def test_reference_runs_are_the_same_with_and_without_the_kernel():
+    """Catches the reference's records of a whole integer network changing with the compiled update (as
+    `ReferenceBackend.run` feeds it: int32 or int64 states, a repeated input frame on the first layer)."""
+    graph, inputs = int_csnn(), pixel_inputs(6, 5)
+    got = ReferenceBackend().run(graph, inputs)
+    fused_neuron.ENABLED = False
+    try:
+        want = ReferenceBackend().run(graph, inputs)
+    finally:
+        fused_neuron.ENABLED = True
+    for g, w in zip(got.layers, want.layers):
+        assert np.array_equal(g.spikes, w.spikes) and np.array_equal(g.v, w.v) and g.v.dtype == w.v.dtype
+    assert any(r.spikes.any() for r in got.layers)
