@@ -70,16 +70,15 @@ def top_error(rep: dict):
     return (errors[0]["code"], errors[0]["layer"]) if errors else None
 
 
-def planted(a: Path, name: str, shape: tuple, args, tmp: Path, bug: dict, pick, model, conv) -> str:
-    """Plants `bug` in `conv` (the correct conversion of A, loaded as `model`; mutations leave it as it is), diffs
+def planted(a: Path, name: str, shape: tuple, args, tmp: Path, bug: dict, pick, graph, conv) -> str:
+    """Plants `bug` in `conv` (the correct conversion of A's float `graph`; mutations leave it as it is), diffs
     A against it; 'code @ layer' and whether it is the layer."""
-    layer = pick(conv, model.graph)
+    layer = pick(conv, graph)
     bug = dict(bug, layer=layer)
     path = tmp / f"{name}-{bug['name']}.pth"
-    checkpoint.save_deployed(dataclasses.replace(conv, graph=mutations.apply(conv.graph, model.graph, bug, conv)),
-                             path)
+    checkpoint.save_deployed(dataclasses.replace(conv, graph=mutations.apply(conv.graph, graph, bug, conv)), path)
     top = top_error(diff(a, path, name, shape, args, tmp, bug["name"], "reference,spikingjelly"))
-    hit = top is not None and top[1] == mutations.target(conv.graph, model.graph, conv, bug["name"], layer)
+    hit = top is not None and top[1] == mutations.target(conv.graph, graph, conv, bug["name"], layer)
     return f"{'named' if hit else 'MISSED'}: {top[0]} @ {top[1]}" if top else "MISSED: no error"
 
 
@@ -109,12 +108,11 @@ def if_row(name: str, args, tmp: Path) -> dict:
     firing = [l.get("reference:b~spikingjelly:a", l.get("spikingjelly:a~reference:b", {})).get("firing_rate_b")
               for l in rep.get("layers", [])]
     row["firing B"] = "/".join(f"{f:.2f}" for f in firing if f is not None)
-    model = checkpoint.load_float(a, spec(name), input_shape=shape)     # once for both planted bugs
-    conv = convert.convert(model.graph, INPUT_SCALE, "max")
+    conv = convert.convert(graph, INPUT_SCALE, "max")     # A as imported above (what `a` holds), for both bugs
     row["bias /255"] = planted(a, name, shape, args, tmp, {"name": "bias_unscaled"},
-                               lambda conv, g: mutations.target(conv.graph, g, conv, "bias_unscaled"), model, conv)
+                               lambda conv, g: mutations.target(conv.graph, g, conv, "bias_unscaled"), graph, conv)
     row["threshold x2"] = planted(a, name, shape, args, tmp, {"name": "vthr_scale", "factor": 2},
-                                  lambda conv, g: conv.graph.neurons[min(1, len(conv.graph.neurons) - 1)], model, conv)
+                                  lambda conv, g: conv.graph.neurons[min(1, len(conv.graph.neurons) - 1)], graph, conv)
     return dict(row, seconds=time.perf_counter() - start)
 
 

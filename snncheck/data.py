@@ -63,18 +63,19 @@ def events(n: int, timesteps: int, size: int = 16, events_per_sample: int = 400,
     return out
 
 
-def open_array(path) -> np.ndarray:
-    """A user's .npy, memory-mapped, numeric: never unpickled, never a FIFO (np.load would block for ever)."""
+def open_array(path, what: str = "inputs") -> np.ndarray:
+    """A user's .npy, memory-mapped, numeric: never unpickled, never a FIFO (np.load would block for ever).
+    `what` names the file's role in the errors (inputs, labels)."""
     import os
-    require(not os.path.exists(path) or os.path.isfile(path), lambda: f"inputs {path}: not a regular file")
+    require(not os.path.exists(path) or os.path.isfile(path), lambda: f"{what} {path}: not a regular file")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
-        raise InputError(f"inputs file not found: {path}") from None
+        raise InputError(f"{what} file not found: {path}") from None
     except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"cannot read inputs {path}: {exc} (a .npy array is expected)") from None
-    require(isinstance(arr, np.ndarray), lambda: f"inputs {path}: a .npy array is expected, not a .npz archive")
-    require(arr.dtype.kind in "biuf", lambda: f"inputs {path}: numeric array expected, got dtype {arr.dtype}")
+        raise InputError(f"cannot read {what} {path}: {exc} (a .npy array is expected)") from None
+    require(isinstance(arr, np.ndarray), lambda: f"{what} {path}: a .npy array is expected, not a .npz archive")
+    require(arr.dtype.kind in "biuf", lambda: f"{what} {path}: numeric array expected, got dtype {arr.dtype}")
     return arr
 
 

@@ -51,15 +51,15 @@ def membrane_diff(a: np.ndarray, b: np.ndarray, scale: Optional[float] = None) -
     scale)` (no division without a scale); then `(float(d.max()), int((d > 0).sum()))`, the count None with a scale
     (in other units the membranes never agree exactly: compare reports no count). Only the entries that can hold
     the maximum go through int64 or float64: those that differ, or those whose float32 difference is (within its
-    rounding error of) the largest float32 difference. NaN, infinities and empty arrays take the plain way (a
-    float32 difference is finite only where both values are). NumPy's warnings about NaN and infinities are
-    silenced: the screens expect them, and the result says what they mean."""
+    rounding error of) the largest float32 difference. NaN, infinities, empty arrays and arrays of other shapes
+    (broadcast) take the plain way (a float32 difference is finite only where both values are). NumPy's warnings
+    about NaN and infinities are silenced: the screens expect them, and the result says what they mean."""
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         return _membrane_diff(a, b, scale)
 
 
 def _membrane_diff(a: np.ndarray, b: np.ndarray, scale: Optional[float]) -> tuple:
-    if not a.size:
+    if not a.size or a.shape != b.shape:
         return _plain(a, b, scale)
     if scale is not None:
         ok = a.dtype == np.float32 and np.isfinite(float(scale)) and scale
@@ -102,13 +102,11 @@ def _differing(a: np.ndarray, b: np.ndarray) -> tuple:
 
 def _screened(a: np.ndarray, b: np.ndarray) -> tuple:
     """Both exactly float32: their float32 difference is the exact one correctly rounded, and rounding keeps order,
-    so the largest exact difference is among the largest float32 ones. Block by block (`_blocks`): the largest
+    so the largest exact difference is among the largest float32 ones. Block by block (`_Blocks`): the largest
     float32 difference, and the entries that differ (a float32 difference of finite values is 0 only where they are
     equal); the exact one only on the blocks that hold the largest."""
-    blocks = _blocks(a, b, lambda x, y, d: np.abs(np.subtract(x, y, out=d, dtype=np.float32, casting="unsafe"),
+    blocks = _Blocks(a, b, lambda x, y, d: np.abs(np.subtract(x, y, out=d, dtype=np.float32, casting="unsafe"),
                                                   out=d))
-    if blocks is None:
-        return _screened_whole(a, b)
     m32 = float(blocks.maxima.max())
     if not np.isfinite(m32):
         return _plain(a, b, None)
@@ -119,20 +117,6 @@ def _screened(a: np.ndarray, b: np.ndarray) -> tuple:
     return float(max(exact)), blocks.nonzero
 
 
-def _screened_whole(a: np.ndarray, b: np.ndarray) -> tuple:
-    """`_screened` on whole arrays (non-contiguous records)."""
-    fa, fb = a.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
-    d32 = np.abs(fa - fb)
-    m32 = float(d32.max())
-    if not np.isfinite(m32):
-        return _plain(a, b, None)
-    if not m32:
-        return 0.0, 0
-    near = d32 == m32
-    count = int(np.count_nonzero(np.not_equal(fa, fb)))
-    return float(np.abs(a[near].astype(np.float64) - b[near].astype(np.float64)).max()), count
-
-
 def _scaled(a: np.ndarray, b: np.ndarray, scale: float) -> tuple:
     """a float32: |a - b / scale| screened in float32 block by block, the exact float64 maximum taken only on the
     blocks holding a float32 difference within the screen's rounding slack of the largest."""
@@ -141,9 +125,7 @@ def _scaled(a: np.ndarray, b: np.ndarray, scale: float) -> tuple:
     def screen(x, y, d):
         np.divide(y, k32, out=d, dtype=np.float32, casting="unsafe")      # b.astype(float32) / float32(scale)
         return np.abs(np.subtract(x, d, out=d), out=d)
-    blocks = _blocks(a, b, screen, extremes=True)
-    if blocks is None:
-        return _scaled_whole(a, b, scale)
+    blocks = _Blocks(a, b, screen, extremes=True)
     m32 = float(blocks.maxima.max())
     if not np.isfinite(m32):                   # NaN, infinities, a float32 overflow: the plain way
         return _plain(a, b, scale)
@@ -156,18 +138,6 @@ def _scaled(a: np.ndarray, b: np.ndarray, scale: float) -> tuple:
     return float(max(exact)), None
 
 
-def _scaled_whole(a: np.ndarray, b: np.ndarray, scale: float) -> tuple:
-    """`_scaled` on whole arrays (non-contiguous records)."""
-    d32 = np.abs(a - b.astype(np.float32) / np.float32(scale))
-    m32 = float(d32.max())
-    if not np.isfinite(m32):
-        return _plain(a, b, scale)
-    near = m32 - 2 * _slack(_top(a), _top(b), scale)
-    if not np.isfinite(near):
-        return _plain(a, b, scale)
-    return float(np.abs(a[near <= d32].astype(np.float64) - b[near <= d32].astype(np.float64) / scale).max()), None
-
-
 def _slack(top_a: float, top_b: float, scale: float) -> float:
     """float32 against float64: three roundings of b / scale and one of their difference, each within eps/2 of
     |a| + |b / scale| (<= the largest |a| plus the largest |b| / scale), and the subnormals."""
@@ -175,11 +145,12 @@ def _slack(top_a: float, top_b: float, scale: float) -> float:
 
 
 class _Blocks:
-    """Two contiguous arrays of one size, read BLOCK entries at a time into one float32 buffer: `screen(x, y, d)`
+    """Two non-empty arrays of one shape, read BLOCK entries at a time into one float32 buffer: `screen(x, y, d)`
     fills d from blocks x, y and returns it. One pass gives the maximum of every block's d, the entries of d that
-    are not 0, and (`extremes`) the largest magnitude of each array (`_top`)."""
+    are not 0, and (`extremes`) the largest magnitude of each array. A window that is not contiguous (an aligned
+    record) is copied once by `reshape`: still faster than screening it whole with whole-array temporaries."""
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, screen, extremes: bool):
+    def __init__(self, a: np.ndarray, b: np.ndarray, screen, extremes: bool = False):
         self.a, self.b, self.screen = a.reshape(-1), b.reshape(-1), screen
         self.d = np.empty(min(self.a.size, BLOCK), np.float32)
         differ = np.empty(self.d.size, bool)            # counted as bool: count_nonzero of floats is 5x slower
@@ -206,17 +177,6 @@ class _Blocks:
             x, y = self.a[lo:lo + BLOCK], self.b[lo:lo + BLOCK]
             out.append(fn(x, y, self.screen(x, y, self.d[:x.size])))
         return out
-
-
-def _blocks(a: np.ndarray, b: np.ndarray, screen, extremes: bool = False) -> Optional[_Blocks]:
-    """Block-wise screening when both arrays are contiguous, non-empty and of one shape; else None (whole arrays)."""
-    if a.shape != b.shape or not (a.flags.c_contiguous and b.flags.c_contiguous) or not a.size:
-        return None
-    return _Blocks(a, b, screen, extremes)
-
-
-def _top(x: np.ndarray) -> float:
-    return max(abs(float(x.min())), abs(float(x.max())))
 
 
 def _plain(a: np.ndarray, b: np.ndarray, scale: Optional[float]) -> tuple:

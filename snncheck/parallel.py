@@ -76,8 +76,7 @@ class DaskExecutor(LocalExecutor):
             self.cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                                         processes=processes, dashboard_address=None)
             self.client = Client(self.cluster)
-        if address or processes:        # threads in this process: leave this process's settings alone
-            self.client.run(_worker_init)
+        self.client.run(_worker_init, _process())       # (workers that are threads of this process: nothing)
         self.workers = max(1, len(self.client.scheduler_info()["workers"]))
 
     def submit(self, fn, *args):
@@ -187,8 +186,21 @@ class _Done:
         return self.value
 
 
-def _worker_init():
-    """Quiet, single-threaded workers: one process per core does the parallel part."""
+def _process() -> tuple:
+    """This process, told apart from a forked child (its pid) and from a process elsewhere that has the same pid
+    (another container: the token drawn at import)."""
+    return os.getpid(), _TOKEN
+
+
+_TOKEN = os.urandom(8).hex()
+
+
+def _worker_init(caller: Optional[tuple] = None):
+    """Quiet, single-threaded workers: one process per core does the parallel part. Nothing in the `caller`'s own
+    process (`_process()`): a Dask cluster whose workers are threads there (`processes=False`, also reached by
+    its address) must not change the user's process."""
+    if caller == _process():
+        return
     global _IN_WORKER
     _IN_WORKER = True
     import warnings

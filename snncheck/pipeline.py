@@ -98,7 +98,7 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
                out_scales: Optional[dict] = None) -> Chunk:
     x = plan.inputs.chunk(lo, hi)
     ids = np.arange(lo, hi)
-    results, lags, metas, rows_of, fed = {}, {}, {}, {}, {}
+    results, lags, metas, rows_of, fed = {}, {}, {}, {}, _Received(x)
     for spec in _references_first(plan):
         subject = plan.subject(spec.role)
         rows = _rows(plan, spec, ids)
@@ -114,7 +114,7 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
         metas[spec.label] = dict({k: v for k, v in res.meta.items() if k != "lags"}, samples=res.samples,
                                  backend=spec.backend, role=spec.role.tag, pipelined=type(backend).pipelined,
                                  input_received=res.meta["input_received"] if "input_received" in res.meta else
-                                 _received(fed, spec.role if rows is None else None, xs, subject, x, rows))
+                                 fed(spec.role, xs, subject, rows))
     pairs = {}
     for pair in plan.pairs:
         if pair.a.label not in results or pair.b.label not in results:
@@ -131,21 +131,22 @@ def _run_chunk(plan: Plan, lo: int, hi: int, v_scales: Optional[dict], progress:
     return Chunk(pairs, lags, metas, evidence, x[:keep].copy() if keep else None, analyses)
 
 
-_ENCODED = "encoded sums"      # beside the roles in `_received`'s memo: the chunk's own inputs, summed once
+class _Received:
+    """What the runs of one chunk x received (`inputs.received`): the runs of every sample all receive their
+    subject's inputs of the same x, so once per subject, with the plan's side (x's sums) once for all; a run of
+    some rows only, on its own."""
 
+    def __init__(self, x: np.ndarray):
+        self.x, self.sums, self.by_role = x, None, {}
 
-def _received(fed: dict, role, xs, subject, x, rows) -> dict:
-    """What a run received (`inputs.received`), computed once per subject for the runs of every sample: they all
-    receive the subject's inputs of the same x."""
-    if role is None or role not in fed:
-        if rows is None and _ENCODED not in fed:            # the plan's side, the same for every subject
-            fed[_ENCODED] = encoded_sums(x)
-        got = received(xs, subject.input_scale, x if rows is None else x[rows], fed.get(_ENCODED) if rows is None
-                       else None)
-        if role is None:
-            return got
-        fed[role] = got
-    return dict(fed[role])
+    def __call__(self, role: Role, xs: np.ndarray, subject, rows) -> dict:
+        if rows is not None:
+            return received(xs, subject.input_scale, self.x[rows])
+        if role not in self.by_role:
+            if self.sums is None:
+                self.sums = encoded_sums(self.x)
+            self.by_role[role] = received(xs, subject.input_scale, self.x, self.sums)
+        return dict(self.by_role[role])
 
 
 def _loaded(plan) -> Plan:

@@ -208,6 +208,29 @@ def test_cli_bad_usage_is_exit_2(argv, capsys):
     assert err.startswith("snncheck: error:") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("labels, says", [
+    (lambda p: np.savez(p.with_suffix(".npz"), y=np.zeros(6)) or p.with_suffix(".npz").rename(p),
+     "labels {}: a .npy array is expected, not a .npz archive"),
+    (lambda p: p.write_text("1 2 3"), "cannot read labels {}: "),
+    (lambda p: np.save(p, np.zeros(4, np.int64)), "labels {}: expected one class index per input, shape (6,), "
+                                                  "got (4,)"),
+    (lambda p: np.save(p, np.zeros((6, 10))), "labels {}: expected one class index per input, shape (6,), "
+                                              "got (6, 10)"),
+    (lambda p: np.save(p, np.full(6, 0.5)), "labels {}: expected class indices (integers >= 0)"),
+    (lambda p: np.save(p, np.full(6, -1)), "labels {}: expected class indices (integers >= 0)"),
+], ids=["npz", "text", "short", "one-hot", "fractions", "negative"])
+def test_cli_bad_labels_are_named_as_labels(tmp_path, capsys, labels, says):
+    """Catches a bad --labels file reported as "inputs" (the reader's default word), and labels that do not fit
+    the inputs taken anyway: another count (cut to the shorter), one-hot rows (a broadcasting traceback),
+    fractions or negatives (truncated to class indices)."""
+    x, bad = tmp_path / "x.npy", tmp_path / "labels.npy"
+    np.save(x, np.zeros((6, 1, 8, 8), np.float32))
+    labels(bad)
+    assert main(["ann2snn", "--inputs", str(x), "--labels", str(bad), "--timesteps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("snncheck: error: " + says.format(bad)) and err.count("\n") == 1, err
+
+
 def test_relu_ann_thresholds_from_the_data_show_clipping(shipped):
     """A ReLU ANN (the shipped weights with nn.ReLU): each IF threshold is the 99.9th percentile of its layer's
     activations, so some neurons exceed it and show clipping error, and the errors still add up to the deviation

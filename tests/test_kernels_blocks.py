@@ -1,6 +1,6 @@
 """snncheck.kernels' float32 screens read block by block (kernels.BLOCK entries at a time): the result must be the
 plain float64 expression's whatever the block size, wherever the largest difference sits (first block, a block's
-last entry, the ragged last block) and for records that are not contiguous (aligned windows: whole arrays)."""
+last entry, the ragged last block) and for records that are not contiguous (aligned windows, copied once)."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,11 +40,12 @@ def test_block_screens_are_the_plain_difference(monkeypatch, block, at):
                                                            np.rint(a * scale).astype(np.int64), scale)
 
 
-def test_windows_take_the_whole_array_way(monkeypatch):
-    """Catches blocks read from a non-contiguous window as if it were contiguous (reshape(-1) copies, or worse,
-    a raw buffer read past the window)."""
+def test_windows_are_screened_from_their_own_entries(monkeypatch):
+    """Catches blocks read from a non-contiguous window as if it were contiguous (its raw buffer read, past the
+    window); and arrays of other shapes screened entry by entry instead of broadcast as the plain expression is."""
     monkeypatch.setattr(kernels, "BLOCK", 5)
     rng = np.random.default_rng(9)
     for a, b, scale in _pairs(rng):
         wa, wb = a[:, 1:], b[:, :-1]
         assert kernels.membrane_diff(wa, wb, scale) == _plain_diff(wa, wb, scale)
+        assert kernels.membrane_diff(a, b[:1], scale) == _plain_diff(a, b[:1], scale)

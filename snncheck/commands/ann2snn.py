@@ -83,9 +83,22 @@ def _inputs(args) -> tuple:
     from ..errors import require
     require(bool(args.inputs) == bool(args.labels), "--inputs and --labels go together")
     if args.inputs:
-        frames, labels = data.open_array(args.inputs), data.open_array(args.labels)
-        source = f"file:{args.inputs}"
+        frames = data.open_array(args.inputs)
+        labels, source = _labels(args.labels, len(frames)), f"file:{args.inputs}"
     else:
         (frames, labels), source = data.digits("test"), "digits"
     n = args.samples or len(frames)
     return np.asarray(frames[:n], np.float32), np.asarray(labels[:n]).astype(np.int64), source
+
+
+def _labels(path, count: int):
+    """The --labels file: one class index per input (an integer array [N], N that of --inputs)."""
+    from .. import data
+    from ..errors import require
+    from ..graph.primitives import is_integer_valued
+    labels = data.open_array(path, "labels")
+    require(labels.shape == (count,), lambda: f"labels {path}: expected one class index per input, shape "
+                                              f"({count},), got {labels.shape}")
+    require(is_integer_valued(labels) and (labels >= 0).all(),
+            lambda: f"labels {path}: expected class indices (integers >= 0)")
+    return labels

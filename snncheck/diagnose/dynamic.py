@@ -91,17 +91,9 @@ def isolated(float_graph: Graph, int_graph: Graph, a_run, inputs: np.ndarray, in
 def _same_part(g: Graph, h: Graph, n: str, feeds: dict) -> bool:
     """Whether two graphs compute neuron n from `feeds` with the same nodes, edges and parameter values (then two
     exact evaluations give the same spikes, whatever the dtypes holding those values)."""
-    stack, seen = [n], set()
-    while stack:
-        node = stack.pop()
-        if node in seen or node in feeds:
-            continue
-        seen.add(node)
-        if node not in h.nodes or g.inputs_of(node) != h.inputs_of(node) or \
-                isinstance(g.nodes[node], P.Input) or not _same_values(g.nodes[node], h.nodes[node]):
-            return False
-        stack.extend(g.inputs_of(node))
-    return True
+    part = [m for m in g.upstream([n], stop=feeds) if m not in feeds]
+    return all(m in h.nodes and m != g.input and g.inputs_of(m) == h.inputs_of(m) and
+               _same_values(g.nodes[m], h.nodes[m]) for m in part)
 
 
 def _same_values(p, q) -> bool:
@@ -130,22 +122,16 @@ def _replayed(b: Graph, exact: bool, b_ref, b_inputs):
             return value.shape == b_inputs.shape and np.array_equal(value, b_inputs)
         return node in b_ref.names and np.array_equal(value, b_ref.layer(node).spikes)
 
+    computed = set(b.neurons) | {b.input}
+
     def replay(n: str, feeds: dict):
         if n not in b_ref.names:
             return None
-        stack, seen = list(b.inputs_of(n)), set()
-        while stack:
-            node = stack.pop()
-            if node in seen:
-                continue
-            seen.add(node)
-            if node in feeds:
-                if not had(node, feeds[node]):
-                    return None
-            elif P.is_neuron(b.nodes[node]) or isinstance(b.nodes[node], P.Input):
-                return None        # computed, not fed: evaluate says what happens
-            else:
-                stack.extend(b.inputs_of(node))
+        part = b.upstream(b.inputs_of(n), stop=computed.union(feeds))
+        if any(m in computed and m not in feeds for m in part):
+            return None            # computed, not fed: evaluate says what happens
+        if not all(had(m, feeds[m]) for m in part if m in feeds):
+            return None
         rec = b_ref.layer(n)
         return rec.spikes, rec.h
     return replay

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterable, Optional
+from typing import Container, Iterable, Optional
 
 
 from ..errors import InputError, require
@@ -65,6 +65,18 @@ class Graph:
 
     def consumers(self, name: str) -> list:
         return list(self._succs[name])
+
+    def upstream(self, targets: Iterable, stop: Container = ()) -> set:
+        """The nodes `targets` are computed from, targets included: the walk up the edges ends at a node in `stop`
+        (kept in the set, its own inputs not), as evaluating from feeds needs nothing above them."""
+        found, stack = set(), list(targets)
+        while stack:
+            n = stack.pop()
+            if n not in found:
+                found.add(n)
+                if n not in stop:
+                    stack.extend(self._preds[n])
+        return found
 
     @cached_property
     def order(self) -> list:

@@ -6,7 +6,7 @@ does not use BLAS), and a `pb.FullConn` as `x @ W.astype(int32)`, converting its
 28x28 CSNN its convolutions are most of a step, and batching samples along the rows does not make them cheaper.
 `install(network)` swaps each such synapse's transform (`syn.comm`, a callable x -> int32 sums) for a twin that
 computes the same integers:
-- `FastPool`: a depthwise convolution whose windows tile the input (PAIBox's pooling), one strided add per
+- `FastPool`: a depthwise convolution of ones whose windows tile the input (PAIBox's pooling), one strided add per
   kernel position;
 - `FastWindows`: a convolution whose windows span the width without overlapping (the stacked layout's Linear
   layers, 1x1 convolutions of one column), one reshape and one exact float product;
@@ -95,10 +95,10 @@ class FastConv2d:
 
 class FastPool(FastConv2d):
     """A depthwise convolution whose windows tile the input (stride = kernel, no padding): PAIBox's pooling (see
-    `lower.pool_kernel`). One reshape and one weighted sum over each window, in int64 and cast to int32 as PAIBox
-    does; with a kernel of ones (max pooling of spikes), a sum in int32 directly (at most kh*kw*255 per window),
-    one strided add per kernel position (NumPy's sum over two strided axes was slower than the generic path), or
-    in bytes where no window can pass 255 (spikes)."""
+    `lower.pool_kernel`). With a kernel of ones (max pooling of spikes), one reshape and a sum in int32 directly
+    (at most kh*kw*255 per window), one strided add per kernel position (NumPy's sum over two strided axes was
+    slower than the generic path), or in bytes where no window can pass 255 (spikes); other weights are
+    `FastConv2d`'s (exact_gemm's depthwise sum of weighted slices)."""
 
     def __init__(self, comm):
         super().__init__(comm)
@@ -106,7 +106,6 @@ class FastPool(FastConv2d):
         (oh, ow) = self.out_shape
         self.windows = (c, oh, kh, ow, kw)
         self.ones = bool((np.asarray(comm.weights) == 1).all())
-        self.w = np.asarray(comm.weights, np.int64).reshape(c, 1, kh, 1, kw)
 
     @staticmethod
     def applies(comm) -> bool:
@@ -115,19 +114,21 @@ class FastPool(FastConv2d):
                 and not any(comm.padding))
 
     def __call__(self, x, *args, **kwargs) -> np.ndarray:
+        if not self.ones:
+            return super().__call__(x)
         x_max = int(x.max()) if x.dtype == np.uint8 and x.size else None
         if (x_max == 0) if x_max is not None else not x.any():
             return np.zeros(self.zeros, np.int32)
         c, oh, kh, ow, kw = self.windows
         x = x.reshape((c,) + self.in_shape)[:, :oh * kh, :ow * kw]
-        if self.ones and x_max is not None and kh * kw * x_max <= np.iinfo(np.uint8).max:
+        if x_max is not None and kh * kw * x_max <= np.iinfo(np.uint8).max:
             return self._sum_bytes(x).astype(np.int32)
         x = x.reshape(self.windows)
-        acc = np.zeros((c, oh, ow), np.int32 if self.ones else np.int64)
+        acc = np.zeros((c, oh, ow), np.int32)
         for u in range(kh):
             for v in range(kw):
-                acc += x[:, :, u, :, v] if self.ones else x[:, :, u, :, v] * self.w[:, :, u, :, v]
-        return acc if self.ones else acc.astype(np.int32)
+                acc += x[:, :, u, :, v]
+        return acc
 
     def _sum_bytes(self, x: np.ndarray) -> np.ndarray:
         """Window sums of uint8 x, in uint8 (the caller checked none passes 255): the kernel's rows added, then its
