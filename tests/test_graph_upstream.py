@@ -30,3 +30,17 @@ def test_replay_takes_the_reference_run_only_for_a_layer_fed_all_it_needs():
     assert replay("n1", {"n0": ~n0}) is None
     spikes, h = replay("n2", {"n0": n0, "n1": run.layer("n1").spikes})
     assert spikes is run.layer("n2").spikes and h is run.layer("n2").h
+
+
+def test_evaluating_a_layer_without_the_input_it_needs_is_one_clear_error():
+    """Catches the reference's evaluation from feeds running into the input node when nothing feeds it (a layer
+    asked for whose path reaches the input past every feed): one InputError naming the layers, not a KeyError."""
+    import numpy as np
+    import pytest
+    from snncheck.backends.reference import evaluate
+    from snncheck.errors import InputError
+    g = resnet_graph()
+    spikes = np.zeros((1, 2, 4, 8, 8), bool)
+    with pytest.raises(InputError, match=r"evaluating \['n2'\] needs the input"):
+        evaluate(g, {"n1": spikes}, exact=True, targets=["n2"])
+    assert set(evaluate(g, {"n0": spikes}, exact=True, targets=["n2"])) == {"n1", "n2"}     # n0 given, not run

@@ -118,16 +118,9 @@ def evaluate(graph: Graph, feeds: dict, exact: bool, record_v: bool = True, targ
 
 
 def _needed(graph: Graph, feeds: dict, targets: list) -> set:
-    needed, stack = set(), list(targets)
-    while stack:
-        n = stack.pop()
-        if n in needed:
-            continue
-        needed.add(n)
-        if n not in feeds:
-            require(not isinstance(graph.nodes[n], P.Input), lambda: f"evaluating {targets} needs the input, "
-                                                                     "which was not given")
-            stack.extend(graph.inputs_of(n))
+    needed = graph.upstream(targets, stop=feeds)
+    require(graph.input in feeds or graph.input not in needed,
+            lambda: f"evaluating {targets} needs the input, which was not given")
     return needed
 
 
