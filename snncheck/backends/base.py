@@ -216,6 +216,24 @@ class Backend(abc.ABC):
 
 def check_inputs(graph: Graph, inputs) -> np.ndarray:
     """Inputs are `[N, T, *input_shape]`, finite, with at least one sample and one step."""
+    inputs = _shaped(graph, inputs)
+    require(bool(np.all(np.isfinite(inputs))), NOT_FINITE)
+    return inputs
+
+
+def check_inputs_range(graph: Graph, inputs) -> tuple:
+    """`check_inputs` by the inputs' min and max, returned beside them: (inputs, min, max) as floats (NaN and
+    infinities show in min or max; a backend that needs the range reads the inputs twice instead of four times)."""
+    inputs = _shaped(graph, inputs)
+    lo, hi = float(inputs.min()), float(inputs.max())
+    require(np.isfinite(lo) and np.isfinite(hi), NOT_FINITE)
+    return inputs, lo, hi
+
+
+NOT_FINITE = "inputs contain NaN or infinite values"
+
+
+def _shaped(graph: Graph, inputs) -> np.ndarray:
     inputs = np.asarray(inputs)
     shape = graph.input_shape
     require(inputs.ndim == len(shape) + 2 and tuple(inputs.shape[2:]) == shape,
@@ -224,7 +242,6 @@ def check_inputs(graph: Graph, inputs) -> np.ndarray:
     require(inputs.shape[0] > 0 and inputs.shape[1] > 0, lambda: f"inputs have shape {inputs.shape}: no sample or "
                                                                  "no step")
     require(inputs.dtype.kind in "biuf", lambda: f"inputs must be numbers, got dtype {inputs.dtype}")
-    require(bool(np.all(np.isfinite(inputs))), "inputs contain NaN or infinite values")
     return inputs
 
 

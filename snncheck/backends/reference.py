@@ -25,8 +25,8 @@ import numpy as np
 from ..errors import require
 from ..graph import Graph, fold_batchnorm, is_integer_valued
 from ..graph import primitives as P
-from . import exact_gemm, fused_neuron
-from .base import Backend, LayerRecord, OutputRecord, Registry, RunResult, check_inputs, rounding_bounds
+from . import exact_gemm, fused_neuron, small_ints
+from .base import Backend, LayerRecord, OutputRecord, Registry, RunResult, check_inputs_range, rounding_bounds
 
 OPS = Registry("reference", lambda kind: f"the reference has no implementation of {kind}")
 
@@ -39,12 +39,13 @@ class ReferenceBackend(Backend):
 
     def run(self, graph: Graph, inputs: np.ndarray, label: str = "reference", record_v: bool = True) -> RunResult:
         start = time.perf_counter()
-        inputs = check_inputs(graph, inputs)
+        inputs, lo, hi = check_inputs_range(graph, inputs)
         graph = fold_batchnorm(graph)
-        exact = is_exact(graph, inputs)
-        bounds = rounding_bounds(graph, 0.0 if exact else float(np.abs(inputs).max()), exact)
-        if exact:
-            inputs = _as_small_ints(inputs)
+        # an integer network on integer-valued inputs runs exactly, the inputs in the narrowest integer type
+        ints = small_ints.integer_copy(inputs, lo, hi) if graph.is_integer and not graph.fractional else None
+        exact = ints is not None
+        bounds = rounding_bounds(graph, 0.0 if exact else max(abs(lo), abs(hi)), exact)
+        inputs = ints if exact else inputs
         records = evaluate(graph, {graph.input: inputs}, exact=exact, record_v=record_v, keep=graph.readouts)
         layers = [LayerRecord(n, *records[n], threshold=float(graph.nodes[n].threshold), rounding_bound=bounds[n])
                   for n in graph.neurons]
@@ -340,18 +341,6 @@ def narrow_state(neuron: P.Neuron, x: np.ndarray, steps: int) -> bool:
     per_step = exact_gemm.operand(x)[0] + abs(float(neuron.threshold)) + float(np.abs(getattr(neuron, "leak", 0)).max(initial=0))
     start = abs(float(neuron.initial_v)) + abs(float(neuron.v_reset))
     return start + steps * per_step < NARROW
-
-
-def _as_small_ints(x: np.ndarray) -> np.ndarray:
-    """Integer-valued inputs (B's pixels and event counts arrive as float64) in the narrowest integer type that holds
-    them: one cast, after which every pass over them (compacting, ranges, the first layer's copies) reads 1 byte
-    per value instead of 8."""
-    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
-    for dtype in (np.int8, np.uint8, np.int16, np.int32):
-        info = np.iinfo(dtype)
-        if info.min <= lo and hi <= info.max:
-            return x.astype(dtype, copy=False)
-    return x.astype(np.int64, copy=False)
 
 
 def _bias_max(layer) -> float:
