@@ -3,7 +3,8 @@ to give the same records:
 
 - the reference's big integer convolutions split by frames over two threads (`exact_gemm.SPLIT_MACS`) against
   one thread;
-- the reference's compiled neuron update (`fused_neuron`) against NumPy's step-by-step update;
+- the reference's compiled neuron update (`fused_neuron`) against NumPy's step-by-step update, and its samples
+  split over two threads (`fused_neuron.SPLIT_SIZE`) against one thread;
 - PAIBox's convolution twin keeping the last input frame's sums (`fastpath.FastConv2d.keep_frames`) against
   computing them at every step (PAIBox batched 32).
 
@@ -48,7 +49,7 @@ def block(name: str, t: int, rounds: int) -> None:
     n, n_pb = bench.sample_counts(name, t)
     _, _, b, x, scale = bench.network(name, n, t)
     xb = np.rint(x.astype(np.float64) * scale)
-    split, keep = exact_gemm.SPLIT_MACS, fastpath.FastConv2d.keep_frames
+    split, keep, neuron_split = exact_gemm.SPLIT_MACS, fastpath.FastConv2d.keep_frames, fused_neuron.SPLIT_SIZE
     reference, paibox = ReferenceBackend(), PAIBoxBackend(batch=32)
 
     def ref(on: bool):
@@ -59,20 +60,28 @@ def block(name: str, t: int, rounds: int) -> None:
         fused_neuron.ENABLED = on
         return reference.run(b, xb)
 
+    def neurons_split(on: bool):
+        fused_neuron.SPLIT_SIZE = neuron_split if on else float("inf")
+        return reference.run(b, xb)
+
     def pb(on: bool):
         fastpath.FastConv2d.keep_frames = on
         return paibox.run(b, xb[:n_pb])
     try:
         r, _ = bench.rounds({"1 thread": lambda: ref(False), "split": lambda: ref(True)}, rounds, {})
         f, _ = bench.rounds({"NumPy": lambda: neurons(False), "compiled": lambda: neurons(True)}, rounds, {})
+        s, _ = bench.rounds({"1 thread": lambda: neurons_split(False), "split": lambda: neurons_split(True)}, rounds, {})
         p, _ = bench.rounds({"every step": lambda: pb(False), "kept": lambda: pb(True)}, rounds, {})
         print(f"{name} T={t} (reference on {n} samples, PAIBox on {n_pb}); load "
               f"{tuple(round(v, 2) for v in os.getloadavg())}")
         print(line("reference, convolutions split", r, "1 thread", "split", same(ref(False), ref(True))))
         print(line("reference, neurons compiled", f, "NumPy", "compiled", same(neurons(False), neurons(True))))
+        print(line("reference, compiled neurons split", s, "1 thread", "split",
+                   same(neurons_split(False), neurons_split(True))))
         print(line("PAIBox batched 32, frame sums kept", p, "every step", "kept", same(pb(False), pb(True))))
     finally:
         exact_gemm.SPLIT_MACS, fastpath.FastConv2d.keep_frames, fused_neuron.ENABLED = split, keep, True
+        fused_neuron.SPLIT_SIZE = neuron_split
 
 
 def main() -> None:

@@ -130,3 +130,27 @@ def test_reference_runs_are_the_same_with_and_without_the_kernel():
     for g, w in zip(got.layers, want.layers):
         assert np.array_equal(g.spikes, w.spikes) and np.array_equal(g.v, w.v) and g.v.dtype == w.v.dtype
     assert any(r.spikes.any() for r in got.layers)
+
+
+@pytest.mark.parametrize("record_v", [True, False])
+def test_samples_split_over_threads_give_the_same_records(monkeypatch, record_v):
+    """Catches the two-thread split of a layer's samples reading or writing another part's samples (a half off by
+    one sample), the threads sharing one scratch frame without records (a race), or a part left unwritten. Three
+    samples: unequal halves; a repeated input frame: the broadcast read per part."""
+    from snncheck import parallel
+    rng = np.random.default_rng(5)
+    neuron = P.IF(40, reset="soft")
+    for x in (rng.integers(-20, 40, (3, 7, 4, 5)).astype(np.int32),
+              np.broadcast_to(rng.integers(-20, 40, (3, 1, 4, 5)).astype(np.float32), (3, 7, 4, 5))):
+        want = run_neuron(neuron, x, record_v)
+        calls = []
+        monkeypatch.setattr(fused_neuron, "SPLIT_SIZE", 0)
+        monkeypatch.setattr(parallel, "frame_threads", lambda: 2)
+        monkeypatch.setattr(parallel, "run_threads", lambda tasks, run=parallel.run_threads: calls.append(len(tasks))
+                            or run(tasks))
+        got = run_neuron(neuron, x, record_v)
+        monkeypatch.undo()
+        assert calls == [2]
+        for g, w in zip(got, want):
+            assert (g is None and w is None) or (g.dtype == w.dtype and np.array_equal(g, w))
+        assert want[0].any() and not want[0].all()
