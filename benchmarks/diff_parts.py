@@ -26,7 +26,7 @@ warnings.filterwarnings("ignore")
 
 PARTS = [("pipeline", "compare", "compare"), ("pipeline", "align", "align"),
          ("pipeline", "conversion_context", "static fit (context)"), ("pipeline", "conclude", "conclude"),
-         ("pipeline", "_received", "received"), ("pipeline", "_inputs_and_vacuity", "inputs and vacuity"),
+         ("pipeline", "_inputs_and_vacuity", "inputs and vacuity"),
          ("dynamic", "isolated", "isolated mode"), ("dynamic", "evaluate", "  its evaluation"),
          ("dynamic", "_slope", "  its slope"), ("dynamic", "_reset_diagnoses", "reset mode"),
          ("traps", "refine", "trap replay")]

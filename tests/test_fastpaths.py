@@ -509,10 +509,11 @@ def test_neuron_without_records_steps_like_with_them():
         assert np.array_equal(h[:, 1:], v[:, :-1] + x[:, 1:] + (getattr(neuron, "leak", 0)))
 
 
-@pytest.mark.parametrize("shape", [(3, 2, 6, 8), (2, 3, 7, 10), (1, 1, 2, 2)])
+@pytest.mark.parametrize("shape", [(3, 2, 6, 8), (2, 3, 7, 10), (1, 1, 2, 2), (2, 2, 4, 12), (2, 3, 5, 16), (1, 2, 4, 6)])
 def test_spike_or_pool_equals_max_over_each_window(shape):
-    """Catches the 2x2 OR pooling of spikes (row pairs, then byte pairs read as uint16) pairing the wrong rows or
-    columns, or an odd last row not dropped as max pooling drops it."""
+    """Catches the 2x2 OR pooling of spikes (row pairs read as words of 8, 4, 2 or 1 bools, then byte pairs read as
+    uint16) pairing the wrong rows or columns, a word size that does not divide the row, or an odd last row not
+    dropped as max pooling drops it."""
     x = np.random.default_rng(9).random(shape) < 0.2
     oh, ow = shape[2] // 2, shape[3] // 2
     want = x[:, :, :2 * oh, :2 * ow].reshape(shape[0], shape[1], oh, 2, ow, 2).max(axis=(3, 5))

@@ -364,10 +364,13 @@ def max_pool(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
 
 
 def _or_pool_2x2(x: np.ndarray) -> np.ndarray:
-    """2x2 stride-2 max pooling of bool spikes: the OR of row pairs, then each pair of adjacent bytes read as one
-    uint16, non-zero when either is (3x faster than four strided slices)."""
-    oh = x.shape[2] // 2
-    rows = np.logical_or(x[:, :, 0:2 * oh:2], x[:, :, 1:2 * oh:2])
+    """2x2 stride-2 max pooling of bool spikes: the OR of row pairs, each row read as the widest words its length
+    allows (8 bools as one uint64: digits' 8-wide rows were one short loop per row pair), then each pair of adjacent
+    bytes read as one uint16, non-zero when either is (3x faster than four strided slices)."""
+    oh, w = x.shape[2] // 2, x.shape[3]
+    word = next(t for t in (np.uint64, np.uint32, np.uint16, np.uint8) if w % np.dtype(t).itemsize == 0)
+    pairs = np.ascontiguousarray(x[:, :, :2 * oh]).view(word)
+    rows = np.bitwise_or(pairs[:, :, 0::2], pairs[:, :, 1::2]).view(np.uint8)
     return rows.view(np.uint16) != 0
 
 
