@@ -69,12 +69,17 @@ def test_every_gemm_kernel_is_exact_at_its_limits(use, a_range, k):
     ((2, 5, 8, 8), (5, 1, 3, 3), (1, 1), (1, 1), 5, "pixels"),
     ((2, 5, 8, 8), (5, 1, 2, 2), (2, 2), (0, 0), 5, "pixels"),
 ])
-def test_exact_conv_equals_int64_convolution(shape, weight, stride, padding, groups, x_kind):
+@pytest.mark.parametrize("dense", [False, True])
+def test_exact_conv_equals_int64_convolution(monkeypatch, shape, weight, stride, padding, groups, x_kind, dense):
     """Catches a wrong im2col in either layout (a window shifted by one, a group's channels off by one, padding on one
     side only),
     integer inputs carried as floats (as the reference's input is) mishandled, a stale reused buffer (chunks of 1 frame: every chunk reuses the last one's), a depthwise sum that
     misses a kernel position, and the bias added on the write-back to the wrong channels (another group's) or
-    to one chunk only."""
+    to one chunk only. Each by im2col and (`dense`) by the frame-to-frame matrix where the frames are that small
+    (its matrix's rows or columns in another order, a stale matrix for another frame size); float outputs always
+    by im2col."""
+    monkeypatch.setattr(exact_gemm, "DENSE_ENTRIES", 1 << 20 if dense else 0)
+    monkeypatch.setattr(exact_gemm, "DENSE_GAIN", 100)          # every frame here is small enough
     rng = np.random.default_rng(2)
     x = rng.random(shape) < 0.3 if x_kind == "spikes" else rng.integers(0, 256, shape).astype(np.float64)
     w = rng.integers(-128, 128, weight)
@@ -83,6 +88,9 @@ def test_exact_conv_equals_int64_convolution(shape, weight, stride, padding, gro
     want = _conv_int64(x, w, stride, padding, groups)
     biased = want + bias[:, None, None]
     assert np.array_equal(conv(x), want)
+    assert (conv.dense(*shape[2:]) is not None) == (dense and not conv.depthwise)
+    wider = np.concatenate([x, x[..., :1]], axis=3)          # another frame size: its own matrix
+    assert np.array_equal(conv(wider), _conv_int64(wider, w, stride, padding, groups))
     old = exact_gemm.COLS_BYTES
     exact_gemm.COLS_BYTES = 1              # one frame per chunk
     try:
@@ -118,6 +126,7 @@ def test_conv_split_over_threads_equals_one_thread(monkeypatch, shape, weight, s
     monkeypatch.setattr(parallel, "frame_threads", lambda: 2)
     monkeypatch.setattr(exact_gemm, "SPLIT_MACS", 0)
     monkeypatch.setattr(exact_gemm, "COLS_BYTES", 1)
+    monkeypatch.setattr(exact_gemm, "DENSE_ENTRIES", 0)         # (frames this small would be one product)
     monkeypatch.setattr(parallel, "run_threads", lambda tasks, run=parallel.run_threads: split.append(len(tasks))
                         or run(tasks))
     conv = exact_gemm.Conv2d(w, stride, padding)

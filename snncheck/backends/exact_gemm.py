@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from typing import Optional
 
 import numpy as np
 
@@ -25,6 +26,8 @@ KERNELS = ("int8", "float32", "float64")
 DTYPES = {"int8": np.int8, "float32": np.float32, "float64": np.float64}
 SPLIT_MACS = 1 << 25        # multiply-adds from which a convolution's frames are split over `parallel.frame_threads`
 #                             (digits' 9M-MAC second layer ran 4-9% slower split, 19M about even)
+DENSE_ENTRIES = 1 << 20   # a convolution whose frame-to-frame matrix has at most this many entries, and ...
+DENSE_GAIN = 8            # ... at most this many times its multiply-adds, is one product by that matrix
 COLS_BYTES = 1 << 22        # im2col buffer per chunk of frames: stays in cache, reused across chunks and groups
 CHANNEL_MAJOR_RUN = 16      # a kernel row shorter than this (kw * channels) goes through the channel-major im2col
 
@@ -155,8 +158,9 @@ class Conv2d:
     kernel takes (int8 for spikes: a quarter of float32's bytes), chunk by chunk of frames, by kh*kw strided slice
     copies; times the weights by `product`; written back NCHW per chunk, plus `bias` [O] (in `out`'s dtype) on the
     way: one pass over the output instead of two. A depthwise convolution (one channel per
-    group: PAIBox's pooling) is a sum of kh*kw shifted, weighted slices instead. `out=np.int32` wraps as an int64
-    sum cast to int32 does (what PAIBox's own convolution returns)."""
+    group: PAIBox's pooling) is a sum of kh*kw shifted, weighted slices instead. A small frame (digits' 8x4x4) is
+    one product by the convolution's whole frame-to-frame matrix (`_dense`), for integer sums. `out=np.int32`
+    wraps as an int64 sum cast to int32 does (what PAIBox's own convolution returns)."""
 
     def __init__(self, weight: np.ndarray, stride=(1, 1), padding=(0, 0), groups: int = 1):
         weight = np.asarray(weight)
@@ -173,6 +177,7 @@ class Conv2d:
         self.channel_major = self.groups == 1 and kw * cg < CHANNEL_MAJOR_RUN
         self.weight_cm = np.ascontiguousarray(weight.reshape(o, -1)) if self.channel_major else None
         self._buffers = {}
+        self._dense = {}
 
     def kernel(self, x: np.ndarray) -> str:
         return self.matrix.kernel(*operand(x))
@@ -190,6 +195,15 @@ class Conv2d:
             return y
         b, _, h, w = x.shape
         oh, ow = self.out_shape(h, w)
+        dense = self.dense(h, w) if np.dtype(out).kind != "f" else None
+        if dense is not None:
+            z = product(x.reshape(b, -1), dense.cast(use), use).reshape(b, self.shape[0], oh * ow)
+            if z.dtype == out and bias is None:
+                return z.reshape(b, self.shape[0], oh, ow)
+            y = np.empty(z.shape, out)
+            _write_back(y, z.astype(np.int64) if _wraps(y.dtype, use) else z,
+                        None if bias is None else bias.reshape(-1, 1))
+            return y.reshape(b, self.shape[0], oh, ow)
         y = np.empty((b, self.shape[0], oh * ow), out)
         fill = self._channel_major if self.channel_major else self._rows
         fill = functools.partial(fill, bias=None if bias is None else bias.reshape(-1, 1))
@@ -202,6 +216,27 @@ class Conv2d:
         else:
             parallel.run_threads([lambda lo=lo, hi=hi: fill(x[lo:hi], y[lo:hi], use) for lo, hi in parts])
         return y.reshape(b, self.shape[0], oh, ow)
+
+    def dense(self, h: int, w: int) -> Optional[Weights]:
+        """The convolution of a C x h x w frame as one matrix M [C*h*w, O*OH*OW] (frames [B, C*h*w] @ M are the
+        outputs, NCHW, with no im2col and no write-back transpose), when M is small (`DENSE_ENTRIES`) and costs at
+        most `DENSE_GAIN` times the convolution's multiply-adds; else None. Built once per frame size by this
+        convolution itself, on the identity's frames: M's entries are the weights (or 0) where they apply, so every
+        kernel's bound and int8 fit hold for it too."""
+        if (h, w) not in self._dense:
+            o, cg, kh, kw = self.shape
+            n_in, n_out = cg * self.groups * h * w, o * int(np.prod(self.out_shape(h, w)))
+            small = not self.depthwise and n_in * n_out <= min(DENSE_ENTRIES, DENSE_GAIN * n_out * cg * kh * kw)
+            self._dense[h, w] = Weights(self._im2col_conv(np.eye(n_in, dtype=np.int8).reshape(
+                n_in, cg * self.groups, h, w)).reshape(n_in, n_out)) if small else None
+        return self._dense[h, w]
+
+    def _im2col_conv(self, x: np.ndarray) -> np.ndarray:
+        """x [B, C, H, W] -> [B, O, OH * OW] int64 by im2col (what `dense` builds its matrix with)."""
+        b, _, h, w = x.shape
+        y = np.empty((b, self.shape[0], int(np.prod(self.out_shape(h, w)))), np.int64)
+        (self._channel_major if self.channel_major else self._rows)(x, y, self.kernel(x))
+        return y
 
     def _rows(self, x: np.ndarray, y: np.ndarray, use: str, bias=None) -> None:
         """y [B, O, OH * OW] = the convolution of x, by im2col in the rows layout, chunk by chunk of frames."""
