@@ -51,8 +51,9 @@ def wrap(modules: dict, spent: dict) -> None:
 
 def main() -> None:
     import run as bench
-    from snncheck import api, pipeline
+    from snncheck import api, parallel, pipeline
     from snncheck.diagnose import dynamic, traps
+    parallel.keep_freed_memory()          # as the snncheck command does (benchmarks/README.md)
     net, t = sys.argv[1], int(sys.argv[2])
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     spent, seen = collections.defaultdict(float), collections.defaultdict(list)

@@ -85,6 +85,8 @@ def block(name: str, t: int, rounds: int) -> None:
 
 
 def main() -> None:
+    from snncheck import parallel
+    parallel.keep_freed_memory()          # as the snncheck command does (benchmarks/README.md)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nets", nargs="+", default=list(bench.NETWORKS), choices=list(bench.NETWORKS))
     p.add_argument("--T", nargs="+", type=int, default=[8, 32])

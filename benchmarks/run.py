@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/run.py --nets csnn28 vgg_cifar --T 8 32 64
     .venv/bin/python benchmarks/run.py --rss        # peak memory of `snncheck fullset` at N=100, 1000, 1797
     .venv/bin/python benchmarks/run.py --digits-all # all 1797 digits through the three runners, wall time
+    .venv/bin/python benchmarks/run.py --malloc-default   # without parallel.keep_freed_memory (see below)
 
 It prints the machine first (CPU model, cores, BLAS vendor, kernel and threads, numpy and torch versions, whether
 the int8 kernel is exact here, load average), then one block per network and T, each in its own process (its
@@ -16,7 +17,10 @@ peak RSS is the block's), with every variant timed in interleaved rounds and rep
 - `api.diff` (what `snncheck diff` runs: A and B on the reference and SpikingJelly, B on PAIBox batched) with and
   without the conversion diagnosis, over its own runners' seconds inside the same call (immune to load changing
   between calls) and over the runners timed alone;
-and a summary table at the end. Networks: the embedded digits CSNN (trained, 1x8x8), csnn28 (1x28x28, 16/32
+and a summary table at the end. Each block's process keeps freed memory for reuse (`parallel.keep_freed_memory`,
+as the `snncheck` command and its worker processes do): with glibc's defaults, whether a run's big arrays were
+faulted in afresh at every run differed from one process to the next, and so did the timings of the reference and
+SpikingJelly alike (vgg_cifar, T=8: 11-38 ms and 46-57 ms per run; `--malloc-default` shows it). Networks: the embedded digits CSNN (trained, 1x8x8), csnn28 (1x28x28, 16/32
 channels), a CIFAR-size VGG (3x32x32, 32/64 channels) and a 2x128x128 event net (benchmarks/nets.py); the last two
 with thresholds calibrated so that every layer fires (10-20%). Seeded weights, converted with `convert.convert`.
 """
@@ -124,10 +128,11 @@ def fresh(run):
         return run()
 
 
-def block(name: str, t: int, repeats: int, scale: float, workers: int) -> dict:
+def block(name: str, t: int, repeats: int, scale: float, workers: int, keep_memory: bool = True) -> dict:
     """Times every variant on one network at T=t; returns plain data (one JSON line for the parent)."""
     import resource
     from snncheck import api, parallel
+    kept = parallel.keep_freed_memory() if keep_memory else False
     from snncheck.backends.paibox import PAIBoxBackend
     from snncheck.backends.paibox.build import GraphSource
     from snncheck.backends.paibox.simulate import simulate
@@ -164,7 +169,7 @@ def block(name: str, t: int, repeats: int, scale: float, workers: int) -> dict:
     samples = {k: (n_pb if k.startswith("pb ") else n) for k in variants}
     return {"net": name, "T": t, "shape": list(b.input_shape), "n": n, "n_pb": n_pb, "times": times,
             "samples": samples, "same": same, "inside": inside, "exact": reference.run(b, xb[:1]).meta["exact"],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "freed memory kept": kept,
             "load": [round(v, 2) for v in os.getloadavg()]}
 
 
@@ -184,7 +189,7 @@ def report(r: dict) -> dict:
     ms = {k: tuple(1e3 * s / samples[k] for s in stats(v)) for k, v in times.items()}
     print(f"\n=== {r['net']} {tuple(r['shape'])}, T={r['T']}: runners and diff on {r['n']} samples, PAIBox variants "
           f"on {r['n_pb']}; {len(times['diff'])} rounds (min / median); peak RSS {r['peak_rss_mb']:.0f} MB; "
-          f"load {r['load']} ===")
+          f"freed memory kept: {r['freed memory kept']}; load {r['load']} ===")
     for k in ("reference:a", "spikingjelly:a", "reference:b", "spikingjelly:b", "paibox:b batched 32"):
         print(f"  {k:40s} {ms[k][0]:9.3f} / {ms[k][1]:9.3f} ms/sample")
     print(f"  reference throughput / SpikingJelly's on B (exact: {r['exact']}): "
@@ -282,10 +287,12 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--rss", action="store_true", help="peak RSS of fullset at N=100, 1000, 1797")
     p.add_argument("--digits-all", action="store_true", help="all 1797 digits through the three runners")
+    p.add_argument("--malloc-default", action="store_true", help="glibc's malloc as it comes (no keep_freed_memory)")
     p.add_argument("--block", nargs=2, metavar=("NET", "T"), help=argparse.SUPPRESS)   # one block, in a child
     args = p.parse_args()
     if args.block:
-        result = block(args.block[0], int(args.block[1]), args.rounds, args.samples, args.workers)
+        result = block(args.block[0], int(args.block[1]), args.rounds, args.samples, args.workers,
+                       not args.malloc_default)
         return print("BLOCK " + json.dumps(result))
     if args.rss:
         return rss_table()
@@ -298,7 +305,8 @@ def main() -> None:
     for name in args.nets:
         for t in args.T:
             cmd = [sys.executable, __file__, "--block", name, str(t), "--rounds", str(args.rounds),
-                   "--samples", str(args.samples), "--workers", str(args.workers)]
+                   "--samples", str(args.samples), "--workers", str(args.workers)] + \
+                (["--malloc-default"] if args.malloc_default else [])
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             line = next((l for l in out.stdout.splitlines() if l.startswith("BLOCK ")), None)
             if line is None:

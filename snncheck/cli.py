@@ -24,6 +24,8 @@ def main(argv=None) -> int:
         if not getattr(args, "func", None):
             raise InputError(f"give a command ({', '.join(COMMANDS)}); snncheck --help says more")
         _quiet_libraries()
+        from .parallel import keep_freed_memory
+        keep_freed_memory()          # (a command's runs reuse memory instead of faulting fresh pages in)
         with _memory_budget(args.memory_budget):
             return int(args.func(args) or 0)
     except InputError as exc:

@@ -87,21 +87,28 @@ class Weights:
         return self._cast[use]
 
 
-def product(a: np.ndarray, b: np.ndarray, use: str) -> np.ndarray:
-    """a @ b by the kernel `use`, in that kernel's result dtype (int32, float32, float64), integer-valued."""
+def product(a: np.ndarray, b: np.ndarray, use: str, out: np.ndarray = None) -> np.ndarray:
+    """a @ b by the kernel `use`, in that kernel's result dtype (int32, float32, float64), integer-valued; into
+    `out` (C-contiguous, that dtype) when given."""
     if use == "int8":
-        return int8_matmul(a, b)
+        return int8_matmul(a, b, out)
     dtype = np.float32 if use == "float32" else np.float64
-    return a.astype(dtype, copy=False) @ b.astype(dtype, copy=False)
+    return np.matmul(a.astype(dtype, copy=False), b.astype(dtype, copy=False), out=out)
 
 
-def int8_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a [M, K] @ b [K, N], both int8-valued (bool is read as int8 without a copy), int32 result."""
+RESULT = {"int8": np.int32, "float32": np.float32, "float64": np.float64}      # `product`'s dtype per kernel
+
+
+def int8_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray = None) -> np.ndarray:
+    """a [M, K] @ b [K, N], both int8-valued (bool is read as int8 without a copy), int32 result (into `out`)."""
     import torch
     threads = torch.get_num_threads()       # (OpenMP's count is per thread: each thread of a split restores its own)
     torch.set_num_threads(1)        # as the reference's BLAS: with a neighbour on the other core, 2 threads ran
     try:                            # a 16384x288 @ 288x32 product in 6.8 ms, 1 thread in 0.39 ms
-        return torch._int_mm(_as_torch_int8(a), _as_torch_int8(b)).numpy()
+        if out is None:
+            return torch._int_mm(_as_torch_int8(a), _as_torch_int8(b)).numpy()
+        torch._int_mm(_as_torch_int8(a), _as_torch_int8(b), out=torch.from_numpy(out))
+        return out
     finally:
         torch.set_num_threads(threads)
 
@@ -247,7 +254,8 @@ class Conv2d:
         oh, ow = self.out_shape(h, w)
         dtype = DTYPES[use]
         step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
-        padded, cols = self._buffer(dtype, min(step, b), (h + 2 * ph, w + 2 * pw, c), (oh, ow, kh, kw, cg))
+        padded, cols, sums = self._buffer(use, min(step, b), (h + 2 * ph, w + 2 * pw, c), (oh, ow, kh, kw, cg),
+                                          og * oh * ow)
         # cast once, contiguously: the transposing copy into `padded` below is then between equal dtypes
         src = x.view(np.int8) if x.dtype == bool else x.astype(dtype, copy=False)
         for lo in range(0, b, step):
@@ -257,7 +265,8 @@ class Conv2d:
                 self._im2col(padded[:n], cols[:n], g)
                 # W [og, K] @ cols^T: the sums come out channel-major [og, n * OH * OW], so that writing them
                 # back NCHW copies runs of OH * OW values (4x faster than a transpose of [n * OH * OW, og])
-                z = product(self.weight[g], cols[:n].reshape(-1, k).T, use).reshape(og, n, oh * ow)
+                z = product(self.weight[g], cols[:n].reshape(-1, k).T, use,
+                            sums[:og * n * oh * ow].reshape(og, n * oh * ow)).reshape(og, n, oh * ow)
                 if _wraps(y.dtype, use):
                     z = z.astype(np.int64)          # then wrapped to `out` as PAIBox's astype does
                 _write_back(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(1, 0, 2),
@@ -272,7 +281,7 @@ class Conv2d:
         oh, ow = self.out_shape(h, w)
         dtype, k = DTYPES[use], c * kh * kw
         step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
-        padded, flat = self._buffer(dtype, min(step, b), (c, h + 2 * ph, w + 2 * pw), (k * oh * ow,))
+        padded, flat, sums = self._buffer(use, min(step, b), (c, h + 2 * ph, w + 2 * pw), (k * oh * ow,), o * oh * ow)
         flat = flat.reshape(-1)
         src = x.view(np.int8) if x.dtype == bool else x.astype(dtype, copy=False)
         for lo in range(0, b, step):
@@ -286,7 +295,8 @@ class Conv2d:
                 for v in range(kw):
                     part = phases[u % sh, v % sw][:, :, u // sh:u // sh + oh, v // sw:v // sw + ow]
                     cols[:, u, v] = part.transpose(1, 0, 2, 3)
-            z = product(self.weight_cm, cols.reshape(k, n * oh * ow), use).reshape(o, n, oh * ow)
+            z = product(self.weight_cm, cols.reshape(k, n * oh * ow), use,
+                        sums[:o * n * oh * ow].reshape(o, n * oh * ow)).reshape(o, n, oh * ow)
             if _wraps(y.dtype, use):
                 z = z.astype(np.int64)
             _write_back(y[lo:lo + n], z.transpose(1, 0, 2), bias)
@@ -307,13 +317,18 @@ class Conv2d:
                 cols[:, :, :, u, v] = padded[:, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw,
                                              g * cg:(g + 1) * cg]
 
-    def _buffer(self, dtype, frames: int, padded: tuple, cols: tuple) -> tuple:
-        """(padded frames, im2col) buffers of this thread, kept while the shapes stay the same."""
-        key = (np.dtype(dtype).str, frames, padded, cols)
+    def _buffer(self, use: str, frames: int, padded: tuple, cols: tuple, sums: int) -> tuple:
+        """(padded frames, im2col, flat sums) buffers of this thread, kept while the shapes stay the same: `sums`
+        values per frame of the product's result. Kept, not allocated per call: a second thread's big temporaries
+        come from its own malloc arena, which hands freed memory back to the system, and faulting it in again at
+        every call doubled a split convolution's time in some processes (vgg_cifar's reference: 11-38 ms)."""
+        key = (use, frames, padded, cols, sums)
         mine = self._buffers.get(threading.get_ident())
         if mine is None or mine[0] != key:
+            dtype = DTYPES[use]
             mine = self._buffers[threading.get_ident()] = (key, np.zeros((frames,) + padded, dtype),
-                                                            np.empty((frames,) + cols, dtype))
+                                                            np.empty((frames,) + cols, dtype),
+                                                            np.empty(frames * sums, RESULT[use]))
         return mine[1:]
 
     def _depthwise(self, x: np.ndarray, out, use: str) -> np.ndarray:
