@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import parallel
 from ..graph import primitives as P
+from . import jit
 
 ENABLED = True
 SPLIT_SIZE = 1 << 20     # element-steps from which a layer's samples are split over `parallel.frame_threads` (on
@@ -107,29 +108,26 @@ def run(neuron: P.Neuron, x: np.ndarray, params: tuple, record_v: bool) -> tuple
     return spikes.reshape(shape), (vs.reshape(shape) if record_v else None), (hs.reshape(shape) if record_v else None)
 
 
-@functools.lru_cache(maxsize=None)
 def _kernel():
-    """The compiled step loop (compiled at its first call per dtype, cached on disk by numba); None without numba."""
-    try:
-        import numba
-    except ImportError:
-        return None
+    """The compiled step loop (`jit.compiled`); None without numba."""
+    return jit.compiled(_steps)
 
-    @numba.njit(nogil=True, cache=True)
-    def steps(x, v0, fire_at, a1, b1, a0, b0, leak, spikes, hs, vs, record):
-        n_, t_, m_ = spikes.shape
-        r = 1 if record else 0          # without records, h and v live in one scratch frame each
-        for n in range(n_):
-            v = v0
-            for t in range(t_):
-                xs = x[n, t if x.shape[1] > 1 else 0]
-                hh, vv, sp = hs[n * r, t * r], vs[n * r, t * r], spikes[n, t]
-                for i in range(m_):             # charge (two separate loops: each vectorizes)
-                    hh[i] = v[i] + xs[i] + leak
-                for i in range(m_):             # fire and reset, from H as stored
-                    h = hh[i]
-                    s = h >= fire_at
-                    sp[i] = s
-                    vv[i] = h * (a1 if s else a0) + (b1 if s else b0)
-                v = vv
-    return steps
+
+def _steps(x, v0, fire_at, a1, b1, a0, b0, leak, spikes, hs, vs, record):
+    """The step loop `run` describes: x [N, T' = 1 or T, M], v0 [M], spikes (as uint8) / hs / vs [N, T, M] (or one
+    scratch frame each without `record`)."""
+    n_, t_, m_ = spikes.shape
+    r = 1 if record else 0          # without records, h and v live in one scratch frame each
+    for n in range(n_):
+        v = v0
+        for t in range(t_):
+            xs = x[n, t if x.shape[1] > 1 else 0]
+            hh, vv, sp = hs[n * r, t * r], vs[n * r, t * r], spikes[n, t]
+            for i in range(m_):             # charge (two separate loops: each vectorizes)
+                hh[i] = v[i] + xs[i] + leak
+            for i in range(m_):             # fire and reset, from H as stored
+                h = hh[i]
+                s = h >= fire_at
+                sp[i] = s
+                vv[i] = h * (a1 if s else a0) + (b1 if s else b0)
+            v = vv

@@ -9,10 +9,11 @@ compares each value with its cast.
 """
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
 import numpy as np
+
+from . import jit
 
 TYPES = (np.int8, np.uint8, np.int16, np.int32, np.int64)
 
@@ -41,19 +42,14 @@ def integer_copy(x: np.ndarray, lo: float, hi: float) -> Optional[np.ndarray]:
 ENABLED = True         # off: NumPy's cast and comparison (identity tests, benchmarks)
 
 
-@functools.lru_cache(maxsize=None)
 def _kernel():
-    try:
-        import numba
-    except ImportError:
-        return None
+    return jit.compiled(_cast)
 
-    @numba.njit(nogil=True, cache=True)
-    def cast(x, out):
-        """out = x cast; whether every value came through unchanged (an integer: x == its cast)."""
-        same = True
-        for i in range(x.size):
-            out[i] = x[i]
-            same &= out[i] == x[i]
-        return same
-    return cast
+
+def _cast(x, out):
+    """out = x cast, both flat; whether every value came through unchanged (an integer: x == its cast)."""
+    same = True
+    for i in range(x.size):
+        out[i] = x[i]
+        same &= out[i] == x[i]
+    return same
