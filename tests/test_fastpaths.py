@@ -587,3 +587,26 @@ def test_any_nonzero_reads_words_as_any_reads_values(dtype):
             assert fastpath.any_nonzero(b[..., ::-1]) == bool(b[..., ::-1].any())
     if dtype == np.float32:
         assert fastpath.any_nonzero(np.full(8, -0.0, np.float32)) is False
+
+
+@pytest.mark.parametrize("x_kind", ["spikes", "pixels", "signed"])
+def test_synapse_bound_holds_and_spares_the_neuron_a_pass(monkeypatch, x_kind):
+    """Catches the static bound a Conv2d or Linear hands its neuron (instead of the neuron reading its whole input
+    for max|x|) falling below the largest |y| (the bias left out, max|x| taken as 1 for pixels): the neuron could
+    then run in int32 and wrap. And catches the neuron reading its input anyway."""
+    from snncheck.backends import reference
+    rng = np.random.default_rng(21)
+    x = {"spikes": rng.random((3, 2, 4, 6, 6)) < 0.5, "pixels": rng.integers(0, 256, (3, 2, 4, 6, 6)),
+         "signed": rng.integers(-9, 9, (3, 2, 4, 6, 6))}[x_kind]
+    conv = P.Conv2d(rng.integers(-128, 128, (5, 4, 3, 3)), bias=np.full(5, -50000), padding=(1, 1))
+    lin = P.Linear(rng.integers(-128, 128, (7, 144)), bias=np.arange(7) * 30000)
+    y = conv2d_exact(x.reshape(6, 4, 6, 6), conv)
+    assert reference._synapse_bound(conv, x) >= np.abs(y).max() > 0
+    flat = x.reshape(3, 2, 144)
+    y = reference.OPS.lookup(lin)(lin, [flat], True, np.int64)
+    assert reference._synapse_bound(lin, flat) >= np.abs(y).max() > 0
+    graph = chain([("c", conv), ("n", P.IF(1000))], (4, 6, 6))
+    reads = []
+    monkeypatch.setattr(exact_gemm, "operand", lambda a, f=exact_gemm.operand: reads.append(a.dtype) or f(a))
+    rec = ReferenceBackend().run(graph, x.astype(np.float64)).layers[0]
+    assert np.int32 not in reads and rec.v.dtype == np.int32        # the neuron's int32 input was not read

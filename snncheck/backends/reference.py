@@ -97,19 +97,21 @@ def evaluate(graph: Graph, feeds: dict, exact: bool, record_v: bool = True, targ
     uses = {n: sum(1 for c in graph.consumers(n) if c in needed) for n in needed}
     values = {n: _compact(np.asarray(v)) for n, v in feeds.items()}
     work = np.int64 if exact else np.float32
-    out = {}
+    out, bounds = {}, {}
     for name in graph.order:
         if name not in needed or name in values:
             continue
         node = graph.nodes[name]
         ins = [values[p] for p in graph.inputs_of(name)]
         if P.is_neuron(node):
-            x = ins[0] if narrow_state(node, ins[0], t) else _as(ins[0], work)
+            x = ins[0] if narrow_state(node, ins[0], t, bounds.get(graph.inputs_of(name)[0])) else _as(ins[0], work)
             spikes, v, h = run_neuron(node, np.broadcast_to(x, (x.shape[0], t) + x.shape[2:]), record_v)
             out[name] = (spikes, v, h)
             values[name] = spikes
         else:
             values[name] = OPS.lookup(node)(node, ins, exact, work)
+            if exact and isinstance(node, P.SYNAPSES):
+                bounds[name] = _synapse_bound(node, ins[0])
         for p in graph.inputs_of(name):      # free what no one else will read
             uses[p] -= 1
             if uses[p] == 0 and p not in keep and p not in feeds:
@@ -333,14 +335,25 @@ def _narrowest(bound: float) -> type:
     return np.int32 if bound < NARROW else np.int64
 
 
-def narrow_state(neuron: P.Neuron, x: np.ndarray, steps: int) -> bool:
+def narrow_state(neuron: P.Neuron, x: np.ndarray, steps: int, x_max: Optional[float] = None) -> bool:
     """An int32 synaptic input x can drive `neuron` in int32 for `steps` steps: its membrane stays below NARROW
-    (at most |v0| + |v_reset| + steps * (max|x| + |threshold| + |leak|))."""
+    (at most |v0| + |v_reset| + steps * (max|x| + |threshold| + |leak|)). `x_max`: a bound on max|x| known without
+    reading x (`_synapse_bound`); else x is read."""
     if x.dtype != np.int32:
         return False
-    per_step = exact_gemm.operand(x)[0] + abs(float(neuron.threshold)) + float(np.abs(getattr(neuron, "leak", 0)).max(initial=0))
+    x_max = exact_gemm.operand(x)[0] if x_max is None else x_max
+    per_step = x_max + abs(float(neuron.threshold)) + float(np.abs(getattr(neuron, "leak", 0)).max(initial=0))
     start = abs(float(neuron.initial_v)) + abs(float(neuron.v_reset))
     return start + steps * per_step < NARROW
+
+
+def _synapse_bound(layer, x: np.ndarray) -> float:
+    """A bound on |y| of an exact Conv2d or Linear from its input: max|x| (1 for spikes, unread) times the largest
+    column sum of |W|, plus the largest |bias|: what chose y's dtype, and what lets the neuron after it choose its
+    state's dtype without reading y again (two passes over a layer's whole output)."""
+    w_sum = (_prepared(layer, _exact_conv).matrix if isinstance(layer, P.Conv2d) else
+             _prepared(layer, _linear_weights)).w_sum
+    return w_sum * (1.0 if x.dtype == bool else exact_gemm.operand(x)[0]) + _bias_max(layer)
 
 
 def _bias_max(layer) -> float:
