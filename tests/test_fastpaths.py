@@ -610,3 +610,17 @@ def test_synapse_bound_holds_and_spares_the_neuron_a_pass(monkeypatch, x_kind):
     monkeypatch.setattr(exact_gemm, "operand", lambda a, f=exact_gemm.operand: reads.append(a.dtype) or f(a))
     rec = ReferenceBackend().run(graph, x.astype(np.float64)).layers[0]
     assert np.int32 not in reads and rec.v.dtype == np.int32        # the neuron's int32 input was not read
+
+
+def test_only_inputs_the_same_at_every_step_run_once():
+    """Catches the reference running a stateless layer once for inputs that are not the same at every step (only
+    the first two steps compared, or the last one missed), which would feed every step the first frame."""
+    from snncheck.backends.reference import _compact
+    rng = np.random.default_rng(4)
+    frame = rng.integers(0, 4, (3, 1, 2, 5, 5)).astype(np.int8)
+    same = np.repeat(frame, 6, axis=1)
+    assert _compact(same).shape[1] == 1 and np.array_equal(_compact(same)[:, 0], same[:, 0])
+    for step in (1, 3, 5):
+        later = same.copy()
+        later[2, step, 1, 4, 4] += 1
+        assert _compact(later) is later

@@ -130,7 +130,9 @@ def _needed(graph: Graph, feeds: dict, targets: list) -> set:
 def _compact(x: np.ndarray) -> np.ndarray:
     """[N, T, ...] -> [N, 1, ...] when every step carries the same frame (direct encoding). Spike trains (bool: the
     isolated mode's feeds) are not searched: they are never the same at every step but when silent."""
-    if x.dtype != bool and x.shape[1] > 1 and np.array_equal(x[:, 1:], x[:, :-1]):
+    # (the first two steps first: event frames differ there, and the whole comparison is a pass over the input)
+    if x.dtype != bool and x.shape[1] > 1 and np.array_equal(x[:, 1], x[:, 0]) and \
+            np.array_equal(x[:, 1:], x[:, :-1]):
         return x[:, :1]
     return x
 
