@@ -62,3 +62,23 @@ def test_reference_runs_fractional_or_huge_inputs_in_float_and_refuses_nan():
         y[0, 0, 0, 0, 0] = bad
         with pytest.raises(InputError, match="NaN or infinite"):
             ReferenceBackend().run(graph, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ">f8", np.longdouble, np.float32])
+def test_every_float_type_comes_through(dtype):
+    """Catches the compiled loop handed a float type it was not compiled for (float16, big-endian, long double:
+    numba cannot type them and raised from inside the reference): those take NumPy's way, with the same result."""
+    x = (np.arange(60) % 9).reshape(2, 3, 10).astype(dtype)
+    got, plain = both(x)
+    assert got is not None and got.dtype == np.int8 and np.array_equal(got, plain) and np.array_equal(got, x)
+    graph = int_csnn()
+    assert ReferenceBackend().run(graph, pixel_inputs(2, 3).astype(dtype)).meta["exact"]
+
+
+def test_an_input_of_width_zero_runs():
+    """Catches the range check failing on an empty input (min of a zero-size array raised a bare ValueError)."""
+    from snncheck.graph import chain
+    from snncheck.graph import primitives as P
+    graph = chain([("l", P.Linear(np.zeros((3, 0), np.int64))), ("n", P.IF(1))], (0,))
+    run = ReferenceBackend().run(graph, np.zeros((2, 3, 0)))
+    assert run.layers[0].spikes.shape == (2, 3, 3)

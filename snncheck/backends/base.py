@@ -225,7 +225,7 @@ def check_inputs_range(graph: Graph, inputs) -> tuple:
     """`check_inputs` by the inputs' min and max, returned beside them: (inputs, min, max) as floats (NaN and
     infinities show in min or max; a backend that needs the range reads the inputs twice instead of four times)."""
     inputs = _shaped(graph, inputs)
-    lo, hi = float(inputs.min()), float(inputs.max())
+    lo, hi = (float(inputs.min()), float(inputs.max())) if inputs.size else (0.0, 0.0)     # (a layer of width 0)
     require(np.isfinite(lo) and np.isfinite(hi), NOT_FINITE)
     return inputs, lo, hi
 

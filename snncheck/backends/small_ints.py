@@ -16,6 +16,7 @@ import numpy as np
 from . import jit
 
 TYPES = (np.int8, np.uint8, np.int16, np.int32, np.int64)
+COMPILED = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def narrowest(lo: float, hi: float) -> Optional[type]:
@@ -31,7 +32,8 @@ def integer_copy(x: np.ndarray, lo: float, hi: float) -> Optional[np.ndarray]:
     if x.dtype.kind in "biu":
         return x.astype(dtype, copy=False)
     out = np.empty(x.shape, dtype)
-    cast = _kernel() if ENABLED else None
+    # (the loop is compiled for native float32 and float64: float16, big-endian or long double take NumPy's way)
+    cast = _kernel() if ENABLED and x.dtype in COMPILED and x.dtype.isnative else None
     if cast is not None:
         flat = np.ascontiguousarray(x).reshape(-1)
         return out if cast(flat, out.reshape(-1)) else None
