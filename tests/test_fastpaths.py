@@ -624,3 +624,12 @@ def test_only_inputs_the_same_at_every_step_run_once():
         later = same.copy()
         later[2, step, 1, 4, 4] += 1
         assert _compact(later) is later
+
+
+def test_a_kernel_as_wide_as_the_frame_builds_no_dense_matrix(monkeypatch):
+    """Catches the dense path bounding only its matrix (few outputs) and not the identity it is built from: an 8x2x32x32
+    kernel of stride 32 on 2x64x64 frames has 32 outputs per frame but would convolve an 8192x8192 identity."""
+    built = []
+    monkeypatch.setattr(np, "eye", lambda n, **k: built.append(n) or np.zeros((1, 1)))
+    conv = exact_gemm.Conv2d(np.ones((8, 2, 32, 32), np.int8), stride=(32, 32))
+    assert conv.dense(64, 64) is None and built == []

@@ -233,7 +233,8 @@ class Conv2d:
         if (h, w) not in self._dense:
             o, cg, kh, kw = self.shape
             n_in, n_out = cg * self.groups * h * w, o * int(np.prod(self.out_shape(h, w)))
-            small = not self.depthwise and n_in * n_out <= min(DENSE_ENTRIES, DENSE_GAIN * n_out * cg * kh * kw)
+            # (the identity it is built from has n_in * n_in entries: a kernel as wide as the frame has few outputs)
+            small = not self.depthwise and max(n_in, n_out) * n_in <= min(DENSE_ENTRIES, DENSE_GAIN * n_out * cg * kh * kw)
             self._dense[h, w] = Weights(self._im2col_conv(np.eye(n_in, dtype=np.int8).reshape(
                 n_in, cg * self.groups, h, w)).reshape(n_in, n_out)) if small else None
         return self._dense[h, w]
@@ -253,7 +254,7 @@ class Conv2d:
         b, c, h, w = x.shape
         oh, ow = self.out_shape(h, w)
         dtype = DTYPES[use]
-        step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
+        step = self._frames_per_chunk(oh * ow * k * np.dtype(dtype).itemsize, og * oh * ow)
         padded, cols, sums = self._buffer(use, min(step, b), (h + 2 * ph, w + 2 * pw, c), (oh, ow, kh, kw, cg),
                                           og * oh * ow)
         # cast once, contiguously: the transposing copy into `padded` below is then between equal dtypes
@@ -280,7 +281,7 @@ class Conv2d:
         b, _, h, w = x.shape
         oh, ow = self.out_shape(h, w)
         dtype, k = DTYPES[use], c * kh * kw
-        step = max(1, COLS_BYTES // (oh * ow * k * np.dtype(dtype).itemsize))
+        step = self._frames_per_chunk(oh * ow * k * np.dtype(dtype).itemsize, o * oh * ow)
         padded, flat, sums = self._buffer(use, min(step, b), (c, h + 2 * ph, w + 2 * pw), (k * oh * ow,), o * oh * ow)
         flat = flat.reshape(-1)
         src = x.view(np.int8) if x.dtype == bool else x.astype(dtype, copy=False)
@@ -316,6 +317,12 @@ class Conv2d:
             for v in range(kw):
                 cols[:, :, :, u, v] = padded[:, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw,
                                              g * cg:(g + 1) * cg]
+
+    @staticmethod
+    def _frames_per_chunk(cols_bytes: int, sums: int) -> int:
+        """Frames per chunk: their im2col within COLS_BYTES and their sums (8 bytes at most per value) within
+        2 * COLS_BYTES (a one-channel first layer's 64 outputs per position outweigh its 9 im2col values)."""
+        return max(1, min(COLS_BYTES // cols_bytes, 2 * COLS_BYTES // (8 * sums)))
 
     def _buffer(self, use: str, frames: int, padded: tuple, cols: tuple, sums: int) -> tuple:
         """(padded frames, im2col, flat sums) buffers of this thread, kept while the shapes stay the same: `sums`
