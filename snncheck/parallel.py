@@ -48,7 +48,7 @@ class ProcessExecutor(LocalExecutor):
         import multiprocessing
         self.workers = workers or os.cpu_count() or 1
         self.pool = concurrent.futures.ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
-                                                           initializer=_worker_init)
+                                                           initializer=_worker_init, initargs=(None, True))
 
     def submit(self, fn, *args):
         return self.pool.submit(fn, *args)
@@ -214,15 +214,18 @@ def keep_freed_memory() -> bool:
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3         # glibc's mallopt parameters (malloc.h)
 
 
-def _worker_init(caller: Optional[tuple] = None):
+def _worker_init(caller: Optional[tuple] = None, keep_memory: bool = False):
     """Quiet, single-threaded workers: one process per core does the parallel part. Nothing in the `caller`'s own
     process (`_process()`): a Dask cluster whose workers are threads there (`processes=False`, also reached by
-    its address) must not change the user's process."""
+    its address) must not change the user's process. `keep_memory`: our own worker processes keep freed memory
+    (`keep_freed_memory`); a Dask worker does not, its nanny manages its memory (it trims it, and counts what
+    is kept against the worker)."""
     if caller == _process():
         return
     global _IN_WORKER
     _IN_WORKER = True
-    keep_freed_memory()
+    if keep_memory:
+        keep_freed_memory()
     import warnings
     warnings.filterwarnings("ignore")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
