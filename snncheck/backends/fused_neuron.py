@@ -1,4 +1,4 @@
-"""The reference's neuron update compiled into one pass per step (numba), for the neurons whose update is exact.
+"""The reference's IF and AdditiveLIF update compiled by numba: two vectorized loops per step, NumPy's bits.
 
 `Neuron.charge`, `fire` and `after_fire` (snncheck.graph.primitives) are the semantics; `reference.run_neuron`
 applies them step by step with NumPy, three to five passes over a step's values, each through memory. This kernel
