@@ -17,6 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps spikingjelly==2.0.0
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import spikingjelly.activation_based.neuron, spikingjelly.activation_based.nir_exchange, paibox, snntorch, snncheck; print('environment ready')"
+	$(BIN)/python -c "from snncheck.backends.reference import warm_up; warm_up()"    # numba's loops compiled once, cached on disk
 	touch $(STAMP)
 
 demo: venv
