@@ -14,6 +14,7 @@ Functions and arguments must be picklable (top-level functions, plain data).
 from __future__ import annotations
 
 import collections
+import functools
 import os
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -153,6 +154,16 @@ def run_threads(tasks: list) -> None:
     errors += [e for e in (future.exception() for future in rest) if e is not None]
     if errors:
         raise errors[0]
+
+
+def in_parts(n: int, task, threaded: bool) -> None:
+    """task(lo, hi) over range(n): in `frame_threads()` contiguous parts run at once (`run_threads`) when
+    `threaded` and there is more than one item, else as one call on this thread."""
+    parts = split(n, frame_threads()) if threaded and n > 1 else [(0, n)]
+    if len(parts) == 1:
+        task(0, n)
+    else:
+        run_threads([functools.partial(task, lo, hi) for lo, hi in parts])
 
 
 _THREADS = None          # (pid, pool)

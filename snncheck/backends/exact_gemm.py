@@ -119,9 +119,12 @@ def _wraps(out, use: str) -> bool:
     return np.dtype(out).kind == "i" and out != np.int64 and use != "int8"
 
 
-def _write_back(y: np.ndarray, z: np.ndarray, bias) -> None:
+def _write_back(y: np.ndarray, z: np.ndarray, bias, use: str) -> None:
     """y = z (+ bias [O, 1]), cast to y's dtype; the bias is added in y's dtype (integer sums: exactly, as adding
-    it to y afterwards would; a float graph's: in float32, as before)."""
+    it to y afterwards would; a float graph's: in float32, as before). Float sums `z` of kernel `use` for an integer
+    y narrower than int64 go through int64 first (`_wraps`)."""
+    if _wraps(y.dtype, use):
+        z = z.astype(np.int64)          # then wrapped to y's dtype as PAIBox's astype does
     if bias is None:
         np.copyto(y, z, casting="unsafe")
     else:
@@ -208,20 +211,14 @@ class Conv2d:
             if z.dtype == out and bias is None:
                 return z.reshape(b, self.shape[0], oh, ow)
             y = np.empty(z.shape, out)
-            _write_back(y, z.astype(np.int64) if _wraps(y.dtype, use) else z,
-                        None if bias is None else bias.reshape(-1, 1))
+            _write_back(y, z, None if bias is None else bias.reshape(-1, 1), use)
             return y.reshape(b, self.shape[0], oh, ow)
         y = np.empty((b, self.shape[0], oh * ow), out)
-        fill = self._channel_major if self.channel_major else self._rows
-        fill = functools.partial(fill, bias=None if bias is None else bias.reshape(-1, 1))
+        bias = None if bias is None else bias.reshape(-1, 1)
         # frames in halves on two threads (products and copies release the GIL): integer sums only, which are
         # exact in any order; a float graph's would round differently with the machine's core count
-        split = b > 1 and y.dtype.kind != "f" and b * oh * ow * np.prod(self.shape) >= SPLIT_MACS
-        parts = parallel.split(b, parallel.frame_threads()) if split else [(0, b)]
-        if len(parts) == 1:
-            fill(x, y, use)
-        else:
-            parallel.run_threads([lambda lo=lo, hi=hi: fill(x[lo:hi], y[lo:hi], use) for lo, hi in parts])
+        split = y.dtype.kind != "f" and b * oh * ow * np.prod(self.shape) >= SPLIT_MACS
+        parallel.in_parts(b, lambda lo, hi: self._fill(x[lo:hi], y[lo:hi], use, bias), split)
         return y.reshape(b, self.shape[0], oh, ow)
 
     def dense(self, h: int, w: int) -> Optional[Weights]:
@@ -243,8 +240,12 @@ class Conv2d:
         """x [B, C, H, W] -> [B, O, OH * OW] int64 by im2col (what `dense` builds its matrix with)."""
         b, _, h, w = x.shape
         y = np.empty((b, self.shape[0], int(np.prod(self.out_shape(h, w)))), np.int64)
-        (self._channel_major if self.channel_major else self._rows)(x, y, self.kernel(x))
+        self._fill(x, y, self.kernel(x))
         return y
+
+    def _fill(self, x: np.ndarray, y: np.ndarray, use: str, bias=None) -> None:
+        """y [B, O, OH * OW] = the convolution of x by im2col (+ bias [O, 1]), in the layout this one takes."""
+        (self._channel_major if self.channel_major else self._rows)(x, y, use, bias)
 
     def _rows(self, x: np.ndarray, y: np.ndarray, use: str, bias=None) -> None:
         """y [B, O, OH * OW] = the convolution of x, by im2col in the rows layout, chunk by chunk of frames."""
@@ -268,10 +269,8 @@ class Conv2d:
                 # back NCHW copies runs of OH * OW values (4x faster than a transpose of [n * OH * OW, og])
                 z = product(self.weight[g], cols[:n].reshape(-1, k).T, use,
                             sums[:og * n * oh * ow].reshape(og, n * oh * ow)).reshape(og, n, oh * ow)
-                if _wraps(y.dtype, use):
-                    z = z.astype(np.int64)          # then wrapped to `out` as PAIBox's astype does
                 _write_back(y[lo:lo + n, g * og:(g + 1) * og], z.transpose(1, 0, 2),
-                            None if bias is None else bias[g * og:(g + 1) * og])
+                            None if bias is None else bias[g * og:(g + 1) * og], use)
 
     def _channel_major(self, x: np.ndarray, y: np.ndarray, use: str, bias=None) -> None:
         """One group, few channels: frames padded NCHW (no transpose), cols[c, u, v, n, i, j] = padded[n, c,
@@ -298,9 +297,7 @@ class Conv2d:
                     cols[:, u, v] = part.transpose(1, 0, 2, 3)
             z = product(self.weight_cm, cols.reshape(k, n * oh * ow), use,
                         sums[:o * n * oh * ow].reshape(o, n * oh * ow)).reshape(o, n, oh * ow)
-            if _wraps(y.dtype, use):
-                z = z.astype(np.int64)
-            _write_back(y[lo:lo + n], z.transpose(1, 0, 2), bias)
+            _write_back(y[lo:lo + n], z.transpose(1, 0, 2), bias, use)
 
     def _im2col(self, padded: np.ndarray, cols: np.ndarray, g: int) -> None:
         """cols[n, i, j, u, v, c] = padded[n, sh*i + u, sw*j + v, g*cg + c]. With one group, the kw*C values of a

@@ -24,7 +24,6 @@ Without numba (it is a dependency, but a platform may lack its wheels) everythin
 """
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
 import numpy as np
@@ -102,8 +101,7 @@ def run(neuron: P.Neuron, x: np.ndarray, params: tuple, record_v: bool) -> tuple
         _kernel()(frames[lo:hi], v0, *params, spikes[lo:hi].view(np.uint8), h, v, record_v)
     # samples in halves on two threads (the kernel releases the GIL): each element's update is its own, so the
     # results are the same bits however the samples are cut
-    parts = parallel.split(n, parallel.frame_threads()) if spikes.size >= SPLIT_SIZE else [(0, n)]
-    parallel.run_threads([functools.partial(samples, lo, hi) for lo, hi in parts])
+    parallel.in_parts(n, samples, spikes.size >= SPLIT_SIZE)
     shape = x.shape
     return spikes.reshape(shape), (vs.reshape(shape) if record_v else None), (hs.reshape(shape) if record_v else None)
 
