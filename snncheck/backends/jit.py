@@ -20,4 +20,3 @@ def compiled(loop):
         return numba.njit(nogil=True, cache=True)(loop)
     except RuntimeError:        # no writable cache directory (a read-only install, no HOME): compile every process
         return numba.njit(nogil=True)(loop)
-

@@ -42,7 +42,7 @@ class ReferenceBackend(Backend):
         inputs, lo, hi = check_inputs_range(graph, inputs)
         graph = fold_batchnorm(graph)
         # an integer network on integer-valued inputs runs exactly, the inputs in the narrowest integer type
-        ints = small_ints.integer_copy(inputs, lo, hi) if graph.is_integer and not graph.fractional else None
+        ints = small_ints.integer_copy(inputs, lo, hi) if exact_graph(graph) else None
         exact = ints is not None
         bounds = rounding_bounds(graph, 0.0 if exact else max(abs(lo), abs(hi)), exact)
         inputs = ints if exact else inputs
@@ -80,9 +80,13 @@ def _per_run(graph: Graph, name: str) -> bool:
 
 
 def is_exact(graph: Graph, inputs: np.ndarray) -> bool:
-    """Integer parameters and integer inputs, and no primitive that makes fractions (averages, leaks that
-    multiply): then every value is an integer, computed exactly."""
-    return graph.is_integer and is_integer_valued(inputs) and not graph.fractional
+    """An exact graph (`exact_graph`) on integer inputs: then every value is an integer, computed exactly."""
+    return exact_graph(graph) and is_integer_valued(inputs)
+
+
+def exact_graph(graph: Graph) -> bool:
+    """Integer parameters and no primitive that makes fractions (averages, leaks that multiply)."""
+    return graph.is_integer and not graph.fractional
 
 
 def evaluate(graph: Graph, feeds: dict, exact: bool, record_v: bool = True, targets: Optional[Iterable] = None,
@@ -155,8 +159,8 @@ def _frames(fn):
 def run_neuron(neuron: P.Neuron, x: np.ndarray, record_v: bool = True):
     """x: [N, T, ...] synaptic input. Returns spikes (bool), v after reset and h before firing, [N, T, ...].
 
-    Each step writes straight into the records (or, without record_v, into two scratch frames). The neurons whose
-    update is exact on integers run compiled, one pass per step (`fused_neuron`), with the same results."""
+    Each step writes straight into the records (or, without record_v, into two scratch frames). IF and
+    AdditiveLIF with scalar parameters run compiled (`fused_neuron`), with the same results to the bit."""
     params = fused_neuron.plan(neuron, x)
     if params is not None:
         return fused_neuron.run(neuron, x, params, record_v)
