@@ -42,46 +42,39 @@ def line(label: str, times: dict, base: str, fast: str, identical: bool) -> str:
             f"x{b_min / f_min:5.2f} / {b_med / f_med:5.2f}   same records: {identical}")
 
 
-def block(name: str, t: int, rounds: int) -> None:
+def switches():
+    """(label, baseline's name, fast path's name, (object, attribute, value that switches it off), runner)."""
     from snncheck.backends import exact_gemm, fused_neuron
-    from snncheck.backends.paibox import PAIBoxBackend, fastpath
+    from snncheck.backends.paibox import fastpath
+    return [("reference, convolutions split", "1 thread", "split", (exact_gemm, "SPLIT_MACS", float("inf")), "ref"),
+            ("reference, neurons compiled", "NumPy", "compiled", (fused_neuron, "ENABLED", False), "ref"),
+            ("reference, compiled neurons split", "1 thread", "split", (fused_neuron, "SPLIT_SIZE", float("inf")),
+             "ref"),
+            ("PAIBox batched 32, frame sums kept", "every step", "kept", (fastpath.FastConv2d, "keep_frames", False),
+             "pb")]
+
+
+def block(name: str, t: int, rounds: int) -> None:
+    from unittest import mock
+    from snncheck.backends.paibox import PAIBoxBackend
     from snncheck.backends.reference import ReferenceBackend
     n, n_pb = bench.sample_counts(name, t)
     _, _, b, x, scale = bench.network(name, n, t)
     xb = np.rint(x.astype(np.float64) * scale)
-    split, keep, neuron_split = exact_gemm.SPLIT_MACS, fastpath.FastConv2d.keep_frames, fused_neuron.SPLIT_SIZE
     reference, paibox = ReferenceBackend(), PAIBoxBackend(batch=32)
-
-    def ref(on: bool):
-        exact_gemm.SPLIT_MACS = split if on else float("inf")
-        return reference.run(b, xb)
-
-    def neurons(on: bool):
-        fused_neuron.ENABLED = on
-        return reference.run(b, xb)
-
-    def neurons_split(on: bool):
-        fused_neuron.SPLIT_SIZE = neuron_split if on else float("inf")
-        return reference.run(b, xb)
-
-    def pb(on: bool):
-        fastpath.FastConv2d.keep_frames = on
-        return paibox.run(b, xb[:n_pb])
-    try:
-        r, _ = bench.rounds({"1 thread": lambda: ref(False), "split": lambda: ref(True)}, rounds, {})
-        f, _ = bench.rounds({"NumPy": lambda: neurons(False), "compiled": lambda: neurons(True)}, rounds, {})
-        s, _ = bench.rounds({"1 thread": lambda: neurons_split(False), "split": lambda: neurons_split(True)}, rounds, {})
-        p, _ = bench.rounds({"every step": lambda: pb(False), "kept": lambda: pb(True)}, rounds, {})
-        print(f"{name} T={t} (reference on {n} samples, PAIBox on {n_pb}); load "
-              f"{tuple(round(v, 2) for v in os.getloadavg())}")
-        print(line("reference, convolutions split", r, "1 thread", "split", same(ref(False), ref(True))))
-        print(line("reference, neurons compiled", f, "NumPy", "compiled", same(neurons(False), neurons(True))))
-        print(line("reference, compiled neurons split", s, "1 thread", "split",
-                   same(neurons_split(False), neurons_split(True))))
-        print(line("PAIBox batched 32, frame sums kept", p, "every step", "kept", same(pb(False), pb(True))))
-    finally:
-        exact_gemm.SPLIT_MACS, fastpath.FastConv2d.keep_frames, fused_neuron.ENABLED = split, keep, True
-        fused_neuron.SPLIT_SIZE = neuron_split
+    runners = {"ref": lambda: reference.run(b, xb), "pb": lambda: paibox.run(b, xb[:n_pb])}
+    lines = []
+    for label, base, fast, off, runner in switches():
+        def run(on: bool, off=off, run=runners[runner]):
+            if on:
+                return run()
+            with mock.patch.object(*off):
+                return run()
+        times, _ = bench.rounds({base: lambda: run(False), fast: lambda: run(True)}, rounds, {})
+        lines.append(line(label, times, base, fast, same(run(False), run(True))))
+    print(f"{name} T={t} (reference on {n} samples, PAIBox on {n_pb}); load "
+          f"{tuple(round(v, 2) for v in os.getloadavg())}")
+    print("\n".join(lines))
 
 
 def main() -> None:

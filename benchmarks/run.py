@@ -20,9 +20,11 @@ peak RSS is the block's), with every variant timed in interleaved rounds and rep
 and a summary table at the end. Each block's process keeps freed memory for reuse (`parallel.keep_freed_memory`,
 as the `snncheck` command and its worker processes do): with glibc's defaults, whether a run's big arrays were
 faulted in afresh at every run differed from one process to the next, and so did the timings of the reference and
-SpikingJelly alike (vgg_cifar, T=8: 11-38 ms and 46-57 ms per run; `--malloc-default` shows it). Networks: the embedded digits CSNN (trained, 1x8x8), csnn28 (1x28x28, 16/32
-channels), a CIFAR-size VGG (3x32x32, 32/64 channels) and a 2x128x128 event net (benchmarks/nets.py); the last two
-with thresholds calibrated so that every layer fires (10-20%). Seeded weights, converted with `convert.convert`.
+SpikingJelly alike (vgg_cifar, T=8: 11-38 ms and 46-57 ms per run; `--malloc-default` shows it).
+
+Networks: the embedded digits CSNN (trained, 1x8x8), csnn28 (1x28x28, 16/32 channels), a CIFAR-size VGG (3x32x32,
+32/64 channels) and a 2x128x128 event net (benchmarks/nets.py); the last two with thresholds calibrated so that
+every layer fires (10-20%). Seeded weights, converted with `convert.convert`.
 """
 from __future__ import annotations
 
@@ -132,12 +134,12 @@ def block(name: str, t: int, repeats: int, scale: float, workers: int, keep_memo
     """Times every variant on one network at T=t; returns plain data (one JSON line for the parent)."""
     import resource
     from snncheck import api, parallel
-    kept = parallel.keep_freed_memory() if keep_memory else False
     from snncheck.backends.paibox import PAIBoxBackend
     from snncheck.backends.paibox.build import GraphSource
     from snncheck.backends.paibox.simulate import simulate
     from snncheck.backends.reference import ReferenceBackend
     from snncheck.backends.spikingjelly import SpikingJellyBackend
+    kept = parallel.keep_freed_memory() if keep_memory else False
     n, n_pb = sample_counts(name, t, scale)
     model, a, b, x, input_scale = network(name, n, t)
     xb = np.rint(x.astype(np.float64) * input_scale)
