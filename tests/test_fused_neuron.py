@@ -2,6 +2,8 @@
 primitives' equations gives: spikes, v and h, dtypes included, for every neuron it takes."""
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -16,11 +18,8 @@ pytestmark = pytest.mark.skipif(fused_neuron._kernel() is None, reason="numba is
 
 
 def numpy_only(neuron, x, record_v=True):
-    fused_neuron.ENABLED = False
-    try:
+    with mock.patch.object(fused_neuron, "ENABLED", False):
         return run_neuron(neuron, x, record_v)
-    finally:
-        fused_neuron.ENABLED = True
 
 
 @st.composite
@@ -122,11 +121,8 @@ def test_reference_runs_are_the_same_with_and_without_the_kernel():
     `ReferenceBackend.run` feeds it: int32 or int64 states, a repeated input frame on the first layer)."""
     graph, inputs = int_csnn(), pixel_inputs(6, 5)
     got = ReferenceBackend().run(graph, inputs)
-    fused_neuron.ENABLED = False
-    try:
+    with mock.patch.object(fused_neuron, "ENABLED", False):
         want = ReferenceBackend().run(graph, inputs)
-    finally:
-        fused_neuron.ENABLED = True
     for g, w in zip(got.layers, want.layers):
         assert np.array_equal(g.spikes, w.spikes) and np.array_equal(g.v, w.v) and g.v.dtype == w.v.dtype
     assert any(r.spikes.any() for r in got.layers)

@@ -3,6 +3,8 @@ fraction stays float (the network then runs in float32, not exactly), by the com
 NumPy alike."""
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 
@@ -16,11 +18,8 @@ from helpers import int_csnn, pixel_inputs
 def both(x):
     """integer_copy of x compiled and in NumPy (they must agree)."""
     lo, hi = float(x.min()), float(x.max())
-    small_ints.ENABLED = False
-    try:
+    with mock.patch.object(small_ints, "ENABLED", False):
         plain = small_ints.integer_copy(x, lo, hi)
-    finally:
-        small_ints.ENABLED = True
     return small_ints.integer_copy(x, lo, hi), plain
 
 
